@@ -1,0 +1,45 @@
+//! # sinkflow — entropic optimal-transport flows, exact and discrete, side by side
+//!
+//! sinkflow puts closed-form and PDE-level objects of entropic optimal transport beside their
+//! Sinkhorn-based discrete counterparts and measures the gap. Conventions (one table, used
+//! everywhere; derived in `theory/conventions.md`):
+//!
+//! | object | definition |
+//! |---|---|
+//! | cost | [`Cost::SqEuclidean`] $c(x,y)=\lvert x-y\rvert^2$ (default) or [`Cost::HalfSqEuclidean`] $\lvert x-y\rvert^2/2$ |
+//! | entropic OT | $\mathrm{OT}_\varepsilon(\mu,\nu)=\min_{\pi\in\Pi(\mu,\nu)}\int c\,d\pi+\varepsilon\,\mathrm{KL}(\pi\mid\mu\otimes\nu)$ |
+//! | Sinkhorn divergence | $S_\varepsilon(\mu,\nu)=\mathrm{OT}_\varepsilon(\mu,\nu)-\tfrac12\mathrm{OT}_\varepsilon(\mu,\mu)-\tfrac12\mathrm{OT}_\varepsilon(\nu,\nu)$ |
+//! | potentials | $f=T(g,\nu)$, $g=T(f,\mu)$, $T(h,\rho)(x)=-\varepsilon\log\int e^{(h(y)-c(x,y))/\varepsilon}d\rho(y)$; $\mathrm{OT}_\varepsilon=\int f\,d\mu+\int g\,d\nu$ |
+//! | gradient flow | $\partial_t\mu+\nabla\cdot(\mu v)=0$, $v=-\nabla\,\delta F/\delta\mu$; for $F=S_\varepsilon(\cdot,\mu^*)$, $v=2(T_{\mu,\mu^*}-T_{\mu,\mu})$ |
+//!
+//! ## Map of the crate
+//!
+//! * [`cost`] — the ground-cost enum every solver takes.
+//! * [`linalg`] — symmetric eigen-decompositions, PSD square roots, validation of covariances.
+//! * [`gaussian`] — closed-form Gaussian entropic OT (value, plan, potentials, maps,
+//!   Sinkhorn divergence, Bures–Wasserstein), and the Gaussian gradient flows of
+//!   $S_\varepsilon(\cdot,\mu^*)$ (covariance ODE, integrated with `ode_solvers`) and of
+//!   $W_2^2(\cdot,\mu^*)$ (closed form). The oracle for everything discrete.
+//! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
+//! * [`error`] — the error policy (bad input vs numerical failure).
+//!
+//! Dependency direction is one-way: `linalg` ← `gaussian` (closed forms never call the
+//! Sinkhorn engine: they are its oracle); the validation campaign, the plots and the CLI live
+//! in the `sinkflow` binary and are never imported by the library.
+//!
+//! ## Which entry point do I want?
+//!
+//! * Gaussian value / divergence / plan / map: [`gaussian::Gaussian`] and
+//!   [`gaussian::EntropicOt`].
+//! * The covariance ODE of the $S_\varepsilon$ flow: [`gaussian::flow`].
+
+#![warn(missing_docs)]
+
+pub mod cost;
+pub mod error;
+
+pub mod linalg;
+pub mod rates;
+
+pub use cost::Cost;
+pub use error::{Classify, ErrorClass};

@@ -1,0 +1,287 @@
+//! The one plotting helper: line / scatter figures with optional log axes, written as PNG and
+//! SVG with plotters (bitmap + SVG backends, text by the pure-Rust `ab_glyph` renderer and
+//! the DejaVu Sans font shipped in `src/validation/assets/`, so no system font library is
+//! needed at build or run time).
+//!
+//! Log axes are drawn by plotting $\log_{10}$ of the data on a linear axis and labelling the
+//! ticks with the original values, so one code path serves the four axis combinations.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The font is compiled in; registering it cannot fail unless the bytes are corrupt.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Solid line.
+    Line,
+    /// Dashed line (predictions, reference slopes).
+    Dashed,
+    /// Markers only (measurements).
+    Points,
+    /// Line with markers.
+    LinePoints,
+}
+
+/// One data series.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points `(x, y)`; non-finite points (and non-positive ones on a log axis) are skipped.
+    pub points: Vec<(f64, f64)>,
+    /// Drawing style.
+    pub style: Style,
+}
+
+impl Series {
+    /// A series from parallel slices.
+    pub fn new(label: impl Into<String>, xs: &[f64], ys: &[f64], style: Style) -> Self {
+        Series {
+            label: label.into(),
+            points: xs.iter().copied().zip(ys.iter().copied()).collect(),
+            style,
+        }
+    }
+}
+
+/// A 2-D figure.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// Caption.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Logarithmic x axis.
+    pub x_log: bool,
+    /// Logarithmic y axis.
+    pub y_log: bool,
+    /// The series.
+    pub series: Vec<Series>,
+}
+
+impl Figure {
+    /// An empty figure with linear axes.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
+        Figure {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x_log: false,
+            y_log: false,
+            series: Vec::new(),
+        }
+    }
+    /// Set logarithmic axes.
+    pub fn log(mut self, x_log: bool, y_log: bool) -> Self {
+        self.x_log = x_log;
+        self.y_log = y_log;
+        self
+    }
+    /// Add a series.
+    pub fn with(mut self, s: Series) -> Self {
+        self.series.push(s);
+        self
+    }
+    /// Add a series in place.
+    pub fn push(&mut self, s: Series) {
+        self.series.push(s);
+    }
+
+    /// Write `<dir>/<name>.png` and `<dir>/<name>.svg`; returns the two file names.
+    pub fn save(&self, dir: &Path, name: &str) -> Result<Vec<String>, String> {
+        register_font();
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let png = dir.join(format!("{name}.png"));
+        let svg = dir.join(format!("{name}.svg"));
+        {
+            let root = BitMapBackend::new(&png, (960, 640)).into_drawing_area();
+            self.draw(&root)
+                .map_err(|e| format!("drawing {name}.png: {e}"))?;
+            root.present()
+                .map_err(|e| format!("writing {name}.png: {e}"))?;
+        }
+        {
+            let root = SVGBackend::new(&svg, (960, 640)).into_drawing_area();
+            self.draw(&root)
+                .map_err(|e| format!("drawing {name}.svg: {e}"))?;
+            root.present()
+                .map_err(|e| format!("writing {name}.svg: {e}"))?;
+        }
+        Ok(vec![format!("{name}.png"), format!("{name}.svg")])
+    }
+
+    fn transformed(&self) -> Vec<Vec<(f64, f64)>> {
+        let tx = |v: f64| if self.x_log { v.log10() } else { v };
+        let ty = |v: f64| if self.y_log { v.log10() } else { v };
+        self.series
+            .iter()
+            .map(|s| {
+                s.points
+                    .iter()
+                    .filter(|(x, y)| {
+                        x.is_finite()
+                            && y.is_finite()
+                            && (!self.x_log || *x > 0.0)
+                            && (!self.y_log || *y > 0.0)
+                    })
+                    .map(|&(x, y)| (tx(x), ty(y)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let data = self.transformed();
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in data.iter().flatten() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad = |a: f64, b: f64| {
+            let w = (b - a).abs().max(1e-12 * a.abs().max(1.0));
+            (a - 0.05 * w, b + 0.05 * w)
+        };
+        let (x0, x1) = pad(x0, x1);
+        let (y0, y1) = pad(y0, y1);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(84)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        let xl = self.x_log;
+        let yl = self.y_log;
+        let fx = move |v: &f64| tick(*v, xl);
+        let fy = move |v: &f64| tick(*v, yl);
+        chart
+            .configure_mesh()
+            .x_desc(axis_label(&self.x_label, xl))
+            .y_desc(axis_label(&self.y_label, yl))
+            .x_label_formatter(&fx)
+            .y_label_formatter(&fy)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for (i, (s, pts)) in self.series.iter().zip(&data).enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let stroke = color.stroke_width(2);
+            let legend_style = stroke;
+            let anno = match s.style {
+                Style::Line | Style::LinePoints => chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), stroke))
+                    .map_err(err)?,
+                Style::Dashed => chart
+                    .draw_series(DashedLineSeries::new(pts.iter().copied(), 8, 5, stroke))
+                    .map_err(err)?,
+                Style::Points => chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(err)?,
+            };
+            anno.label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], legend_style));
+            if s.style == Style::LinePoints {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(err)?;
+            }
+        }
+        if self.series.iter().any(|s| !s.label.is_empty()) {
+            chart
+                .configure_series_labels()
+                .label_font(("sans-serif", 15))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn axis_label(label: &str, log: bool) -> String {
+    if log {
+        format!("{label} (log scale)")
+    } else {
+        label.to_string()
+    }
+}
+
+fn tick(v: f64, log: bool) -> String {
+    if log {
+        let x = 10f64.powf(v);
+        if (v - v.round()).abs() < 1e-9 {
+            format!("1e{}", v.round() as i64)
+        } else {
+            format!("{x:.2e}")
+        }
+    } else {
+        super::spec::fmt_num(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_png_and_svg_with_text() {
+        let dir = std::env::temp_dir().join(format!("sinkflow-plot-{}", std::process::id()));
+        let xs: Vec<f64> = (1..10).map(|k| f64::from(k) * 0.1).collect();
+        let ys: Vec<f64> = xs.iter().map(|x| x * x).collect();
+        let fig = Figure::new("y = x^2", "h", "error")
+            .log(true, true)
+            .with(Series::new("measured", &xs, &ys, Style::Points))
+            .with(Series::new("slope 2", &xs, &ys, Style::Dashed));
+        let files = fig.save(&dir, "demo").unwrap();
+        assert_eq!(files, vec!["demo.png", "demo.svg"]);
+        let svg = std::fs::read_to_string(dir.join("demo.svg")).unwrap();
+        assert!(svg.contains("measured"), "legend text is rendered");
+        let png = std::fs::metadata(dir.join("demo.png")).unwrap();
+        assert!(png.len() > 1000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
