@@ -209,8 +209,14 @@ impl Figure {
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(err)?,
             };
-            anno.label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], legend_style));
+            let anno = anno.label(s.label.clone());
+            if s.style == Style::Points {
+                anno.legend(move |(x, y)| Circle::new((x + 11, y), 4, color.filled()));
+            } else {
+                anno.legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 22, y)], legend_style)
+                });
+            }
             if s.style == Style::LinePoints {
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))

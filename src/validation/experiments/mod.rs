@@ -1,8 +1,16 @@
 //! The registered experiments. Add a line to [`registry`] to add an experiment.
 
+mod gaussian;
+
 use super::Experiment;
 
 /// Every experiment of the campaign, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![]
+    vec![
+        Box::new(gaussian::Convergence),
+        Box::new(gaussian::Singular),
+        Box::new(gaussian::CommutingRates),
+        Box::new(gaussian::EpsLimits),
+        Box::new(gaussian::OracleChecks),
+    ]
 }
