@@ -21,11 +21,17 @@
 //!   $S_\varepsilon(\cdot,\mu^*)$ (covariance ODE, integrated with `ode_solvers`) and of
 //!   $W_2^2(\cdot,\mu^*)$ (closed form), and [`gaussian::catalog`], generators of problems with
 //!   known answers. The oracle for everything discrete.
+//! * [`sinkhorn`] — THE log-domain Sinkhorn engine: weighted point clouds
+//!   ([`sinkhorn::PointCloud`]) or a given cost ([`sinkhorn::CostMatrix`]), dense or streaming
+//!   kernels, eps-scaling, the symmetric (averaged) solve, the debiased divergence, the
+//!   half-step API ([`sinkhorn::Stepper`]), plans, and potentials / entropic maps at new points.
+//! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).
 //!
 //! Dependency direction is one-way: `linalg` ← `gaussian` (closed forms never call the
-//! Sinkhorn engine: they are its oracle); the validation campaign, the plots and the CLI live
+//! Sinkhorn engine: they are its oracle); `linalg` ← `sinkhorn` ← `particles` (and the planned
+//! `finite`, `pma`); the validation campaign, the plots and the CLI live
 //! in the `sinkflow` binary and are never imported by the library.
 //!
 //! ## Which entry point do I want?
@@ -33,6 +39,9 @@
 //! * Gaussian value / divergence / plan / map: [`gaussian::Gaussian`] and
 //!   [`gaussian::EntropicOt`].
 //! * The covariance ODE of the $S_\varepsilon$ flow: [`gaussian::flow`].
+//! * $\mathrm{OT}_\varepsilon$ between two weighted clouds: [`sinkhorn::solve`]; the debiased
+//!   $S_\varepsilon$: [`sinkhorn::divergence`]; iterates one half-step at a time:
+//!   [`sinkhorn::Stepper`].
 
 #![warn(missing_docs)]
 
@@ -40,8 +49,10 @@ pub mod cost;
 pub mod error;
 
 pub mod gaussian;
+pub mod io;
 pub mod linalg;
 pub mod rates;
+pub mod sinkhorn;
 
 pub use cost::Cost;
 pub use error::{Classify, ErrorClass};
