@@ -54,5 +54,9 @@ pub mod linalg;
 pub mod rates;
 pub mod sinkhorn;
 
+// With the `lapack` feature, link the system OpenBLAS that provides LAPACK to nalgebra-lapack.
+#[cfg(feature = "lapack")]
+extern crate openblas_src;
+
 pub use cost::Cost;
 pub use error::{Classify, ErrorClass};

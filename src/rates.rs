@@ -13,7 +13,7 @@ pub struct LineFit {
     pub slope: f64,
     /// Fitted intercept.
     pub intercept: f64,
-    /// Coefficient of determination $R^2 \in [0,1]$ (1 for an exact line).
+    /// Coefficient of determination $R^2$, between 0 and 1 (1 for an exact line).
     pub r2: f64,
     /// Number of points used.
     pub n: usize,

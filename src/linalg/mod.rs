@@ -8,7 +8,7 @@
 //!
 //! Large dense matrices (Gram and kernel matrices of the finite-space and grid parts) use faer
 //! in the modules that need them. With the optional `lapack` feature the nalgebra eigensolver
-//! is cross-checked against LAPACK's `dsyev` (see [`sym_eigen_lapack`]).
+//! is cross-checked against LAPACK's `dsyev` (`sym_eigen_lapack`).
 
 use nalgebra::{DMatrix, DVector};
 use thiserror::Error;
