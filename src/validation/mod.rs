@@ -94,8 +94,6 @@ pub struct Table {
 /// What an experiment sees while it runs.
 pub struct Ctx {
     params: Params,
-    /// The profile being run.
-    pub profile: Profile,
     id: String,
     plots_dir: PathBuf,
     plots: Vec<String>,
@@ -191,10 +189,6 @@ impl Ctx {
     /// Advance this experiment's progress bar by one.
     pub fn step(&self) {
         self.progress.inc(1);
-    }
-    /// The progress bar itself (e.g. to share with rayon workers).
-    pub fn progress(&self) -> &ProgressBar {
-        &self.progress
     }
 }
 
@@ -293,7 +287,6 @@ pub fn run_experiment(
     let params = spec.params(profile == Profile::Full);
     let mut ctx = Ctx {
         params: params.clone(),
-        profile,
         id: spec.id.clone(),
         plots_dir: out.join("plots"),
         plots: Vec::new(),
