@@ -60,3 +60,8 @@ extern crate openblas_src;
 
 pub use cost::Cost;
 pub use error::{Classify, ErrorClass};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
