@@ -39,6 +39,7 @@ pub mod cost;
 pub mod error;
 
 pub mod linalg;
+pub mod particles;
 pub mod rates;
 
 pub use cost::Cost;
