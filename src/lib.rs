@@ -38,6 +38,7 @@
 pub mod cost;
 pub mod error;
 
+pub mod gaussian;
 pub mod linalg;
 pub mod particles;
 pub mod rates;

@@ -11,6 +11,8 @@ use sinkflow::{Classify, ErrorClass};
 
 use crate::validation;
 
+pub mod gaussian;
+
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
 ///
 /// With no subcommand, runs the quick validation campaign (`sinkflow validate`).
@@ -27,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the validation campaign and write the report.
     Validate(validation::ValidateArgs),
+    /// Closed-form Gaussian entropic OT, Sinkhorn divergence and Gaussian flows.
+    Gaussian(gaussian::GaussianArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -150,6 +154,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => validation::run(&validation::ValidateArgs::default()),
         Some(Command::Validate(args)) => validation::run(&args),
+        Some(Command::Gaussian(args)) => gaussian::run(&args),
     }
 }
 
