@@ -20,10 +20,16 @@
 //!   Sinkhorn divergence, Bures–Wasserstein), and the Gaussian gradient flows of
 //!   $S_\varepsilon(\cdot,\mu^*)$ (covariance ODE, integrated with `ode_solvers`) and of
 //!   $W_2^2(\cdot,\mu^*)$ (closed form). The oracle for everything discrete.
+//! * [`sinkhorn`] — THE log-domain Sinkhorn engine: weighted point clouds
+//!   ([`sinkhorn::PointCloud`]) or a given cost ([`sinkhorn::CostMatrix`]), dense or streaming
+//!   kernels, eps-scaling, the symmetric (averaged) solve, the debiased divergence, the
+//!   half-step API ([`sinkhorn::Stepper`]), plans, and potentials / entropic maps at new points.
+//! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).
 //!
-//! Dependency direction is one-way: `linalg` ← `gaussian` (closed forms never call the
+//! Dependency direction is one-way: `linalg` ← `gaussian`; `sinkhorn` ← `particles`, `finite`,
+//! `pma`; `linalg` ← `gaussian` (closed forms never call the
 //! Sinkhorn engine: they are its oracle); the validation campaign, the plots and the CLI live
 //! in the `sinkflow` binary and are never imported by the library.
 //!
@@ -32,6 +38,9 @@
 //! * Gaussian value / divergence / plan / map: [`gaussian::Gaussian`] and
 //!   [`gaussian::EntropicOt`].
 //! * The covariance ODE of the $S_\varepsilon$ flow: [`gaussian::flow`].
+//! * $\mathrm{OT}_\varepsilon$ between two weighted clouds: [`sinkhorn::solve`]; the debiased
+//!   $S_\varepsilon$: [`sinkhorn::divergence`]; iterates one half-step at a time:
+//!   [`sinkhorn::Stepper`].
 
 #![warn(missing_docs)]
 
@@ -39,9 +48,11 @@ pub mod cost;
 pub mod error;
 
 pub mod gaussian;
+pub mod io;
 pub mod linalg;
 pub mod particles;
 pub mod rates;
+pub mod sinkhorn;
 
 pub use cost::Cost;
 pub use error::{Classify, ErrorClass};

@@ -1,0 +1,332 @@
+//! The half-step operator $h\mapsto T(h,\rho)$ on a prepared problem (dense or streaming),
+//! shared by the solvers and the step API.
+
+use rayon::prelude::*;
+
+use super::error::SinkhornError;
+use super::kernel::{
+    fill_cost_row, log_weights, lse_row, scaled_potential, ExpFn, ExpKernel, FastExp, StdExp,
+};
+use super::measure::{CostMatrix, Geometry, PointCloud};
+use super::params::Mode;
+use crate::Cost;
+
+/// Rows handled by one rayon task.
+const ROWS_PER_TASK: usize = 16;
+/// Below this many pairs a half-step runs on the calling thread (same arithmetic).
+const PAR_MIN_PAIRS: usize = 1 << 15;
+
+/// Which potential a half-step updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Output over the $n$ atoms of $\mu$ (the $f$-update, input $g$ weighted by $b$).
+    Rows,
+    /// Output over the $m$ atoms of $\nu$ (the $g$-update, input $f$ weighted by $a$).
+    Cols,
+}
+
+/// Where the cost rows of one side come from.
+enum RowSource<'a> {
+    /// Row-major matrix with `len` columns.
+    Slice(&'a [f64]),
+    /// Rows are the points `pts` (row-major, dimension `d`) against the cloud `coords`.
+    Cloud {
+        pts: &'a [f64],
+        d: usize,
+        coords: &'a [f64],
+        factor: f64,
+    },
+    /// Columns of a row-major `rows × len` matrix `c` (gathered, strided).
+    Column { c: &'a [f64], stride: usize },
+}
+
+impl RowSource<'_> {
+    #[inline]
+    fn row<'s>(&'s self, r: usize, len: usize, buf: &'s mut [f64]) -> &'s [f64] {
+        match self {
+            RowSource::Slice(s) => &s[r * len..(r + 1) * len],
+            RowSource::Cloud {
+                pts,
+                d,
+                coords,
+                factor,
+            } => {
+                fill_cost_row(&pts[r * d..(r + 1) * d], coords, len, *factor, buf);
+                &buf[..len]
+            }
+            RowSource::Column { c, stride } => {
+                for (i, o) in buf[..len].iter_mut().enumerate() {
+                    *o = c[i * stride + r];
+                }
+                &buf[..len]
+            }
+        }
+    }
+}
+
+/// A prepared problem: weights, their logs, and the cost in the resolved mode.
+pub(crate) struct Engine<'a> {
+    pub n: usize,
+    pub m: usize,
+    pub a: &'a [f64],
+    pub b: &'a [f64],
+    log_a: Vec<f64>,
+    log_b: Vec<f64>,
+    pub mode: Mode,
+    pub exp: ExpKernel,
+    kind: Kind<'a>,
+    /// Dense mode: $C$ (`n × m`) unless borrowed from a cost matrix / symmetric.
+    dense_rows: Option<Vec<f64>>,
+    /// Dense mode: $C^\top$ (`m × n`), absent for a symmetric problem.
+    dense_cols: Option<Vec<f64>>,
+}
+
+enum Kind<'a> {
+    Clouds {
+        x: &'a PointCloud,
+        y: &'a PointCloud,
+        factor: f64,
+        symmetric: bool,
+    },
+    Matrix(&'a CostMatrix),
+}
+
+impl<'a> Engine<'a> {
+    /// Prepare `geom`, checking that the costs are finite.
+    pub fn new(
+        geom: Geometry<'a>,
+        cost: Cost,
+        mode: Mode,
+        exp: ExpKernel,
+    ) -> Result<Engine<'a>, SinkhornError> {
+        match geom {
+            Geometry::Clouds { x, y } => Engine::clouds(x, y, cost, mode, exp, false),
+            Geometry::Matrix(c) => {
+                let (n, m) = (c.nrows(), c.ncols());
+                let mode = mode.resolve(n * m * 8, None);
+                let dense_cols = (mode == Mode::Dense).then(|| {
+                    let mut t = vec![0.0; n * m];
+                    for i in 0..n {
+                        for j in 0..m {
+                            t[j * n + i] = c.costs()[i * m + j];
+                        }
+                    }
+                    t
+                });
+                Ok(Engine {
+                    n,
+                    m,
+                    a: c.a(),
+                    b: c.b(),
+                    log_a: log_weights(c.a()),
+                    log_b: log_weights(c.b()),
+                    mode,
+                    exp,
+                    kind: Kind::Matrix(c),
+                    dense_rows: None,
+                    dense_cols,
+                })
+            }
+        }
+    }
+
+    /// Prepare the symmetric problem $\mu$ against itself.
+    pub fn symmetric(
+        x: &'a PointCloud,
+        cost: Cost,
+        mode: Mode,
+        exp: ExpKernel,
+    ) -> Result<Engine<'a>, SinkhornError> {
+        Engine::clouds(x, x, cost, mode, exp, true)
+    }
+
+    fn clouds(
+        x: &'a PointCloud,
+        y: &'a PointCloud,
+        cost: Cost,
+        mode: Mode,
+        exp: ExpKernel,
+        symmetric: bool,
+    ) -> Result<Engine<'a>, SinkhornError> {
+        if x.dim() != y.dim() {
+            return Err(SinkhornError::DimensionMismatch {
+                what: "dimension of the points of y vs x".into(),
+                expected: x.dim(),
+                got: y.dim(),
+            });
+        }
+        let scale = cost.factor() * x.bbox_sq_diameter(y);
+        if !scale.is_finite() {
+            return Err(SinkhornError::InvalidParameter {
+                name: "points",
+                message: format!(
+                    "squared distances overflow f64 (bounding-box diameter^2 = {scale}); rescale the coordinates"
+                ),
+            });
+        }
+        let (n, m) = (x.len(), y.len());
+        let bytes = if symmetric { n * n * 8 } else { 2 * n * m * 8 };
+        let mode = mode.resolve(bytes, Some(x.dim()));
+        let factor = cost.factor();
+        let mut e = Engine {
+            n,
+            m,
+            a: x.weights(),
+            b: y.weights(),
+            log_a: log_weights(x.weights()),
+            log_b: log_weights(y.weights()),
+            mode,
+            exp,
+            kind: Kind::Clouds {
+                x,
+                y,
+                factor,
+                symmetric,
+            },
+            dense_rows: None,
+            dense_cols: None,
+        };
+        if mode == Mode::Dense {
+            e.dense_rows = Some(e.materialise(Side::Rows));
+            if !symmetric {
+                e.dense_cols = Some(e.materialise(Side::Cols));
+            }
+        }
+        Ok(e)
+    }
+
+    /// `(rows, len)` of a side: number of outputs and length of each cost row.
+    #[inline]
+    pub fn dims(&self, side: Side) -> (usize, usize) {
+        match side {
+            Side::Rows => (self.n, self.m),
+            Side::Cols => (self.m, self.n),
+        }
+    }
+
+    fn streaming_source(&self, side: Side) -> RowSource<'_> {
+        match (&self.kind, side) {
+            (Kind::Clouds { x, y, factor, .. }, Side::Rows) => RowSource::Cloud {
+                pts: x.points_flat(),
+                d: x.dim(),
+                coords: y.coords(),
+                factor: *factor,
+            },
+            (Kind::Clouds { x, y, factor, .. }, Side::Cols) => RowSource::Cloud {
+                pts: y.points_flat(),
+                d: y.dim(),
+                coords: x.coords(),
+                factor: *factor,
+            },
+            (Kind::Matrix(c), Side::Rows) => RowSource::Slice(c.costs()),
+            (Kind::Matrix(c), Side::Cols) => RowSource::Column {
+                c: c.costs(),
+                stride: c.ncols(),
+            },
+        }
+    }
+
+    fn source(&self, side: Side) -> RowSource<'_> {
+        let symmetric = matches!(
+            self.kind,
+            Kind::Clouds {
+                symmetric: true,
+                ..
+            }
+        );
+        match side {
+            Side::Rows => match &self.dense_rows {
+                Some(d) => RowSource::Slice(d),
+                None => self.streaming_source(side),
+            },
+            Side::Cols => match (&self.dense_cols, &self.dense_rows) {
+                (Some(d), _) => RowSource::Slice(d),
+                (None, Some(d)) if symmetric => RowSource::Slice(d),
+                _ => self.streaming_source(side),
+            },
+        }
+    }
+
+    fn materialise(&self, side: Side) -> Vec<f64> {
+        let (rows, len) = self.dims(side);
+        let src = self.streaming_source(side);
+        let mut out = vec![0.0; rows * len];
+        out.par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each(|(r, row)| {
+                let mut buf = vec![0.0; len];
+                let c = src.row(r, len, &mut buf);
+                row.copy_from_slice(c);
+            });
+        out
+    }
+
+    /// The input weights' logs of a side (the measure integrated over).
+    fn log_w(&self, side: Side) -> &[f64] {
+        match side {
+            Side::Rows => &self.log_b,
+            Side::Cols => &self.log_a,
+        }
+    }
+
+    /// `lse[r] = log Σ_j exp(h_j/eps + log w_j - C_rj/eps)` for every output row `r`, so that
+    /// $T(h)_r=-\varepsilon\,\mathrm{lse}_r$.
+    pub fn lse(&self, side: Side, h: &[f64], eps: f64, lse: &mut [f64]) {
+        match self.exp {
+            ExpKernel::Fast => self.lse_impl::<FastExp>(side, h, eps, lse),
+            ExpKernel::Std => self.lse_impl::<StdExp>(side, h, eps, lse),
+        }
+    }
+
+    fn lse_impl<E: ExpFn>(&self, side: Side, h: &[f64], eps: f64, lse: &mut [f64]) {
+        let (rows, len) = self.dims(side);
+        debug_assert_eq!(h.len(), len);
+        debug_assert_eq!(lse.len(), rows);
+        let inv_eps = 1.0 / eps;
+        let mut u = vec![0.0; len];
+        scaled_potential(h, self.log_w(side), inv_eps, &mut u);
+        let src = self.source(side);
+        let u = &u[..];
+        if rows * len < PAR_MIN_PAIRS {
+            let mut cbuf = vec![0.0; len];
+            let mut zbuf = vec![0.0; len];
+            for (r, o) in lse.iter_mut().enumerate() {
+                let c = src.row(r, len, &mut cbuf);
+                *o = lse_row::<E>(u, c, inv_eps, &mut zbuf);
+            }
+            return;
+        }
+        lse.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
+            || (vec![0.0; len], vec![0.0; len]),
+            |(cbuf, zbuf), (t, chunk)| {
+                for (k, o) in chunk.iter_mut().enumerate() {
+                    let c = src.row(t * ROWS_PER_TASK + k, len, cbuf);
+                    *o = lse_row::<E>(u, c, inv_eps, zbuf);
+                }
+            },
+        );
+    }
+
+    /// $T(h,\rho)$ into `out`; returns nothing. `lse` is scratch of the output length.
+    pub fn transform(&self, side: Side, h: &[f64], eps: f64, out: &mut [f64]) {
+        self.lse(side, h, eps, out);
+        for o in out.iter_mut() {
+            *o *= -eps;
+        }
+    }
+
+    /// `visit(r, costs_of_row_r)` for every row of a side, in parallel, results in row order
+    /// (used by plan and objective computations, not by the iteration).
+    pub fn map_rows<T, F>(&self, side: Side, visit: F) -> Vec<T>
+    where
+        T: Send,
+        F: Fn(usize, &[f64]) -> T + Sync + Send,
+    {
+        let (rows, len) = self.dims(side);
+        let src = self.source(side);
+        (0..rows)
+            .into_par_iter()
+            .map_init(|| vec![0.0; len], |buf, r| visit(r, src.row(r, len, buf)))
+            .collect()
+    }
+}

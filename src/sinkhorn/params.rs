@@ -1,0 +1,280 @@
+//! Parameters of the Sinkhorn solvers and the termination report.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{check_eps, SinkhornError};
+use crate::Cost;
+
+/// How the cost enters the inner log-sum-exp.
+///
+/// * [`Mode::Dense`] materialises the cost matrix once ($C$ and $C^\top$, row-major, so that
+///   both half-steps stream contiguous rows): memory $2NM$ doubles ($N^2$ for a symmetric
+///   problem). The cost of the problem is computed exactly once.
+/// * [`Mode::Streaming`] recomputes each row of costs from coordinate differences just before
+///   its log-sum-exp, into a per-thread buffer: memory $O(N+M)$.
+/// * [`Mode::Auto`] picks [`Mode::Dense`] when the dense matrices take at most a quarter of
+///   physical memory **and** at most [`DENSE_AUTO_MAX_BYTES`] **and** the points have
+///   dimension $d\ge$ [`DENSE_AUTO_MIN_DIM`] (for small $d$ recomputing a cost, $3d$ flops,
+///   is cheaper than reading it back from memory); otherwise [`Mode::Streaming`]. For a
+///   given cost matrix, `Auto` is dense when the transposed copy fits in a quarter of memory.
+///
+/// Both modes feed the *same* row kernel with bit-identical cost rows, so they return
+/// bit-identical potentials (test `dense_equals_streaming` in `tests/sinkhorn_engine.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Decide from the problem size (rule above).
+    #[default]
+    Auto,
+    /// Materialised cost matrices.
+    Dense,
+    /// Costs recomputed on the fly, memory $O(N+M)$.
+    Streaming,
+}
+
+/// Largest dense footprint `Mode::Auto` accepts: 512 MiB.
+pub const DENSE_AUTO_MAX_BYTES: usize = 512 << 20;
+/// Smallest point dimension for which `Mode::Auto` considers the dense mode.
+pub const DENSE_AUTO_MIN_DIM: usize = 8;
+
+impl Mode {
+    /// Stable lower-case name (`auto`, `dense`, `streaming`), used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Dense => "dense",
+            Mode::Streaming => "streaming",
+        }
+    }
+
+    /// Resolve `Auto` for a problem whose dense form takes `dense_bytes` and whose points have
+    /// dimension `dim` (`None` for a given cost matrix).
+    pub(crate) fn resolve(self, dense_bytes: usize, dim: Option<usize>) -> Mode {
+        match self {
+            Mode::Dense | Mode::Streaming => self,
+            Mode::Auto => {
+                let fits = dense_bytes <= physical_memory_bytes() / 4;
+                let pays = match dim {
+                    Some(d) => d >= DENSE_AUTO_MIN_DIM && dense_bytes <= DENSE_AUTO_MAX_BYTES,
+                    None => true,
+                };
+                if fits && pays {
+                    Mode::Dense
+                } else {
+                    Mode::Streaming
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Mode::Auto),
+            "dense" => Ok(Mode::Dense),
+            "streaming" | "online" => Ok(Mode::Streaming),
+            other => Err(format!(
+                "unknown mode '{other}' (expected auto, dense or streaming)"
+            )),
+        }
+    }
+}
+
+/// Physical memory in bytes (`MemTotal` of `/proc/meminfo`; 8 GiB where that is unavailable).
+pub fn physical_memory_bytes() -> usize {
+    const FALLBACK: usize = 8 << 30;
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map(|kb| kb.saturating_mul(1024))
+        .unwrap_or(FALLBACK)
+}
+
+/// Geometric annealing of the regularisation ("eps-scaling", Schmitzer 2019 §3.2; Feydy 2020
+/// thesis §3.3).
+///
+/// Schedule: $\varepsilon_s=\max(\varepsilon,\ \varepsilon_0\,\theta^s)$, $s=0,1,\dots$, with
+/// `iters_per_stage` full iterations at each $\varepsilon_s>\varepsilon$, then the ordinary
+/// iteration at the target $\varepsilon$ until the tolerance is met. $\varepsilon_0$ is
+/// `start` if given, else the cost scale of the problem: $\kappa\,\mathrm{diam}^2$ with
+/// $\mathrm{diam}$ the diagonal of the bounding box of both supports and $\kappa$ the factor
+/// of the cost (for a cost matrix, $\max C-\min C$). The potentials are carried from stage to
+/// stage (they are in the units of the cost, so no rescaling is needed).
+///
+/// The annealing iterations are counted in `SinkhornOutput::iterations` and appear in the
+/// history, but do not count against `max_iters` (which bounds the iterations at the target
+/// eps).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpsScaling {
+    /// Ratio $\theta\in(0,1)$ between consecutive stages. Default 0.5.
+    pub factor: f64,
+    /// Full iterations per stage ($\ge 1$). Default 3.
+    pub iters_per_stage: usize,
+    /// $\varepsilon_0$; `None` (default) = the cost scale of the problem (see above).
+    pub start: Option<f64>,
+}
+
+impl Default for EpsScaling {
+    fn default() -> Self {
+        EpsScaling {
+            factor: 0.5,
+            iters_per_stage: 3,
+            start: None,
+        }
+    }
+}
+
+impl EpsScaling {
+    /// Check the ranges documented on the fields.
+    pub fn validate(&self) -> Result<(), SinkhornError> {
+        if !(self.factor.is_finite() && self.factor > 0.0 && self.factor < 1.0) {
+            return Err(SinkhornError::InvalidParameter {
+                name: "eps_scaling.factor",
+                message: format!("must lie in (0, 1), got {}", self.factor),
+            });
+        }
+        if self.iters_per_stage == 0 {
+            return Err(SinkhornError::InvalidParameter {
+                name: "eps_scaling.iters_per_stage",
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(s) = self.start {
+            check_eps(s).map_err(|_| SinkhornError::InvalidParameter {
+                name: "eps_scaling.start",
+                message: format!("must be finite and > 0, got {s}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The annealing stages strictly above `eps`, from `scale` (used when `start` is `None`).
+    pub fn stages(&self, eps: f64, scale: f64) -> Vec<f64> {
+        let e0 = self.start.unwrap_or(scale);
+        let mut out = Vec::new();
+        let mut e = e0;
+        // at most 200 stages (factor 0.5 spans 60 decades)
+        while e > eps && e.is_finite() && out.len() < 200 {
+            out.push(e);
+            e *= self.factor;
+        }
+        out
+    }
+}
+
+/// Parameters of [`crate::sinkhorn::solve`] and friends.
+///
+/// `eps` has no meaningful default: build with [`SinkhornParams::new`] and adjust fields, or
+/// `SinkhornParams { eps, ..Default::default() }` (whose `eps` placeholder 1.0 is then
+/// overwritten). Defaults: `cost` [`Cost::SqEuclidean`], `tol` `1e-9`, `max_iters` `10_000`,
+/// `mode` [`Mode::Auto`], no eps-scaling, `strict` false, `record_history` true.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SinkhornParams {
+    /// Regularisation $\varepsilon>0$, in the units of the cost.
+    pub eps: f64,
+    /// Ground cost (ignored for a [`crate::sinkhorn::CostMatrix`]).
+    pub cost: Cost,
+    /// Stop when the L1 violation of the first marginal $\lVert P\mathbb 1-a\rVert_1$ of the
+    /// current pair $(f,g)$ with $g=T(f,\mu)$ is $\le$ `tol`. Range $(0,\infty)$, default
+    /// `1e-9`. For the symmetric solver: $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon$.
+    pub tol: f64,
+    /// Maximal number of iterations at the target eps ($\ge 1$). Default 10 000.
+    pub max_iters: usize,
+    /// Dense or streaming kernels.
+    pub mode: Mode,
+    /// Optional eps-scaling.
+    pub eps_scaling: Option<EpsScaling>,
+    /// `true`: hitting `max_iters` is `Err(NotConverged)`. `false`: `Ok` with
+    /// `converged = false` and the residual.
+    pub strict: bool,
+    /// Keep the residual of every iteration in `history`.
+    pub record_history: bool,
+}
+
+impl Default for SinkhornParams {
+    fn default() -> Self {
+        SinkhornParams {
+            eps: 1.0,
+            cost: Cost::SqEuclidean,
+            tol: 1e-9,
+            max_iters: 10_000,
+            mode: Mode::Auto,
+            eps_scaling: None,
+            strict: false,
+            record_history: true,
+        }
+    }
+}
+
+impl SinkhornParams {
+    /// Defaults with the given `eps`.
+    pub fn new(eps: f64) -> Self {
+        SinkhornParams {
+            eps,
+            ..Default::default()
+        }
+    }
+    /// Set the cost.
+    pub fn with_cost(mut self, cost: Cost) -> Self {
+        self.cost = cost;
+        self
+    }
+    /// Set the tolerance.
+    pub fn with_tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Set `max_iters`.
+    pub fn with_max_iters(mut self, max_iters: usize) -> Self {
+        self.max_iters = max_iters;
+        self
+    }
+    /// Set the mode.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Turn on eps-scaling with the default schedule.
+    pub fn with_eps_scaling(mut self) -> Self {
+        self.eps_scaling = Some(EpsScaling::default());
+        self
+    }
+    /// Strict mode (non-convergence is an error).
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Check every field's documented range.
+    pub fn validate(&self) -> Result<(), SinkhornError> {
+        check_eps(self.eps)?;
+        if !(self.tol.is_finite() && self.tol > 0.0) {
+            return Err(SinkhornError::InvalidTolerance { tol: self.tol });
+        }
+        if self.max_iters == 0 {
+            return Err(SinkhornError::InvalidParameter {
+                name: "max_iters",
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(s) = &self.eps_scaling {
+            s.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an iteration stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Termination {
+    /// The residual fell below `tol`.
+    Converged,
+    /// `max_iters` was reached first (the output carries the residual).
+    MaxIterations,
+}
