@@ -16,6 +16,8 @@
 //! Wasserstein gradient-flow velocity of $S_\tau(\cdot,p)$, with $c=\lvert x-y\rvert^2$ the
 //! velocity is twice the drift.
 
+pub mod drift;
+pub mod flow;
 pub mod interval;
 pub mod lemma_a1;
 pub mod metrics;
