@@ -12,6 +12,7 @@ use sinkflow::{Classify, ErrorClass};
 use crate::validation;
 
 pub mod gaussian;
+pub mod particles;
 
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
 ///
@@ -31,6 +32,8 @@ pub enum Command {
     Validate(validation::ValidateArgs),
     /// Closed-form Gaussian entropic OT, Sinkhorn divergence and Gaussian flows.
     Gaussian(gaussian::GaussianArgs),
+    /// Particle Sinkhorn / drifting flows towards a target point cloud.
+    Particles(particles::ParticlesArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -155,6 +158,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         None => validation::run(&validation::ValidateArgs::default()),
         Some(Command::Validate(args)) => validation::run(&args),
         Some(Command::Gaussian(args)) => gaussian::run(&args),
+        Some(Command::Particles(args)) => particles::run(&args),
     }
 }
 
