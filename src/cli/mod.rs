@@ -13,6 +13,7 @@ use crate::validation;
 
 pub mod gaussian;
 pub mod particles;
+mod sinkhorn;
 
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
 ///
@@ -34,6 +35,8 @@ pub enum Command {
     Gaussian(gaussian::GaussianArgs),
     /// Particle Sinkhorn / drifting flows towards a target point cloud.
     Particles(particles::ParticlesArgs),
+    /// Entropic OT / Sinkhorn divergence between two point clouds read from files.
+    Sinkhorn(sinkhorn::SinkhornArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -159,6 +162,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Validate(args)) => validation::run(&args),
         Some(Command::Gaussian(args)) => gaussian::run(&args),
         Some(Command::Particles(args)) => particles::run(&args),
+        Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
     }
 }
 

@@ -249,6 +249,20 @@ impl<'a> Stepper<'a> {
     }
 }
 
+impl std::fmt::Debug for Stepper<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stepper")
+            .field("n", &self.engine.n)
+            .field("m", &self.engine.m)
+            .field("eps", &self.eps)
+            .field("cost", &self.cost)
+            .field("mode", &self.engine.mode)
+            .field("half_steps", &self.half_steps)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
 /// $\sum_iw_i\lvert\operatorname{expm1}(h_i/\varepsilon+\mathrm{lse}_i)\rvert$.
 fn violation(w: &[f64], h: &[f64], lse: &[f64], eps: f64) -> f64 {
     let inv = 1.0 / eps;

@@ -1,0 +1,187 @@
+//! `sinkflow sinkhorn`: entropic OT (and optionally the debiased divergence) between two
+//! point clouds read from `.npy` / `.csv` files.
+//!
+//! Exit codes: 0 success; 2 bad input (unreadable file, NaN, bad weights, eps <= 0, ...);
+//! 1 non-convergence (the residual is printed on stderr) unless `--allow-nonconvergence`, in
+//! which case the result is printed with `"converged": false`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use sinkflow::sinkhorn::{divergence, solve, EpsScaling, Mode, PointCloud, SinkhornParams};
+use sinkflow::{io, Cost};
+
+use super::{print_json, CliError};
+
+/// Arguments of `sinkflow sinkhorn`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SinkhornArgs {
+    /// Points of mu: `.npy` (float64/float32, 2-D) or `.csv` (one point per row).
+    #[arg(long)]
+    pub x: PathBuf,
+    /// Points of nu (same formats, same dimension).
+    #[arg(long)]
+    pub y: PathBuf,
+    /// Weights of mu (1-D `.npy` or `.csv`); uniform if absent.
+    #[arg(long)]
+    pub wx: Option<PathBuf>,
+    /// Weights of nu; uniform if absent.
+    #[arg(long)]
+    pub wy: Option<PathBuf>,
+    /// Rescale weights that do not sum to one (otherwise that is an error).
+    #[arg(long)]
+    pub normalise: bool,
+    /// Regularisation eps > 0 (units of the cost).
+    #[arg(long, allow_hyphen_values = true)]
+    pub eps: String,
+    /// Ground cost: `sq` (|x-y|^2) or `half-sq` (|x-y|^2/2).
+    #[arg(long, default_value = "sq")]
+    pub cost: String,
+    /// Stopping tolerance on the L1 violation of the first marginal.
+    #[arg(long, default_value = "1e-9", allow_hyphen_values = true)]
+    pub tol: String,
+    /// Maximal number of iterations (at the target eps).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_iters: usize,
+    /// Kernel mode: auto, dense or streaming.
+    #[arg(long, default_value = "auto")]
+    pub mode: String,
+    /// Anneal eps geometrically from the squared diameter of the supports.
+    #[arg(long)]
+    pub eps_scaling: bool,
+    /// Also compute OT_eps(x,x), OT_eps(y,y) and the Sinkhorn divergence.
+    #[arg(long)]
+    pub debias: bool,
+    /// Print the result (converged = false) instead of failing with exit code 1.
+    #[arg(long)]
+    pub allow_nonconvergence: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn number(text: &str, what: &str) -> Result<f64, CliError> {
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| CliError::bad_input(format!("{what}: '{text}' is not a number")))
+}
+
+fn read_cloud(
+    points: &Path,
+    weights: Option<&Path>,
+    normalise: bool,
+    name: &str,
+) -> Result<PointCloud, CliError> {
+    let a = io::read_points(points).map_err(|e| CliError::from_lib(&format!("--{name}"), e))?;
+    let w = match weights {
+        Some(p) => {
+            Some(io::read_weights(p).map_err(|e| CliError::from_lib(&format!("--w{name}"), e))?)
+        }
+        None => None,
+    };
+    PointCloud::from_flat(a.data, a.cols, w, normalise)
+        .map_err(|e| CliError::from_lib(&format!("{name} ({})", points.display()), e))
+}
+
+/// Run the subcommand.
+pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
+    let eps = number(&args.eps, "--eps")?;
+    let tol = number(&args.tol, "--tol")?;
+    let cost: Cost = args
+        .cost
+        .parse()
+        .map_err(|e: String| CliError::bad_input(format!("--cost: {e}")))?;
+    let mode: Mode = args
+        .mode
+        .parse()
+        .map_err(|e: String| CliError::bad_input(format!("--mode: {e}")))?;
+    let params = SinkhornParams {
+        eps,
+        cost,
+        tol,
+        max_iters: args.max_iters,
+        mode,
+        eps_scaling: args.eps_scaling.then(EpsScaling::default),
+        strict: false,
+        record_history: false,
+    };
+    params
+        .validate()
+        .map_err(|e| CliError::from_lib("parameters", e))?;
+    let x = read_cloud(&args.x, args.wx.as_deref(), args.normalise, "x")?;
+    let y = read_cloud(&args.y, args.wy.as_deref(), args.normalise, "y")?;
+    if x.dim() != y.dim() {
+        return Err(CliError::bad_input(format!(
+            "x has points of dimension {} but y of dimension {}",
+            x.dim(),
+            y.dim()
+        )));
+    }
+
+    let start = Instant::now();
+    let (mut out, converged, residual) = if args.debias {
+        let d = divergence(&x, &y, &params).map_err(|e| CliError::from_lib("sinkhorn", e))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let worst = d.xy.marginal_error.max(d.xx.residual).max(d.yy.residual);
+        (
+            json!({
+                "ot": d.ot_xy,
+                "transport_cost": d.xy.transport_cost,
+                "primal": d.xy.primal,
+                "divergence": d.divergence,
+                "ot_xx": d.ot_xx,
+                "ot_yy": d.ot_yy,
+                "iterations": d.xy.iterations,
+                "iterations_xx": d.xx.iterations,
+                "iterations_yy": d.yy.iterations,
+                "marginal_error": d.xy.marginal_error,
+                "residual_xx": d.xx.residual,
+                "residual_yy": d.yy.residual,
+                "converged": d.converged(),
+                "seconds": seconds,
+                "mode": d.xy.mode.name(),
+            }),
+            d.converged(),
+            worst,
+        )
+    } else {
+        let o = solve(&x, &y, &params).map_err(|e| CliError::from_lib("sinkhorn", e))?;
+        let seconds = start.elapsed().as_secs_f64();
+        (
+            json!({
+                "ot": o.ot,
+                "transport_cost": o.transport_cost,
+                "primal": o.primal,
+                "iterations": o.iterations,
+                "marginal_error": o.marginal_error,
+                "converged": o.converged,
+                "seconds": seconds,
+                "mode": o.mode.name(),
+            }),
+            o.converged,
+            o.marginal_error,
+        )
+    };
+    if !converged && !args.allow_nonconvergence {
+        return Err(CliError::numerical(format!(
+            "Sinkhorn did not converge to tol {tol:e} within {} iterations (residual {residual:.3e}); raise --max-iters, use --eps-scaling, or pass --allow-nonconvergence",
+            args.max_iters
+        )));
+    }
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("eps".into(), json!(eps));
+        obj.insert("cost".into(), json!(cost.name()));
+        obj.insert("n".into(), json!(x.len()));
+        obj.insert("m".into(), json!(y.len()));
+        obj.insert("d".into(), json!(x.dim()));
+    }
+    if args.json {
+        print_json(&out);
+    } else if let Some(obj) = out.as_object() {
+        for (k, v) in obj {
+            println!("{k:>15}: {v}");
+        }
+    }
+    Ok(())
+}

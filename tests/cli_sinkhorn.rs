@@ -1,0 +1,213 @@
+//! `sinkflow sinkhorn`: JSON contract, exit codes, empty stdout on errors, .npy and .csv
+//! inputs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sinkflow"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sinkflow-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = bin().arg("sinkhorn").args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Two small clouds written as .csv and .npy.
+fn inputs(d: &std::path::Path) -> (String, String, String, String) {
+    let x: Vec<f64> = (0..20).map(|i| ((i as f64) * 0.7).sin()).collect(); // 10 x 2
+    let y: Vec<f64> = (0..16).map(|i| ((i as f64) * 0.3).cos() + 0.5).collect(); // 8 x 2
+    let xc = d.join("x.csv");
+    let mut s = String::from("# x points\n");
+    for r in x.chunks(2) {
+        s.push_str(&format!("{:e},{:e}\n", r[0], r[1]));
+    }
+    std::fs::write(&xc, s).unwrap();
+    let yn = d.join("y.npy");
+    sinkflow::io::write_npy_2d(&yn, 8, 2, &y).unwrap();
+    let wx = d.join("wx.csv");
+    std::fs::write(&wx, (1..=10).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    let wy = d.join("wy.npy");
+    sinkflow::io::write_npy_2d(&wy, 8, 1, &[0.125; 8]).unwrap();
+    let p = |p: PathBuf| p.display().to_string();
+    (p(xc), p(yn), p(wx), p(wy))
+}
+
+#[test]
+fn json_contract_and_library_agreement() {
+    let d = tmpdir("ok");
+    let (x, y, wx, wy) = inputs(&d);
+    let (code, out, err) = run(&["--x", &x, "--y", &y, "--eps", "0.5", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(out.trim().lines().count(), 1);
+    for k in [
+        "ot",
+        "transport_cost",
+        "primal",
+        "iterations",
+        "marginal_error",
+        "converged",
+        "seconds",
+        "mode",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k} in {out}");
+    }
+    assert_eq!(v["converged"], true);
+    assert!(v.get("divergence").is_none());
+    // the CLI reports the library's value (same files read back through sinkflow::io)
+    let xs = sinkflow::io::read_points(&x).unwrap();
+    let ys = sinkflow::io::read_points(&y).unwrap();
+    let xc = sinkflow::sinkhorn::PointCloud::from_flat(xs.data, 2, None, false).unwrap();
+    let yc = sinkflow::sinkhorn::PointCloud::from_flat(ys.data, 2, None, false).unwrap();
+    let lib =
+        sinkflow::sinkhorn::solve(&xc, &yc, &sinkflow::sinkhorn::SinkhornParams::new(0.5)).unwrap();
+    // The CSV stores {:e} (shortest round-trip) so the data are identical; serde_json's
+    // default float parser is not correctly rounded (no `float_roundtrip` feature) and may be
+    // 1 ulp off: 1e-15 relative.
+    let cli = v["ot"].as_f64().unwrap();
+    assert!(
+        (cli - lib.ot).abs() <= 1e-15 * lib.ot.abs(),
+        "{cli} vs {}",
+        lib.ot
+    );
+
+    // --debias, weights, half cost, forced mode
+    let (code, out, err) = run(&[
+        "--x",
+        &x,
+        "--y",
+        &y,
+        "--wx",
+        &wx,
+        "--wy",
+        &wy,
+        "--normalise",
+        "--eps",
+        "1",
+        "--cost",
+        "half-sq",
+        "--mode",
+        "dense",
+        "--debias",
+        "--eps-scaling",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for k in ["divergence", "ot_xx", "ot_yy"] {
+        assert!(v[k].is_f64(), "missing {k}");
+    }
+    assert_eq!(v["mode"], "dense");
+    assert_eq!(v["cost"], "half-sq");
+    let s = v["ot"].as_f64().unwrap()
+        - 0.5 * v["ot_xx"].as_f64().unwrap()
+        - 0.5 * v["ot_yy"].as_f64().unwrap();
+    assert!((s - v["divergence"].as_f64().unwrap()).abs() < 1e-15);
+    assert!(v["divergence"].as_f64().unwrap() >= 0.0);
+
+    // without --json: human-readable, still exit 0
+    let (code, out, _) = run(&["--x", &x, "--y", &y, "--eps", "0.5"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ot"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn bad_input_exits_2_with_empty_stdout() {
+    let d = tmpdir("bad");
+    let (x, y, wx, _) = inputs(&d);
+    let y3 = d.join("y3.csv");
+    std::fs::write(&y3, "1,2,3\n4,5,6\n").unwrap();
+    let hdr = d.join("hdr.csv");
+    std::fs::write(&hdr, "a,b\n1,2\n").unwrap();
+    let nan = d.join("nan.csv");
+    std::fs::write(&nan, "1,nan\n").unwrap();
+    let neg = d.join("neg.csv");
+    std::fs::write(&neg, "1\n-1\n1\n1\n1\n1\n1\n1\n1\n1\n").unwrap();
+    let y3 = y3.display().to_string();
+    let hdr = hdr.display().to_string();
+    let nan = nan.display().to_string();
+    let neg = neg.display().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--x", &x, "--y", &y, "--eps", "0", "--json"],
+        vec!["--x", &x, "--y", &y, "--eps", "-0.1", "--json"],
+        vec!["--x", &x, "--y", &y, "--eps", "abc", "--json"],
+        vec!["--x", &x, "--y", &y, "--eps", "1", "--tol", "-1", "--json"],
+        vec!["--x", &x, "--y", &y, "--eps", "1", "--cost", "l1", "--json"],
+        vec![
+            "--x", &x, "--y", &y, "--eps", "1", "--mode", "gpu", "--json",
+        ],
+        vec!["--x", &x, "--y", &y3, "--eps", "1", "--json"],
+        vec!["--x", &hdr, "--y", &y, "--eps", "1", "--json"],
+        vec!["--x", &nan, "--y", &y, "--eps", "1", "--json"],
+        vec!["--x", "missing.npy", "--y", &y, "--eps", "1", "--json"],
+        vec![
+            "--x",
+            &x,
+            "--y",
+            &y,
+            "--wx",
+            &neg,
+            "--normalise",
+            "--eps",
+            "1",
+            "--json",
+        ],
+        // weights not summing to one without --normalise
+        vec!["--x", &x, "--y", &y, "--wx", &wx, "--eps", "1", "--json"],
+        vec!["--x", &x, "--eps", "1", "--json"],
+    ];
+    for c in cases {
+        let (code, out, err) = run(&c);
+        assert_eq!(code, 2, "{c:?}: {err}");
+        assert!(out.is_empty(), "{c:?}: stdout {out}");
+        assert!(!err.trim().is_empty());
+        if !c.contains(&"--json") || c.len() > 3 {
+            // one line of message for our own errors (clap's usage errors may be longer)
+            if !err.contains("Usage") {
+                assert_eq!(err.trim().lines().count(), 1, "{err}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn nonconvergence_exit_1_unless_allowed() {
+    let d = tmpdir("nc");
+    let (x, y, _, _) = inputs(&d);
+    let args = [
+        "--x",
+        &x,
+        "--y",
+        &y,
+        "--eps",
+        "0.01",
+        "--max-iters",
+        "2",
+        "--json",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("residual"), "{err}");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-nonconvergence");
+    let (code, out, _) = run(&allowed);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["converged"], false);
+    assert!(v["marginal_error"].as_f64().unwrap() > 1e-9);
+    std::fs::remove_dir_all(&d).ok();
+}
