@@ -127,7 +127,7 @@ fn bad_input_exits_2_with_one_line() {
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "--x",
-            "/nonexistent/x.csv",
+            "no-such-dir/x.csv",
             "--y",
             ys,
             "--eps",

@@ -2,7 +2,15 @@
 
 use super::Experiment;
 
+pub mod particles;
+
 /// Every experiment of the campaign, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![]
+    vec![
+        Box::new(particles::GaussianCrossval),
+        Box::new(particles::EngineClosedForm),
+        Box::new(particles::Identifiability),
+        Box::new(particles::TemperatureSweep),
+        Box::new(particles::SampleComplexity),
+    ]
 }
