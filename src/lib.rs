@@ -19,7 +19,8 @@
 //! * [`gaussian`] — closed-form Gaussian entropic OT (value, plan, potentials, maps,
 //!   Sinkhorn divergence, Bures–Wasserstein), and the Gaussian gradient flows of
 //!   $S_\varepsilon(\cdot,\mu^*)$ (covariance ODE, integrated with `ode_solvers`) and of
-//!   $W_2^2(\cdot,\mu^*)$ (closed form). The oracle for everything discrete.
+//!   $W_2^2(\cdot,\mu^*)$ (closed form), and [`gaussian::catalog`], generators of problems with
+//!   known answers. The oracle for everything discrete.
 //! * [`sinkhorn`] — THE log-domain Sinkhorn engine: weighted point clouds
 //!   ([`sinkhorn::PointCloud`]) or a given cost ([`sinkhorn::CostMatrix`]), dense or streaming
 //!   kernels, eps-scaling, the symmetric (averaged) solve, the debiased divergence, the

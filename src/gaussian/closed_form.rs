@@ -477,7 +477,7 @@ pub fn bures_wasserstein_sq(mu: &Gaussian, nu: &Gaussian) -> Result<f64, Gaussia
 /// that small are below the backward error of the symmetric eigensolver.
 pub(crate) fn pinv_threshold(eig: &SymEigen) -> f64 {
     let d = eig.values.len() as f64;
-    64.0 * d * f64::EPSILON * eig.values.max().max(0.0)
+    64.0 * d * (f64::EPSILON / 2.0) * eig.values.max().max(0.0)
 }
 
 /// The Bures (Brenier) map matrix $T$ with $x \mapsto b + T(x-a)$ optimal for $W_2$:

@@ -140,8 +140,11 @@ impl Classify for GaussianError {
 /// (singular allowed: the measure then lives on the affine subspace $m + \operatorname{range}\Sigma$).
 ///
 /// Fields are private; the constructor validates and caches the eigen-decomposition of
-/// $\Sigma$ (eigenvalues clamped at 0), the factor $F = V\operatorname{diag}(\sqrt{\lambda_i})$ with
-/// $FF^\top = \Sigma$, and the PSD root $\Sigma^{1/2}$.
+/// $\Sigma$, the factor $F = V\operatorname{diag}(\sqrt{\lambda_i})$ with $FF^\top = \Sigma$, and the
+/// PSD root $\Sigma^{1/2}$. Cached eigenvalues are clamped at 0, and eigenvalues
+/// $\le 64\,d\,u\,\lambda_{\max}$ ($u$ the unit round-off; below the backward error of the
+/// eigensolver) are set to exactly 0, so that an exactly singular $\Sigma$ has an exactly
+/// singular root.
 #[derive(Clone, Debug)]
 pub struct Gaussian {
     mean: DVector<f64>,
@@ -197,6 +200,16 @@ impl Gaussian {
 
     fn from_parts(mean: DVector<f64>, cov: DMatrix<f64>, mut eig: SymEigen) -> Gaussian {
         eig.values = eig.clamped_values();
+        // Eigenvalues below the eigensolver's backward error are indistinguishable from 0:
+        // make them exact zeros, so that an exactly singular covariance gets an exactly
+        // rank-deficient factor (otherwise sqrt(1e-16 lambda_max) ~ 1e-8 sqrt(lambda_max) leaks
+        // into every square root, e.g. W2^2 of singular pairs; theory/gaussian.md §2).
+        let tol = closed_form::pinv_threshold(&eig);
+        eig.values.iter_mut().for_each(|l| {
+            if *l <= tol {
+                *l = 0.0;
+            }
+        });
         let d = mean.len();
         let mut factor = eig.vectors.clone();
         for j in 0..d {
@@ -233,7 +246,7 @@ impl Gaussian {
         &self.cov_sqrt
     }
 
-    /// Eigenvalues of $\Sigma$ (ascending, clamped at 0).
+    /// Eigenvalues of $\Sigma$ (ascending; clamped at 0, round-off-level ones set to 0).
     pub fn eigenvalues(&self) -> &DVector<f64> {
         &self.eig.values
     }
