@@ -868,7 +868,7 @@ impl Experiment for TemperatureSweep {
                 .collect(),
         );
         ctx.note(format!(
-            "'sinkhorn' is the seed's fixed-iteration Sinkhorn drift: L = {sinkhorn_l} half-steps of Alg. 1 (seed §5.1: '100 iterations', Figure 1: '30'). Converged plans at τ = 0.01 need ~10^4 iterations per evaluation here (measured with the CLI: 28 of 50 evaluations hit the 10^4 cap), too slow for the campaign."
+            "'sinkhorn' is the seed's fixed-iteration Sinkhorn drift: L = {sinkhorn_l} half-steps of Alg. 1 (seed §5.1: '100 iterations', Figure 1: '30'). Converged plans at small τ are too slow for the campaign (theory/particles.md §7)."
         ));
         ctx.plot(
             &Figure::grid(
