@@ -84,7 +84,7 @@ pub struct DriftParams {
     /// Mask the diagonal of the self plan (Deng et al.). Default `false`. Needs $n\ge2$.
     pub mask_self: bool,
     /// Tolerance of the converged solves (L1 marginal violation for the cross plan,
-    /// $\max\lvert T(f)-f\rvert/\tau$ for the symmetric self plan), finite $>0`. Default 1e-9.
+    /// $\max\lvert T(f)-f\rvert/\tau$ for the symmetric self plan), finite and $>0$. Default 1e-9.
     pub tol: f64,
     /// Iteration cap of the converged solves, $\ge1$. Default 10 000.
     pub max_iters: usize,
