@@ -51,6 +51,7 @@ pub mod error;
 pub mod gaussian;
 pub mod io;
 pub mod linalg;
+pub mod particles;
 pub mod rates;
 pub mod sinkhorn;
 

@@ -12,6 +12,7 @@ use sinkflow::{Classify, ErrorClass};
 use crate::validation;
 
 pub mod gaussian;
+pub mod particles;
 mod sinkhorn;
 
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
@@ -32,6 +33,8 @@ pub enum Command {
     Validate(validation::ValidateArgs),
     /// Closed-form Gaussian entropic OT, Sinkhorn divergence and Gaussian flows.
     Gaussian(gaussian::GaussianArgs),
+    /// Particle Sinkhorn / drifting flows towards a target point cloud.
+    Particles(particles::ParticlesArgs),
     /// Entropic OT / Sinkhorn divergence between two point clouds read from files.
     Sinkhorn(sinkhorn::SinkhornArgs),
 }
@@ -158,6 +161,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         None => validation::run(&validation::ValidateArgs::default()),
         Some(Command::Validate(args)) => validation::run(&args),
         Some(Command::Gaussian(args)) => gaussian::run(&args),
+        Some(Command::Particles(args)) => particles::run(&args),
         Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
     }
 }

@@ -5,7 +5,8 @@ use rayon::prelude::*;
 
 use super::error::SinkhornError;
 use super::kernel::{
-    fill_cost_row, log_weights, lse_row, scaled_potential, ExpFn, ExpKernel, FastExp, StdExp,
+    fill_cost_row_dispatch, log_weights, lse_row_dispatch, scaled_potential, ExpFn, ExpKernel,
+    FastExp, StdExp,
 };
 use super::measure::{CostMatrix, Geometry, PointCloud};
 use super::params::Mode;
@@ -51,7 +52,7 @@ impl RowSource<'_> {
                 coords,
                 factor,
             } => {
-                fill_cost_row(&pts[r * d..(r + 1) * d], coords, len, *factor, buf);
+                fill_cost_row_dispatch(&pts[r * d..(r + 1) * d], coords, len, *factor, buf);
                 &buf[..len]
             }
             RowSource::Column { c, stride } => {
@@ -292,7 +293,7 @@ impl<'a> Engine<'a> {
             let mut zbuf = vec![0.0; len];
             for (r, o) in lse.iter_mut().enumerate() {
                 let c = src.row(r, len, &mut cbuf);
-                *o = lse_row::<E>(u, c, inv_eps, &mut zbuf);
+                *o = lse_row_dispatch::<E>(u, c, inv_eps, &mut zbuf);
             }
             return;
         }
@@ -301,7 +302,7 @@ impl<'a> Engine<'a> {
             |(cbuf, zbuf), (t, chunk)| {
                 for (k, o) in chunk.iter_mut().enumerate() {
                     let c = src.row(t * ROWS_PER_TASK + k, len, cbuf);
-                    *o = lse_row::<E>(u, c, inv_eps, zbuf);
+                    *o = lse_row_dispatch::<E>(u, c, inv_eps, zbuf);
                 }
             },
         );

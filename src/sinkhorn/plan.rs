@@ -14,7 +14,9 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use super::engine::{Engine, Side};
-use super::kernel::{fill_cost_row, log_weights, lse_row, scaled_potential, shifted_row, FastExp};
+use super::kernel::{
+    fill_cost_row_dispatch, log_weights, lse_row_dispatch, scaled_potential, shifted_row, FastExp,
+};
 use super::measure::{Geometry, PointCloud};
 use super::params::Mode;
 use super::solve::SinkhornOutput;
@@ -42,8 +44,8 @@ pub fn c_transform(h: &[f64], rho: &PointCloud, z: &[f64], eps: f64, cost: Cost)
     scaled_potential(h, &log_weights(rho.weights()), inv_eps, &mut u);
     let mut c = vec![0.0; m];
     let mut buf = vec![0.0; m];
-    fill_cost_row(z, rho.coords(), m, cost.factor(), &mut c);
-    lse_row::<FastExp>(&u, &c, inv_eps, &mut buf) * -eps
+    fill_cost_row_dispatch(z, rho.coords(), m, cost.factor(), &mut c);
+    lse_row_dispatch::<FastExp>(&u, &c, inv_eps, &mut buf) * -eps
 }
 
 /// [`c_transform`] at every point of `z` (parallel).
@@ -62,8 +64,8 @@ pub fn c_transforms(h: &[f64], rho: &PointCloud, z: &PointCloud, eps: f64, cost:
         .map_init(
             || (vec![0.0; m], vec![0.0; m]),
             |(c, buf), i| {
-                fill_cost_row(z.point(i), rho.coords(), m, cost.factor(), c);
-                lse_row::<FastExp>(&u, c, inv_eps, buf) * -eps
+                fill_cost_row_dispatch(z.point(i), rho.coords(), m, cost.factor(), c);
+                lse_row_dispatch::<FastExp>(&u, c, inv_eps, buf) * -eps
             },
         )
         .collect()
@@ -86,7 +88,7 @@ fn bary_row(
 ) {
     let (u, inv_eps) = (gb.u, gb.inv_eps);
     let m = rho.len();
-    fill_cost_row(z, rho.coords(), m, gb.factor, c);
+    fill_cost_row_dispatch(z, rho.coords(), m, gb.factor, c);
     let mx = shifted_row(u, c, inv_eps, w);
     let mut s = 0.0;
     for t in w.iter_mut() {

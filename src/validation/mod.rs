@@ -94,6 +94,8 @@ pub struct Table {
 /// What an experiment sees while it runs.
 pub struct Ctx {
     params: Params,
+    /// The profile being run.
+    pub profile: Profile,
     id: String,
     plots_dir: PathBuf,
     plots: Vec<String>,
@@ -185,6 +187,10 @@ impl Ctx {
     pub fn set_steps(&self, n: u64) {
         self.progress.set_length(n);
         self.progress.set_position(0);
+    }
+    /// The progress bar itself (e.g. to show a message while a long step runs).
+    pub fn progress(&self) -> &ProgressBar {
+        &self.progress
     }
     /// Advance this experiment's progress bar by one.
     pub fn step(&self) {
@@ -287,6 +293,7 @@ pub fn run_experiment(
     let params = spec.params(profile == Profile::Full);
     let mut ctx = Ctx {
         params: params.clone(),
+        profile,
         id: spec.id.clone(),
         plots_dir: out.join("plots"),
         plots: Vec::new(),

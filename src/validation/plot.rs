@@ -33,6 +33,8 @@ pub enum Style {
     Points,
     /// Line with markers.
     LinePoints,
+    /// Thin solid line (many series, e.g. particle paths).
+    Thin,
 }
 
 /// One data series.
@@ -72,6 +74,10 @@ pub struct Figure {
     pub y_log: bool,
     /// The series.
     pub series: Vec<Series>,
+    /// Sub-figures of a multi-panel figure ([`Figure::grid`]); empty for a single plot.
+    pub panels: Vec<Figure>,
+    /// `(rows, cols)` of the panel grid.
+    pub grid: (usize, usize),
 }
 
 impl Figure {
@@ -88,7 +94,20 @@ impl Figure {
             x_log: false,
             y_log: false,
             series: Vec::new(),
+            panels: Vec::new(),
+            grid: (1, 1),
         }
+    }
+
+    /// A multi-panel figure: `panels` drawn row-major on a `rows × cols` grid under one caption
+    /// (e.g. particle trajectories, one panel per scheme × temperature). Each panel is drawn
+    /// by the same code as a single figure, with smaller fonts; the figure is 360×300 pixels
+    /// per panel.
+    pub fn grid(title: impl Into<String>, rows: usize, cols: usize, panels: Vec<Figure>) -> Self {
+        let mut f = Figure::new(title, "", "");
+        f.grid = (rows.max(1), cols.max(1));
+        f.panels = panels;
+        f
     }
     /// Set logarithmic axes.
     pub fn log(mut self, x_log: bool, y_log: bool) -> Self {
@@ -112,15 +131,20 @@ impl Figure {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
+        let size = if self.panels.is_empty() {
+            (960, 640)
+        } else {
+            (360 * self.grid.1 as u32, 300 * self.grid.0 as u32 + 40)
+        };
         {
-            let root = BitMapBackend::new(&png, (960, 640)).into_drawing_area();
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
             self.draw(&root)
                 .map_err(|e| format!("drawing {name}.png: {e}"))?;
             root.present()
                 .map_err(|e| format!("writing {name}.png: {e}"))?;
         }
         {
-            let root = SVGBackend::new(&svg, (960, 640)).into_drawing_area();
+            let root = SVGBackend::new(&svg, size).into_drawing_area();
             self.draw(&root)
                 .map_err(|e| format!("drawing {name}.svg: {e}"))?;
             root.present()
@@ -153,6 +177,37 @@ impl Figure {
     where
         DB::ErrorType: 'static,
     {
+        if self.panels.is_empty() {
+            return self.draw_sized(root, 1.0);
+        }
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let body = root
+            .titled(&self.title, ("sans-serif", 24))
+            .map_err(|e| e.to_string())?;
+        let areas = body.split_evenly(self.grid);
+        for (fig, area) in self.panels.iter().zip(areas.iter()) {
+            fig.draw_panel(area)?;
+        }
+        Ok(())
+    }
+
+    /// Draw as one panel of a [`Grid`] (smaller fonts and margins).
+    fn draw_panel<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        self.draw_sized(root, 0.6)
+    }
+
+    fn draw_sized<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        scale: f64,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        let px = |v: f64| ((v * scale).round() as u32).max(1);
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(err)?;
         let data = self.transformed();
@@ -173,10 +228,10 @@ impl Figure {
         let (x0, x1) = pad(x0, x1);
         let (y0, y1) = pad(y0, y1);
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(84)
+            .caption(&self.title, ("sans-serif", px(22.0)))
+            .margin(px(16.0))
+            .x_label_area_size(px(48.0))
+            .y_label_area_size(px(84.0))
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         let xl = self.x_log;
@@ -189,33 +244,35 @@ impl Figure {
             .y_desc(axis_label(&self.y_label, yl))
             .x_label_formatter(&fx)
             .y_label_formatter(&fy)
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 17))
+            .label_style(("sans-serif", px(15.0)))
+            .axis_desc_style(("sans-serif", px(17.0)))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
         for (i, (s, pts)) in self.series.iter().zip(&data).enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let stroke = color.stroke_width(2);
+            let stroke = color.stroke_width(if s.style == Style::Thin { 1 } else { 2 });
             let legend_style = stroke;
             let anno = match s.style {
-                Style::Line | Style::LinePoints => chart
+                Style::Line | Style::LinePoints | Style::Thin => chart
                     .draw_series(LineSeries::new(pts.iter().copied(), stroke))
                     .map_err(err)?,
                 Style::Dashed => chart
                     .draw_series(DashedLineSeries::new(pts.iter().copied(), 8, 5, stroke))
                     .map_err(err)?,
                 Style::Points => chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, px(4.0), color.filled())))
                     .map_err(err)?,
             };
-            let anno = anno.label(s.label.clone());
-            if s.style == Style::Points {
-                anno.legend(move |(x, y)| Circle::new((x + 11, y), 4, color.filled()));
-            } else {
-                anno.legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], legend_style)
-                });
+            if !s.label.is_empty() {
+                let anno = anno.label(s.label.clone());
+                if s.style == Style::Points {
+                    anno.legend(move |(x, y)| Circle::new((x + 11, y), px(4.0), color.filled()));
+                } else {
+                    anno.legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 22, y)], legend_style)
+                    });
+                }
             }
             if s.style == Style::LinePoints {
                 chart
@@ -226,7 +283,7 @@ impl Figure {
         if self.series.iter().any(|s| !s.label.is_empty()) {
             chart
                 .configure_series_labels()
-                .label_font(("sans-serif", 15))
+                .label_font(("sans-serif", px(15.0)))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .position(SeriesLabelPosition::UpperRight)

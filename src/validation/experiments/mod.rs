@@ -4,6 +4,8 @@ mod gaussian;
 
 use super::Experiment;
 
+pub mod particles;
+
 /// Every experiment of the campaign, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
@@ -12,5 +14,10 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(gaussian::CommutingRates),
         Box::new(gaussian::EpsLimits),
         Box::new(gaussian::OracleChecks),
+        Box::new(particles::GaussianCrossval),
+        Box::new(particles::EngineClosedForm),
+        Box::new(particles::Identifiability),
+        Box::new(particles::TemperatureSweep),
+        Box::new(particles::SampleComplexity),
     ]
 }

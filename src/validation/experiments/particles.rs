@@ -1,0 +1,1083 @@
+//! Experiments of the particle part (seed 003, MATH.md §4, theory/particles.md).
+
+use nalgebra::{DMatrix, DVector};
+use sinkflow::gaussian::flow::{sinkhorn_flow, FlowParams as GaussianFlowParams};
+use sinkflow::gaussian::{
+    catalog, ot_eps, sinkhorn_divergence, velocity as gaussian_velocity, Gaussian,
+};
+use sinkflow::particles::drift::{drift, DriftKind, DriftParams};
+use sinkflow::particles::flow::{particle_flow, FlowParams, Integrator};
+use sinkflow::particles::lemma_a1::{
+    newton_zero, verify_miranda, verify_particle_drift_positive, A_RANGE, B_RANGE,
+};
+use sinkflow::particles::metrics::w2_squared_exact;
+use sinkflow::particles::targets::Target2d;
+use sinkflow::rates::loglog_fit;
+use sinkflow::sinkhorn::{divergence, solve, PointCloud, SinkhornParams};
+use sinkflow::Cost;
+
+use crate::validation::plot::{Figure, Series, Style};
+use crate::validation::spec::fmt_num;
+use crate::validation::{Ctx, Experiment};
+
+fn e2s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn fit_slope(xs: &[f64], ys: &[f64], what: &str) -> Result<f64, String> {
+    loglog_fit(xs, ys)
+        .map(|f| f.slope)
+        .ok_or_else(|| format!("cannot fit a slope to {what}"))
+}
+
+fn sym_eigenvalues(m: &DMatrix<f64>) -> Vec<f64> {
+    let s = (m + m.transpose()) * 0.5;
+    let mut ev: Vec<f64> = s.symmetric_eigen().eigenvalues.iter().copied().collect();
+    ev.sort_by(f64::total_cmp);
+    ev
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) Cross-validation with the Gaussian covariance ODE.
+// ---------------------------------------------------------------------------------------------
+
+/// Particle Sinkhorn flow vs `gaussian::flow::sinkhorn_flow`.
+pub struct GaussianCrossval;
+
+impl Experiment for GaussianCrossval {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/particles-gaussian-crossval.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let dims = ctx.vec_usize("dims")?;
+        let ns = ctx.vec_usize("ns")?;
+        let reps = ctx.usize("reps")?;
+        let eps = ctx.f64("eps")?;
+        let t_end = ctx.f64("t_end")?;
+        let dt = ctx.f64("dt")?;
+        let tol = ctx.f64("tol")?;
+        let seed = ctx.usize("seed")? as u64;
+        ctx.set_steps((dims.len() * ns.len() * reps + 1) as u64);
+        let mut rng = catalog::seeded(seed);
+        let mut fig = Figure::new(
+            format!(
+                "Particle flow vs Gaussian ODE: ‖Σ̂_T − Σ_T‖_F/‖Σ_T‖_F at T = {t_end} (eps = {eps})"
+            ),
+            "N (particles = target samples)",
+            "relative covariance error",
+        )
+        .log(true, true);
+        let (mut all_n, mut all_err) = (Vec::new(), Vec::new());
+        let mut rows = Vec::new();
+        let mut worst_scaled = 0.0f64;
+        for &d in &dims {
+            let mu0 = Gaussian::new(
+                catalog::random_mean(d, 1.0, &mut rng),
+                catalog::random_spd(d, 4.0, &mut rng),
+            )
+            .map_err(e2s)?;
+            let target = Gaussian::new(
+                catalog::random_mean(d, 1.0, &mut rng),
+                catalog::random_spd(d, 4.0, &mut rng),
+            )
+            .map_err(e2s)?;
+            let gp = GaussianFlowParams {
+                eps,
+                cost: Cost::SqEuclidean,
+                t_end,
+                samples: 1,
+                ..GaussianFlowParams::default()
+            };
+            let ode = sinkhorn_flow(&mu0, &target, &gp).map_err(e2s)?;
+            let cov_t = ode.covs.last().ok_or("empty ODE trajectory")?.clone();
+            let mut errs = Vec::new();
+            for &n in &ns {
+                let mut e = Vec::new();
+                for _ in 0..reps {
+                    let x0 = mu0.sample(n, &mut rng);
+                    let y = target.sample(n, &mut rng);
+                    let fp = FlowParams {
+                        drift: DriftParams {
+                            tau: eps,
+                            cost: Cost::SqEuclidean,
+                            kind: DriftKind::Sinkhorn,
+                            tol,
+                            ..DriftParams::default()
+                        },
+                        t_end,
+                        dt,
+                        samples: 1,
+                        integrator: Integrator::Heun,
+                        keep_positions: false,
+                        monitor_divergence: false,
+                        ..FlowParams::default()
+                    };
+                    let out = particle_flow(&x0, &y, &fp).map_err(e2s)?;
+                    let c = out.covs.last().ok_or("empty particle trajectory")?;
+                    e.push((c - &cov_t).norm() / cov_t.norm());
+                    ctx.step();
+                }
+                errs.push(mean(&e));
+            }
+            let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+            let slope = fit_slope(&nf, &errs, "covariance errors")?;
+            let last = *errs.last().ok_or("no sizes")?;
+            worst_scaled = worst_scaled.max(last * (*nf.last().unwrap_or(&1.0)).sqrt());
+            rows.push(vec![
+                d.to_string(),
+                errs.iter()
+                    .map(|e| fmt_num(*e))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fmt_num(slope),
+            ]);
+            fig.push(Series::new(
+                format!("d = {d} (slope {})", fmt_num(slope)),
+                &nf,
+                &errs,
+                Style::LinePoints,
+            ));
+            all_n.extend(nf.iter().copied());
+            all_err.extend(errs.iter().copied());
+        }
+        let pooled = {
+            // Pool the dimensions by normalising each curve by its first value.
+            let k = ns.len();
+            let mut xs = Vec::new();
+            let mut ys = Vec::new();
+            for c in 0..dims.len() {
+                let e0 = all_err[c * k];
+                for j in 0..k {
+                    xs.push(all_n[c * k + j]);
+                    ys.push(all_err[c * k + j] / e0);
+                }
+            }
+            fit_slope(&xs, &ys, "pooled covariance errors")?
+        };
+        let n0 = ns[0] as f64;
+        let e0 = all_err.iter().copied().fold(0.0f64, f64::max);
+        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        fig.push(Series::new(
+            "slope −1/2",
+            &nf,
+            &nf.iter()
+                .map(|n| e0 * (n / n0).powf(-0.5))
+                .collect::<Vec<_>>(),
+            Style::Dashed,
+        ));
+        ctx.measure("slope_cov_error", pooled);
+        ctx.measure("max_rel_error_largest_n", worst_scaled);
+        ctx.table(
+            format!(
+                "Relative covariance error at t_end (mean over {reps} repetitions, {} profile), per dimension",
+                ctx.profile.name()
+            ),
+            &["d", &format!("error for N = {ns:?}"), "fitted slope"],
+            rows,
+        );
+        ctx.plot(&fig, "particles_crossval_cov_error")?;
+
+        // Singular target: rank 1 in d = 2.
+        let n = ctx.usize("sing_n")?;
+        let seps = ctx.f64("sing_eps")?;
+        let st_end = ctx.f64("sing_t_end")?;
+        let sdt = ctx.f64("sing_dt")?;
+        let from = ctx.f64("sing_fit_from")?;
+        let mu0 = Gaussian::new(DVector::from_vec(vec![0.0, 0.0]), DMatrix::identity(2, 2))
+            .map_err(e2s)?;
+        let target = Gaussian::new(
+            DVector::from_vec(vec![1.0, 0.5]),
+            DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+        )
+        .map_err(e2s)?;
+        let samples = 40usize;
+        let ode = sinkhorn_flow(
+            &mu0,
+            &target,
+            &GaussianFlowParams {
+                eps: seps,
+                t_end: st_end,
+                samples,
+                ..GaussianFlowParams::default()
+            },
+        )
+        .map_err(e2s)?;
+        let x0 = mu0.sample(n, &mut rng);
+        let y = target.sample(n, &mut rng);
+        let fp = FlowParams {
+            drift: DriftParams {
+                tau: seps,
+                kind: DriftKind::Sinkhorn,
+                tol,
+                ..DriftParams::default()
+            },
+            t_end: st_end,
+            dt: sdt,
+            samples,
+            integrator: Integrator::Euler,
+            keep_positions: false,
+            monitor_divergence: false,
+            ..FlowParams::default()
+        };
+        let out = particle_flow(&x0, &y, &fp).map_err(e2s)?;
+        ctx.step();
+        let lam_p: Vec<f64> = out.covs.iter().map(|c| sym_eigenvalues(c)[0]).collect();
+        let lam_o: Vec<f64> = ode.covs.iter().map(|c| sym_eigenvalues(c)[0]).collect();
+        let tail: Vec<f64> = out.times.iter().map(|t| seps / (8.0 * t)).collect();
+        let (ts, ls): (Vec<f64>, Vec<f64>) = out
+            .times
+            .iter()
+            .zip(&lam_p)
+            .filter(|(t, _)| **t >= from)
+            .map(|(t, l)| (*t, *l))
+            .unzip();
+        let slope = fit_slope(&ts, &ls, "singular tail")?;
+        ctx.measure("singular_tail_slope", slope);
+        let last = lam_p.len() - 1;
+        ctx.predict(
+            "singular_lambda_end",
+            *lam_o.last().ok_or("empty ODE trajectory")?,
+        );
+        ctx.measure("singular_lambda_end", lam_p[last]);
+        ctx.note(format!(
+            "Singular target (rank 1, d = 2, eps = {seps}, N = {n}): smallest particle-covariance eigenvalue at t = {st_end}: {} (ODE {}, eps/(8t) = {}); fitted slope over t ≥ {from}: {}.",
+            fmt_num(lam_p[last]),
+            fmt_num(*lam_o.last().unwrap_or(&f64::NAN)),
+            fmt_num(seps / (8.0 * st_end)),
+            fmt_num(slope)
+        ));
+        let fig = Figure::new(
+            format!("Rank-1 target: smallest eigenvalue of Σ_t (eps = {seps}, N = {n})"),
+            "t",
+            "λ_min(Σ_t)",
+        )
+        .log(true, true)
+        .with(Series::new(
+            "particles",
+            &out.times,
+            &lam_p,
+            Style::LinePoints,
+        ))
+        .with(Series::new("Gaussian ODE", &ode.times, &lam_o, Style::Line))
+        .with(Series::new("eps/(8t)", &out.times, &tail, Style::Dashed));
+        ctx.plot(&fig, "particles_crossval_singular_tail")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) Engine vs closed form: samples and grids.
+// ---------------------------------------------------------------------------------------------
+
+/// OT_eps and S_eps of Gaussians: samples (Monte Carlo) and tensor grids (quadrature).
+pub struct EngineClosedForm;
+
+fn grid_measure(g: &Gaussian, per_axis: usize, half_width: f64) -> Result<PointCloud, String> {
+    let d = g.dim();
+    let total = per_axis.pow(d as u32);
+    let sds: Vec<f64> = (0..d).map(|k| g.cov()[(k, k)].sqrt()).collect();
+    let mut pts = DMatrix::zeros(total, d);
+    let mut w = Vec::with_capacity(total);
+    for idx in 0..total {
+        let mut r = idx;
+        let mut p = DVector::zeros(d);
+        for k in 0..d {
+            let i = r % per_axis;
+            r /= per_axis;
+            let u = -1.0 + 2.0 * (i as f64) / ((per_axis - 1) as f64);
+            p[k] = g.mean()[k] + half_width * sds[k] * u;
+            pts[(idx, k)] = p[k];
+        }
+        w.push(
+            g.log_density(&p)
+                .ok_or("grid point outside the support")?
+                .exp(),
+        );
+    }
+    PointCloud::new(&pts, Some(w), true).map_err(e2s)
+}
+
+impl Experiment for EngineClosedForm {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/particles-engine-closed-form.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let eps = ctx.f64("eps")?;
+        let d = ctx.usize("d")?;
+        let ns = ctx.vec_usize("ns")?;
+        let reps = ctx.usize("reps")?;
+        let g1 = ctx.vec_usize("grid1d")?;
+        let g2 = ctx.vec_usize("grid2d")?;
+        let hw = ctx.f64("half_width")?;
+        let tol = ctx.f64("tol")?;
+        let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
+        ctx.set_steps((ns.len() * reps + g1.len() + g2.len()) as u64);
+        let mu = Gaussian::new(
+            catalog::random_mean(d, 1.0, &mut rng),
+            catalog::random_spd(d, 3.0, &mut rng),
+        )
+        .map_err(e2s)?;
+        let nu = Gaussian::new(
+            catalog::random_mean(d, 1.0, &mut rng),
+            catalog::random_spd(d, 3.0, &mut rng),
+        )
+        .map_err(e2s)?;
+        let cost = Cost::SqEuclidean;
+        let ot_exact = ot_eps(&mu, &nu, eps, cost).map_err(e2s)?;
+        let s_exact = sinkhorn_divergence(&mu, &nu, eps, cost).map_err(e2s)?;
+        let sp = SinkhornParams {
+            eps,
+            cost,
+            tol: 1e-10,
+            ..SinkhornParams::default()
+        };
+        let (mut e_ot, mut e_s) = (Vec::new(), Vec::new());
+        for &n in &ns {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let x = PointCloud::uniform(&mu.sample(n, &mut rng)).map_err(e2s)?;
+                let y = PointCloud::uniform(&nu.sample(n, &mut rng)).map_err(e2s)?;
+                let dv = divergence(&x, &y, &sp).map_err(e2s)?;
+                a.push((dv.ot_xy - ot_exact).abs());
+                b.push((dv.divergence - s_exact).abs());
+                ctx.step();
+            }
+            e_ot.push(mean(&a));
+            e_s.push(mean(&b));
+        }
+        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        let slope_ot = fit_slope(&nf, &e_ot, "OT sample errors")?;
+        let slope_s = fit_slope(&nf, &e_s, "S sample errors")?;
+        ctx.measure("slope_ot_samples", slope_ot);
+        ctx.measure("slope_divergence_samples", slope_s);
+        let reference: Vec<f64> = nf
+            .iter()
+            .map(|n| e_ot[0] * (n / nf[0]).powf(-0.5))
+            .collect();
+        let fig = Figure::new(
+            format!("Engine on N samples vs closed form (d = {d}, eps = {eps})"),
+            "N",
+            "mean |error|",
+        )
+        .log(true, true)
+        .with(Series::new(
+            format!("OT_eps (slope {})", fmt_num(slope_ot)),
+            &nf,
+            &e_ot,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            format!("S_eps (slope {})", fmt_num(slope_s)),
+            &nf,
+            &e_s,
+            Style::LinePoints,
+        ))
+        .with(Series::new("slope −1/2", &nf, &reference, Style::Dashed));
+        ctx.plot(&fig, "particles_engine_samples")?;
+        ctx.note(format!(
+            "Closed form: OT_eps = {}, S_eps = {} (d = {d}, eps = {eps}, cost |x−y|²).",
+            fmt_num(ot_exact),
+            fmt_num(s_exact)
+        ));
+
+        // Grids: 1-D (first coordinates' marginals) and 2-D.
+        let gp = SinkhornParams {
+            eps,
+            cost,
+            tol,
+            max_iters: 100_000,
+            ..SinkhornParams::default()
+        };
+        let marg = |g: &Gaussian, k: usize| {
+            Gaussian::new(
+                DVector::from_vec(vec![g.mean()[k]]),
+                DMatrix::from_element(1, 1, g.cov()[(k, k)]),
+            )
+            .map_err(e2s)
+        };
+        let (mu1, nu1) = (marg(&mu, 0)?, marg(&nu, 0)?);
+        let exact1 = ot_eps(&mu1, &nu1, eps, cost).map_err(e2s)?;
+        let mut err1 = Vec::new();
+        for &m in &g1 {
+            let x = grid_measure(&mu1, m, hw)?;
+            let y = grid_measure(&nu1, m, hw)?;
+            let o = solve(&x, &y, &gp).map_err(e2s)?;
+            err1.push((o.ot - exact1).abs());
+            ctx.step();
+        }
+        let exact2 = if d == 2 { ot_exact } else { f64::NAN };
+        let mut err2 = Vec::new();
+        if d == 2 {
+            for &m in &g2 {
+                let x = grid_measure(&mu, m, hw)?;
+                let y = grid_measure(&nu, m, hw)?;
+                let o = solve(&x, &y, &gp).map_err(e2s)?;
+                err2.push((o.ot - exact2).abs());
+                ctx.step();
+            }
+        }
+        let floor = 1e-16;
+        let min1 = err1.iter().copied().fold(f64::INFINITY, f64::min);
+        let min2 = err2.iter().copied().fold(f64::INFINITY, f64::min);
+        ctx.measure("grid1d_min_error", min1);
+        ctx.measure("grid2d_min_error", min2);
+        ctx.table(
+            "Tensor-grid discretisations (weights ∝ density on mean ± half_width·sd): |OT_eps(grid) − closed form|",
+            &["grid", "points per axis", "error"],
+            g1.iter()
+                .zip(&err1)
+                .map(|(m, e)| vec!["1-D".into(), m.to_string(), fmt_num(*e)])
+                .chain(g2.iter().zip(&err2).map(|(m, e)| vec!["2-D".into(), m.to_string(), fmt_num(*e)]))
+                .collect(),
+        );
+        let f1: Vec<f64> = g1.iter().map(|&m| m as f64).collect();
+        let f2: Vec<f64> = g2.iter().map(|&m| m as f64).collect();
+        let fig = Figure::new(
+            format!("Grid discretisation vs closed form (eps = {eps}): spectral convergence"),
+            "points per axis",
+            "|OT_eps(grid) − OT_eps|",
+        )
+        .log(false, true)
+        .with(Series::new(
+            "1-D",
+            &f1,
+            &err1.iter().map(|e| e.max(floor)).collect::<Vec<_>>(),
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            "2-D",
+            &f2,
+            &err2.iter().map(|e| e.max(floor)).collect::<Vec<_>>(),
+            Style::LinePoints,
+        ));
+        ctx.plot(&fig, "particles_engine_grids")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) Identifiability.
+// ---------------------------------------------------------------------------------------------
+
+/// p = q ⇒ V ≡ 0; Prop. 3.11 sweep; Lemma A.1.
+pub struct Identifiability;
+
+impl Experiment for Identifiability {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/particles-identifiability.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let n = ctx.usize("n")?;
+        let d = ctx.usize("d")?;
+        let taus = ctx.vec_f64("taus")?;
+        let ls = ctx.vec_usize("ls")?;
+        let s_tau = ctx.f64("sinkhorn_tau")?;
+        let sweep_taus = ctx.vec_f64("sweep_taus")?;
+        let grid = ctx.usize("sweep_grid")?;
+        let range = ctx.vec_f64("sweep_range")?;
+        let sep = ctx.f64("sweep_sep")?;
+        let pieces = ctx.usize("miranda_pieces")?;
+        let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
+        ctx.set_steps((taus.len() + 1 + sweep_taus.len() + 1) as u64);
+        if range.len() != 2 {
+            return Err("sweep_range must hold two numbers".into());
+        }
+
+        // p = q.
+        let x = Gaussian::new(DVector::zeros(d), DMatrix::identity(d, d))
+            .map_err(e2s)?
+            .sample(n, &mut rng);
+        let perm: Vec<usize> = (0..n).map(|i| (i * 7 + 3) % n).collect();
+        let y = DMatrix::from_fn(n, d, |i, k| x[(perm[i], k)]);
+        let scale = x.amax();
+        let mut rows = Vec::new();
+        let mut worst = 0.0f64;
+        let mut kinds = vec![DriftKind::OneSided, DriftKind::TwoSided];
+        kinds.extend(ls.iter().map(|&l| DriftKind::LStep(l)));
+        for &tau in &taus {
+            for &kind in &kinds {
+                let p = DriftParams {
+                    tau,
+                    kind,
+                    cost: Cost::HalfSqEuclidean,
+                    ..DriftParams::default()
+                };
+                let v = drift(&x, &y, &p).map_err(e2s)?.v.amax() / scale;
+                worst = worst.max(v);
+                rows.push(vec![kind.name(), fmt_num(tau), "no".into(), fmt_num(v)]);
+                let pm = DriftParams {
+                    mask_self: true,
+                    ..p
+                };
+                let vm = drift(&x, &y, &pm).map_err(e2s)?.v.amax() / scale;
+                rows.push(vec![kind.name(), fmt_num(tau), "yes".into(), fmt_num(vm)]);
+            }
+            ctx.step();
+        }
+        ctx.measure("max_v_finite_l", worst);
+        let mut conv_worst = 0.0f64;
+        {
+            let tau = s_tau;
+            let p = DriftParams {
+                tau,
+                tol: 1e-12,
+                kind: DriftKind::Sinkhorn,
+                cost: Cost::HalfSqEuclidean,
+                ..DriftParams::default()
+            };
+            let o = drift(&x, &y, &p).map_err(e2s)?;
+            let v = o.v.amax() / scale;
+            conv_worst = conv_worst.max(if o.converged { v } else { f64::INFINITY });
+            rows.push(vec![
+                "sinkhorn".into(),
+                fmt_num(tau),
+                "no".into(),
+                fmt_num(v),
+            ]);
+        }
+        // Small tau for the record (the alternating cross solve converges slowly at p = q).
+        for &tau in &taus {
+            let p = DriftParams {
+                tau,
+                tol: 1e-12,
+                kind: DriftKind::Sinkhorn,
+                cost: Cost::HalfSqEuclidean,
+                ..DriftParams::default()
+            };
+            let o = drift(&x, &y, &p).map_err(e2s)?;
+            rows.push(vec![
+                format!(
+                    "sinkhorn ({} iterations, converged = {})",
+                    o.iterations, o.converged
+                ),
+                fmt_num(tau),
+                "no".into(),
+                fmt_num(o.v.amax() / scale),
+            ]);
+        }
+        ctx.step();
+        ctx.measure("max_v_converged", conv_worst);
+        ctx.table(
+            format!(
+                "p = q (n = {n}, d = {d}, y a permutation of x, cost |x−y|²/2): max |V| / max |x|"
+            ),
+            &["drift", "τ", "masked", "max |V| / max |x|"],
+            rows,
+        );
+        ctx.note(
+            "Masking (Deng et al.) breaks p = q ⇒ V = 0 (rows 'masked = yes'): the seed applies it only to the drifting baseline (§3.3: 'Sinkhorn does not require self-distance masking').",
+        );
+
+        // Prop. 3.11 sweep: n = 2 in 1-D, y = {0, 1}.
+        let yv = DMatrix::from_row_slice(2, 1, &[0.0, 1.0]);
+        let mut sweep_rows = Vec::new();
+        let mut global_min = f64::INFINITY;
+        let mut panels = Vec::new();
+        for &tau in &sweep_taus {
+            let p = DriftParams {
+                tau,
+                tol: 1e-12,
+                kind: DriftKind::Sinkhorn,
+                cost: Cost::HalfSqEuclidean,
+                ..DriftParams::default()
+            };
+            let p1 = DriftParams {
+                kind: DriftKind::OneSided,
+                ..p
+            };
+            let (mut min_inf, mut min_one) = (f64::INFINITY, f64::INFINITY);
+            let mut arg = (0.0, 0.0);
+            let mut level = Vec::new();
+            for i in 0..grid {
+                for j in 0..grid {
+                    let a = range[0] + (range[1] - range[0]) * i as f64 / (grid - 1) as f64;
+                    let b = range[0] + (range[1] - range[0]) * j as f64 / (grid - 1) as f64;
+                    if (a - b).abs() < sep {
+                        continue; // x1 ≠ x2 (Prop. 3.11 assumes distinct particles)
+                    }
+                    let h = (a.abs().max((b - 1.0).abs())).min((a - 1.0).abs().max(b.abs()));
+                    if h < sep {
+                        continue; // q within Hausdorff distance sep of p
+                    }
+                    let xv = DMatrix::from_row_slice(2, 1, &[a, b]);
+                    let o = drift(&xv, &yv, &p).map_err(e2s)?;
+                    let v = o.v.amax();
+                    if v < min_inf {
+                        min_inf = v;
+                        arg = (a, b);
+                    }
+                    min_one = min_one.min(drift(&xv, &yv, &p1).map_err(e2s)?.v.amax());
+                    if a < b {
+                        level.push((a, b, v));
+                    }
+                }
+            }
+            global_min = global_min.min(min_inf);
+            sweep_rows.push(vec![
+                fmt_num(tau),
+                fmt_num(min_inf),
+                format!("({}, {})", fmt_num(arg.0), fmt_num(arg.1)),
+                fmt_num(min_one),
+            ]);
+            // Panel: max_i |V_∞| along the diagonal-free slice b = a + 1 (a translate of p).
+            let (xs, vs): (Vec<f64>, Vec<f64>) = level
+                .iter()
+                .filter(|(a, b, _)| ((b - a) - 1.0).abs() < 1e-9)
+                .map(|(a, _, v)| (*a, *v))
+                .unzip();
+            panels.push(
+                Figure::new(
+                    format!("τ = {tau}: translates x = {{a, a+1}}"),
+                    "a",
+                    "max |V_∞|",
+                )
+                .log(false, true)
+                .with(Series::new("V_∞", &xs, &vs, Style::LinePoints)),
+            );
+            ctx.step();
+        }
+        ctx.measure("prop311_min_v", global_min);
+        ctx.table(
+            format!(
+                "Prop. 3.11 sweep: p = (δ_0 + δ_1)/2, q = (δ_a + δ_b)/2 on a {grid}×{grid} grid of [{}, {}]², configurations with |a − b| ≥ {sep} and Hausdorff distance ≥ {sep} from p; cost |x−y|²/2",
+                range[0], range[1]
+            ),
+            &["τ", "min max_i |V_∞(x_i)|", "at (a, b)", "min max_i |V_one-sided(x_i)| (same grid)"],
+            sweep_rows,
+        );
+        ctx.plot(
+            &Figure::grid(
+                "Prop. 3.11: the converged drift of translates of p",
+                1,
+                panels.len(),
+                panels,
+            ),
+            "particles_prop311_sweep",
+        )?;
+
+        // Lemma A.1.
+        let m = verify_miranda(pieces);
+        let z = newton_zero(
+            0.5 * (A_RANGE.0 + A_RANGE.1),
+            0.5 * (B_RANGE.0 + B_RANGE.1),
+            50,
+        )
+        .map_err(e2s)?;
+        let inside =
+            (A_RANGE.0..=A_RANGE.1).contains(&z.a) && (B_RANGE.0..=B_RANGE.1).contains(&z.b);
+        let particle_lower = verify_particle_drift_positive(32);
+        ctx.measure("miranda_holds", if m.holds { 1.0 } else { 0.0 });
+        ctx.measure("newton_residual", z.residual);
+        ctx.measure("newton_in_box", if inside { 1.0 } else { 0.0 });
+        ctx.table(
+            "Lemma A.1 (τ = 1, kernel e^{−(x−y)²}, p = (δ_0+δ_1)/2, q = (δ_a+δ_b)/2): certified interval bounds on the faces of R and the Newton zero",
+            &["quantity", "value"],
+            vec![
+                vec!["pieces per face".into(), m.pieces.to_string()],
+                vec!["sup F1 on a = −1.5 (must be < 0)".into(), format!("{:.6e}", m.f1_left_upper)],
+                vec!["inf F1 on a = −1.2 (must be > 0)".into(), format!("{:.6e}", m.f1_right_lower)],
+                vec!["inf F2 on b = 0.6 (must be > 0)".into(), format!("{:.6e}", m.f2_bottom_lower)],
+                vec!["sup F2 on b = 0.9 (must be < 0)".into(), format!("{:.6e}", m.f2_top_upper)],
+                vec!["a*".into(), format!("{:.15}", z.a)],
+                vec!["b*".into(), format!("{:.15}", z.b)],
+                vec!["max(|F1|, |F2|) at (a*, b*)".into(), format!("{:.3e}", z.residual)],
+                vec!["max(|V(0)|, |V(1)|) at (a*, b*)".into(), format!("{:.3e}", z.drift_residual)],
+                vec!["Newton iterations".into(), z.iterations.to_string()],
+                vec![
+                    "certified inf over R of the particle-evaluated V(a)".into(),
+                    format!("{:.6e}", particle_lower),
+                ],
+            ],
+        );
+        ctx.note(format!(
+            "Lemma A.1 evaluates the one-sided drift on the support of p (x ∈ {{0, 1}}), as in the seed's eqs. (23)–(24). Evaluated at the particles instead, V(a) ≥ {} > 0 on all of R (certified): (a*, b*) = ({:.12}, {:.12}) is not a stationary particle configuration of the drifting flow.",
+            fmt_num(particle_lower),
+            z.a,
+            z.b
+        ));
+        ctx.step();
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (4) Temperature sweep and 2-D targets.
+// ---------------------------------------------------------------------------------------------
+
+/// Seed 003 §5.1 τ-sweep and §5.2-style 2-D free-particle flows.
+pub struct TemperatureSweep;
+
+#[derive(Clone, Copy)]
+struct Scheme {
+    kind: DriftKind,
+    mask: bool,
+    label: &'static str,
+}
+
+/// The six schemes of seed 003 Figure 1/5; "sinkhorn" is the seed's fixed-iteration Sinkhorn
+/// ($L$ half-steps, `sinkhorn_l` in the spec).
+fn schemes(l: usize) -> [Scheme; 6] {
+    [
+        Scheme {
+            kind: DriftKind::OneSided,
+            mask: false,
+            label: "one-sided",
+        },
+        Scheme {
+            kind: DriftKind::OneSided,
+            mask: true,
+            label: "one-sided mask",
+        },
+        Scheme {
+            kind: DriftKind::TwoSided,
+            mask: false,
+            label: "two-sided",
+        },
+        Scheme {
+            kind: DriftKind::TwoSided,
+            mask: true,
+            label: "two-sided mask",
+        },
+        Scheme {
+            kind: DriftKind::LStep(l),
+            mask: false,
+            label: "sinkhorn",
+        },
+        Scheme {
+            kind: DriftKind::LStep(l),
+            mask: true,
+            label: "sinkhorn mask",
+        },
+    ]
+}
+
+impl Experiment for TemperatureSweep {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/particles-temperature-sweep.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let n = ctx.usize("n")?;
+        let eta = ctx.f64("eta")?;
+        let steps = ctx.usize("steps")?;
+        let taus = ctx.vec_f64("taus")?;
+        let sd = ctx.f64("source_sd")?;
+        let tn = ctx.usize("targets_n")?;
+        let tsteps = ctx.usize("targets_steps")?;
+        let ttau = ctx.f64("targets_tau")?;
+        let every = ctx.usize("targets_every")?.max(1);
+        let sinkhorn_l = ctx.usize("sinkhorn_l")?;
+        let schemes = schemes(sinkhorn_l);
+        let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
+        ctx.set_steps((taus.len() * schemes.len() + Target2d::ALL.len() * 3) as u64);
+
+        let x0 = DMatrix::from_fn(n, 2, |_, _| 0.0)
+            + Gaussian::new(DVector::zeros(2), DMatrix::identity(2, 2) * (sd * sd))
+                .map_err(e2s)?
+                .sample(n, &mut rng);
+        let y = Target2d::EightGaussians.sample(n, &mut rng);
+        let mut w2 = vec![vec![f64::NAN; schemes.len()]; taus.len()];
+        let mut panels = Vec::new();
+        for (ti, &tau) in taus.iter().enumerate() {
+            for (si, s) in schemes.iter().enumerate() {
+                ctx.progress().set_message(format!("{} τ = {tau}", s.label));
+                let fp = FlowParams {
+                    drift: DriftParams {
+                        tau,
+                        cost: Cost::HalfSqEuclidean,
+                        kind: s.kind,
+                        mask_self: s.mask,
+                        ..DriftParams::default()
+                    },
+                    t_end: eta * steps as f64,
+                    dt: eta,
+                    samples: steps.min(50),
+                    integrator: Integrator::Euler,
+                    keep_positions: true,
+                    monitor_divergence: false,
+                    ..FlowParams::default()
+                };
+                let out = particle_flow(&x0, &y, &fp).map_err(e2s)?;
+                let xf = out.positions.last().ok_or("empty trajectory")?;
+                w2[ti][si] = w2_squared_exact(xf, &y).map_err(e2s)?;
+                let mut fig = Figure::new(format!("{} τ = {tau}", s.label), "x", "y");
+                for i in (0..n).step_by((n / 40).max(1)) {
+                    let (px, py): (Vec<f64>, Vec<f64>) =
+                        out.positions.iter().map(|p| (p[(i, 0)], p[(i, 1)])).unzip();
+                    fig.push(Series::new("", &px, &py, Style::Thin));
+                }
+                let (tx, ty): (Vec<f64>, Vec<f64>) = (0..n).map(|j| (y[(j, 0)], y[(j, 1)])).unzip();
+                fig.push(Series::new("", &tx, &ty, Style::Points));
+                let (fx, fy): (Vec<f64>, Vec<f64>) =
+                    (0..n).map(|j| (xf[(j, 0)], xf[(j, 1)])).unzip();
+                fig.push(Series::new("", &fx, &fy, Style::Points));
+                panels.push(fig);
+                ctx.step();
+            }
+        }
+        let idx = |label: &str| schemes.iter().position(|s| s.label == label).unwrap_or(0);
+        let (one, two, sk) = (idx("one-sided"), idx("two-sided"), idx("sinkhorn"));
+        let t001 = taus
+            .iter()
+            .position(|&t| (t - 0.01).abs() < 1e-12)
+            .ok_or("taus must contain 0.01")?;
+        ctx.measure(
+            "ratio_one_sided_vs_sinkhorn_tau001",
+            w2[t001][one] / w2[t001][sk],
+        );
+        ctx.measure("sinkhorn_w2_tau001", w2[t001][sk]);
+        let worst = (0..taus.len())
+            .map(|t| w2[t][sk] / w2[t][one].min(w2[t][two]))
+            .fold(f64::NEG_INFINITY, f64::max);
+        ctx.measure("sinkhorn_vs_best_other_max_ratio", worst);
+        let (skm, onem) = (idx("sinkhorn mask"), idx("one-sided mask"));
+        ctx.note(format!(
+            "τ = 0.01: final W2² one-sided {}, two-sided {}, Sinkhorn {} (ratio one-sided/Sinkhorn {}); {} Masked Sinkhorn: final W2² between {} and {} over τ (unmasked: {} to {}); masked one-sided at τ = 0.01: {}.",
+            fmt_num(w2[t001][one]),
+            fmt_num(w2[t001][two]),
+            fmt_num(w2[t001][sk]),
+            fmt_num(w2[t001][one] / w2[t001][sk]),
+            if w2[t001][one] < 1.0 {
+                "the free-particle one-sided flow does not collapse here: each particle is pulled to its nearest target sample, which covers all modes when the source sits in the middle."
+            } else {
+                "the one-sided flow ends far from the target."
+            },
+            fmt_num(w2.iter().map(|r| r[skm]).fold(f64::INFINITY, f64::min)),
+            fmt_num(w2.iter().map(|r| r[skm]).fold(f64::NEG_INFINITY, f64::max)),
+            fmt_num(w2.iter().map(|r| r[sk]).fold(f64::INFINITY, f64::min)),
+            fmt_num(w2.iter().map(|r| r[sk]).fold(f64::NEG_INFINITY, f64::max)),
+            fmt_num(w2[t001][onem]),
+        ));
+        let mut header: Vec<&str> = vec!["τ"];
+        header.extend(schemes.iter().map(|s| s.label));
+        ctx.table(
+            format!("Final W2² to the 8-Gaussians target (N = {n}, η = {eta}, {steps} Euler steps, cost |x−y|²/2, exact assignment)"),
+            &header,
+            taus.iter()
+                .enumerate()
+                .map(|(t, tau)| {
+                    let mut r = vec![fmt_num(*tau)];
+                    r.extend(w2[t].iter().map(|v| fmt_num(*v)));
+                    r
+                })
+                .collect(),
+        );
+        ctx.note(format!(
+            "'sinkhorn' is the seed's fixed-iteration Sinkhorn drift: L = {sinkhorn_l} half-steps of Alg. 1 (seed §5.1: '100 iterations', Figure 1: '30'). Converged plans at small τ are too slow for the campaign (theory/particles.md §7)."
+        ));
+        ctx.plot(
+            &Figure::grid(
+                "Drift trajectories (rows: τ; columns: scheme; dots: target and final particles)",
+                taus.len(),
+                schemes.len(),
+                panels,
+            ),
+            "particles_tau_sweep_trajectories",
+        )?;
+
+        // 2-D targets.
+        let mut rows = Vec::new();
+        let mut curves = Vec::new();
+        let (mut ratio_8g, mut max_sk) = (f64::NAN, 0.0f64);
+        for target in Target2d::ALL {
+            let y = target.sample(tn, &mut rng);
+            let x0 = Gaussian::new(DVector::zeros(2), DMatrix::identity(2, 2))
+                .map_err(e2s)?
+                .sample(tn, &mut rng);
+            let mut fig = Figure::new(
+                format!("{} (τ = {ttau})", target.name()),
+                "Euler step",
+                "W2²",
+            )
+            .log(false, true);
+            let mut finals = Vec::new();
+            for kind in [
+                DriftKind::OneSided,
+                DriftKind::TwoSided,
+                DriftKind::LStep(sinkhorn_l),
+            ] {
+                let fp = FlowParams {
+                    drift: DriftParams {
+                        tau: ttau,
+                        cost: Cost::HalfSqEuclidean,
+                        kind,
+                        ..DriftParams::default()
+                    },
+                    t_end: eta * tsteps as f64,
+                    dt: eta,
+                    samples: (tsteps / every).max(1),
+                    integrator: Integrator::Euler,
+                    keep_positions: false,
+                    monitor_divergence: false,
+                    monitor_w2: true,
+                    ..FlowParams::default()
+                };
+                let out = particle_flow(&x0, &y, &fp).map_err(e2s)?;
+                let steps_axis: Vec<f64> = out.times.iter().map(|t| t / eta).collect();
+                fig.push(Series::new(
+                    kind.name(),
+                    &steps_axis,
+                    &out.w2,
+                    Style::LinePoints,
+                ));
+                finals.push(*out.w2.last().ok_or("no W2 recorded")?);
+                ctx.step();
+            }
+            if target == Target2d::EightGaussians {
+                ratio_8g = finals[0] / finals[2];
+            }
+            max_sk = max_sk.max(finals[2]);
+            rows.push(vec![
+                target.name().to_string(),
+                fmt_num(finals[0]),
+                fmt_num(finals[1]),
+                fmt_num(finals[2]),
+            ]);
+            curves.push(fig);
+        }
+        ctx.measure("targets_8g_ratio", ratio_8g);
+        ctx.measure("targets_sinkhorn_max_w2", max_sk);
+        ctx.table(
+            format!("2-D free-particle flows: final W2² after {tsteps} Euler steps (η = {eta}, τ = {ttau}, N = {tn}, source N(0, I))"),
+            &["target", "one-sided", "two-sided", "sinkhorn"],
+            rows,
+        );
+        ctx.note("Free-particle flows (no generator network), so the seed's §5.2 numbers (trained MLP generator) are a comparison, not a reproduction.");
+        ctx.plot(
+            &Figure::grid(
+                "W2² to the target along free-particle flows",
+                1,
+                curves.len(),
+                curves,
+            ),
+            "particles_targets_w2",
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (5) Sample complexity of the drift.
+// ---------------------------------------------------------------------------------------------
+
+/// ‖V̂_n − V_∞‖ against n with V_∞ from the Gaussian closed form.
+pub struct SampleComplexity;
+
+impl Experiment for SampleComplexity {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/particles-sample-complexity.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let tau = ctx.f64("tau")?;
+        let d = ctx.usize("d")?;
+        let ns = ctx.vec_usize("ns")?;
+        let reps = ctx.usize("reps")?;
+        let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
+        ctx.set_steps((ns.len() * reps) as u64);
+        let q = Gaussian::new(
+            catalog::random_mean(d, 1.0, &mut rng),
+            catalog::random_spd(d, 3.0, &mut rng),
+        )
+        .map_err(e2s)?;
+        let p = Gaussian::new(
+            catalog::random_mean(d, 1.0, &mut rng),
+            catalog::random_spd(d, 3.0, &mut rng),
+        )
+        .map_err(e2s)?;
+        let cost = Cost::HalfSqEuclidean;
+        // With c = |x−y|²/2 the flow velocity is V itself (2κ = 1).
+        let field = gaussian_velocity(&q, &p, tau, cost).map_err(e2s)?;
+        let mut mse = Vec::new();
+        for &n in &ns {
+            let mut e = Vec::new();
+            for _ in 0..reps {
+                let x = q.sample(n, &mut rng);
+                let y = p.sample(n, &mut rng);
+                let dp = DriftParams {
+                    tau,
+                    cost,
+                    kind: DriftKind::Sinkhorn,
+                    ..DriftParams::default()
+                };
+                let v = drift(&x, &y, &dp).map_err(e2s)?.v;
+                let mut s = 0.0;
+                for i in 0..n {
+                    let xi = DVector::from_iterator(d, x.row(i).iter().copied());
+                    let vi = DVector::from_iterator(d, v.row(i).iter().copied());
+                    s += (field.eval(&xi) - vi).norm_squared();
+                }
+                e.push(s / n as f64);
+                ctx.step();
+            }
+            mse.push(mean(&e));
+        }
+        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        let rms: Vec<f64> = mse.iter().map(|m| m.sqrt()).collect();
+        let slope = fit_slope(&nf, &rms, "RMS drift errors")?;
+        ctx.measure("slope_rms", slope);
+        let bound: Vec<f64> = nf.iter().map(|n| n.ln() / n.sqrt()).collect();
+        let ratio: Vec<f64> = mse.iter().zip(&bound).map(|(m, b)| m / b).collect();
+        ctx.measure("bound_ratio_max", ratio[ratio.len() - 1] / ratio[0]);
+        let mse_slope = fit_slope(&nf, &mse, "squared drift errors")?;
+        ctx.note(format!(
+            "Fitted slopes: RMS error {} (bound: −1/4 up to sqrt(log n)), mean squared error {} (bound: −1/2 up to log n). A slope steeper than the bound means the bound is not tight for this smooth (Gaussian) case.",
+            fmt_num(slope),
+            fmt_num(mse_slope)
+        ));
+        ctx.table(
+            format!(
+                "Drift sample complexity (d = {d}, τ = {tau}, cost |x−y|²/2, {reps} repetitions)"
+            ),
+            &[
+                "n",
+                "E‖V̂_n − V_∞‖² (in-sample)",
+                "RMS",
+                "MSE / (log n · n^{−1/2})",
+            ],
+            ns.iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    vec![
+                        n.to_string(),
+                        fmt_num(mse[k]),
+                        fmt_num(rms[k]),
+                        fmt_num(ratio[k]),
+                    ]
+                })
+                .collect(),
+        );
+        let c = rms[0] / nf[0].powf(-0.25);
+        let fig = Figure::new(
+            format!("Sinkhorn drift from n samples vs closed form (d = {d}, τ = {tau})"),
+            "n",
+            "RMS ‖V̂_n − V_∞‖",
+        )
+        .log(true, true)
+        .with(Series::new(
+            format!("measured (slope {})", fmt_num(slope)),
+            &nf,
+            &rms,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            "bound rate n^{−1/4}",
+            &nf,
+            &nf.iter().map(|n| c * n.powf(-0.25)).collect::<Vec<_>>(),
+            Style::Dashed,
+        ))
+        .with(Series::new(
+            "n^{−1/2}",
+            &nf,
+            &nf.iter()
+                .map(|n| rms[0] * (n / nf[0]).powf(-0.5))
+                .collect::<Vec<_>>(),
+            Style::Dashed,
+        ));
+        ctx.plot(&fig, "particles_sample_complexity")
+    }
+}
