@@ -5,8 +5,8 @@ use rayon::prelude::*;
 
 use super::error::SinkhornError;
 use super::kernel::{
-    fill_cost_row_dispatch, log_weights, lse_row_dispatch, scaled_potential, ExpFn, ExpKernel,
-    FastExp, StdExp,
+    fill_cost_row_dispatch, log_weights, lse_row_cloud_dispatch, lse_row_dispatch,
+    scaled_potential, ExpFn, ExpKernel, FastExp, StdExp,
 };
 use super::measure::{CostMatrix, Geometry, PointCloud};
 use super::params::Mode;
@@ -42,6 +42,40 @@ enum RowSource<'a> {
 }
 
 impl RowSource<'_> {
+    /// Row log-sum-exp of row `r` (the fused kernel for streaming clouds, else the cost row
+    /// then [`lse_row_dispatch`]); bit-identical either way.
+    #[inline]
+    fn lse<E: ExpFn>(
+        &self,
+        r: usize,
+        len: usize,
+        u: &[f64],
+        inv_eps: f64,
+        cbuf: &mut [f64],
+        zbuf: &mut [f64],
+    ) -> f64 {
+        match self {
+            RowSource::Cloud {
+                pts,
+                d,
+                coords,
+                factor,
+            } => lse_row_cloud_dispatch::<E>(
+                &pts[r * d..(r + 1) * d],
+                coords,
+                len,
+                *factor,
+                u,
+                inv_eps,
+                zbuf,
+            ),
+            _ => {
+                let c = self.row(r, len, cbuf);
+                lse_row_dispatch::<E>(u, c, inv_eps, zbuf)
+            }
+        }
+    }
+
     #[inline]
     fn row<'s>(&'s self, r: usize, len: usize, buf: &'s mut [f64]) -> &'s [f64] {
         match self {
@@ -292,8 +326,7 @@ impl<'a> Engine<'a> {
             let mut cbuf = vec![0.0; len];
             let mut zbuf = vec![0.0; len];
             for (r, o) in lse.iter_mut().enumerate() {
-                let c = src.row(r, len, &mut cbuf);
-                *o = lse_row_dispatch::<E>(u, c, inv_eps, &mut zbuf);
+                *o = src.lse::<E>(r, len, u, inv_eps, &mut cbuf, &mut zbuf);
             }
             return;
         }
@@ -301,8 +334,7 @@ impl<'a> Engine<'a> {
             || (vec![0.0; len], vec![0.0; len]),
             |(cbuf, zbuf), (t, chunk)| {
                 for (k, o) in chunk.iter_mut().enumerate() {
-                    let c = src.row(t * ROWS_PER_TASK + k, len, cbuf);
-                    *o = lse_row_dispatch::<E>(u, c, inv_eps, zbuf);
+                    *o = src.lse::<E>(t * ROWS_PER_TASK + k, len, u, inv_eps, cbuf, zbuf);
                 }
             },
         );

@@ -103,7 +103,7 @@ pub fn exp_nonpositive(x: f64) -> f64 {
 ///
 /// `coords` is coordinate-major `d × m` (`coords[k*m + j]` = coordinate `k` of $y_j$),
 /// `factor` the $\kappa$ of $c=\kappa\lvert x-y\rvert^2$.
-#[inline]
+#[inline(always)]
 pub fn fill_cost_row(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut [f64]) {
     let out = &mut out[..m];
     out.fill(0.0);
@@ -125,12 +125,19 @@ pub fn fill_cost_row(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut
 /// $\ge m$ and holds $u_j-c_j\varepsilon^{-1}$ on return.
 ///
 /// Returns $-\infty$ if every term is $-\infty$ (never the case for valid weights).
-#[inline]
+#[inline(always)]
 pub fn lse_row<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     let m = u.len();
     let c = &c[..m];
     let z = &mut z[..m];
     let mx = shifted_row(u, c, inv_eps, z);
+    lse_from_shifted::<E>(z, mx)
+}
+
+/// Pass 2 of [`lse_row`]: $m+\log\sum_j e^{z_j-m}$ given $m=\max_j z_j$ (the one summation
+/// order every row kernel uses).
+#[inline(always)]
+pub fn lse_from_shifted<E: ExpFn>(z: &[f64], mx: f64) -> f64 {
     if !mx.is_finite() {
         return mx;
     }
@@ -152,7 +159,7 @@ pub fn lse_row<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f
 }
 
 /// Pass 1 of [`lse_row`]: `z_j = u_j - c_j inv_eps`, returns $\max_j z_j$.
-#[inline]
+#[inline(always)]
 pub fn shifted_row(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     let m = u.len();
     let c = &c[..m];
@@ -186,6 +193,211 @@ pub fn shifted_row(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     out
 }
 
+/// Streaming rows of a point cloud, fused: `z_j = u_j - c(x, y_j)/eps` with the cost computed
+/// on the fly from coordinate differences, returns $\max_j z_j$. Bit-identical to
+/// [`fill_cost_row`] followed by [`shifted_row`] (same operations in the same order: the squared
+/// differences are summed coordinate by coordinate, then scaled by `factor`), without the
+/// intermediate cost row.
+#[inline(always)]
+pub fn shifted_row_cloud(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    let d = x.len();
+    let u = &u[..m];
+    let z = &mut z[..m];
+    let mut mx = [f64::NEG_INFINITY; LANES];
+    let chunks = m / LANES;
+    for ch in 0..chunks {
+        let base = ch * LANES;
+        let mut acc = [0.0f64; LANES];
+        for (k, &xk) in x.iter().enumerate() {
+            let row = &coords[k * m + base..k * m + base + LANES];
+            for l in 0..LANES {
+                let t = xk - row[l];
+                acc[l] += t * t;
+            }
+        }
+        if factor != 1.0 {
+            for a in acc.iter_mut() {
+                *a *= factor;
+            }
+        }
+        let uu = &u[base..base + LANES];
+        let zz = &mut z[base..base + LANES];
+        for l in 0..LANES {
+            let t = uu[l] - acc[l] * inv_eps;
+            zz[l] = t;
+            mx[l] = if t > mx[l] { t } else { mx[l] };
+        }
+    }
+    for j in chunks * LANES..m {
+        let mut acc = 0.0f64;
+        for k in 0..d {
+            let t = x[k] - coords[k * m + j];
+            acc += t * t;
+        }
+        if factor != 1.0 {
+            acc *= factor;
+        }
+        let t = u[j] - acc * inv_eps;
+        z[j] = t;
+        let l = j - chunks * LANES;
+        mx[l] = if t > mx[l] { t } else { mx[l] };
+    }
+    let mut out = f64::NEG_INFINITY;
+    for t in mx {
+        out = if t > out { t } else { out };
+    }
+    out
+}
+
+/// The fused streaming row log-sum-exp ([`shifted_row_cloud`] then [`lse_from_shifted`]),
+/// bit-identical to [`fill_cost_row`] + [`lse_row`].
+#[inline(always)]
+pub fn lse_row_cloud<E: ExpFn>(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    let mx = match x.len() {
+        1 => shifted_row_cloud_fixed::<1>(x, coords, m, factor, u, inv_eps, z),
+        2 => shifted_row_cloud_fixed::<2>(x, coords, m, factor, u, inv_eps, z),
+        3 => shifted_row_cloud_fixed::<3>(x, coords, m, factor, u, inv_eps, z),
+        _ => shifted_row_cloud(x, coords, m, factor, u, inv_eps, z),
+    };
+    lse_from_shifted::<E>(&z[..m], mx)
+}
+
+/// [`shifted_row_cloud`] for a compile-time dimension `D` (1, 2, 3: the common cases), so that
+/// the coordinate loop unrolls and the lane loop vectorises; same operations in the same order.
+#[inline(always)]
+fn shifted_row_cloud_fixed<const D: usize>(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    let rows: [&[f64]; D] = std::array::from_fn(|k| &coords[k * m..(k + 1) * m]);
+    let xs: [f64; D] = std::array::from_fn(|k| x[k]);
+    let u = &u[..m];
+    let z = &mut z[..m];
+    let mut mx = [f64::NEG_INFINITY; LANES];
+    let mut zc = z.chunks_exact_mut(LANES);
+    let mut uc = u.chunks_exact(LANES);
+    let mut j = 0;
+    for (zz, uu) in (&mut zc).zip(&mut uc) {
+        let mut acc = [0.0f64; LANES];
+        for k in 0..D {
+            let row = &rows[k][j..j + LANES];
+            for l in 0..LANES {
+                let t = xs[k] - row[l];
+                acc[l] += t * t;
+            }
+        }
+        if factor != 1.0 {
+            for a in acc.iter_mut() {
+                *a *= factor;
+            }
+        }
+        for l in 0..LANES {
+            let t = uu[l] - acc[l] * inv_eps;
+            zz[l] = t;
+            mx[l] = if t > mx[l] { t } else { mx[l] };
+        }
+        j += LANES;
+    }
+    for (l, (zz, &uu)) in zc
+        .into_remainder()
+        .iter_mut()
+        .zip(uc.remainder())
+        .enumerate()
+    {
+        let mut acc = 0.0f64;
+        for k in 0..D {
+            let t = xs[k] - rows[k][j + l];
+            acc += t * t;
+        }
+        if factor != 1.0 {
+            acc *= factor;
+        }
+        let t = uu - acc * inv_eps;
+        *zz = t;
+        mx[l] = if t > mx[l] { t } else { mx[l] };
+    }
+    let mut out = f64::NEG_INFINITY;
+    for t in mx {
+        out = if t > out { t } else { out };
+    }
+    out
+}
+
+/// [`lse_row_cloud`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection),
+/// else the baseline build; bit-identical in all three (see [`lse_row_dispatch`]).
+#[inline]
+pub fn lse_row_cloud_dispatch<E: ExpFn>(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { lse_row_cloud_avx512::<E>(x, coords, m, factor, u, inv_eps, z) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { lse_row_cloud_avx2::<E>(x, coords, m, factor, u, inv_eps, z) };
+        }
+    }
+    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn lse_row_cloud_avx512<E: ExpFn>(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lse_row_cloud_avx2<E: ExpFn>(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
+}
+
 /// [`lse_row`] compiled for AVX2 when the CPU has it (runtime detection, cached), else the
 /// baseline build. No FMA contraction happens in either (Rust never fuses `a * b + c`), and the
 /// lane structure is fixed by the code, so both give bit-identical results; AVX2 just does
@@ -194,6 +406,10 @@ pub fn shifted_row(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { lse_row_avx512::<E>(u, c, inv_eps, z) };
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { lse_row_avx2::<E>(u, c, inv_eps, z) };
@@ -208,12 +424,22 @@ unsafe fn lse_row_avx2<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f6
     lse_row::<E>(u, c, inv_eps, z)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn lse_row_avx512<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
+    lse_row::<E>(u, c, inv_eps, z)
+}
+
 /// [`fill_cost_row`] compiled for AVX2 when available (bit-identical, see
 /// [`lse_row_dispatch`]).
 #[inline]
 pub fn fill_cost_row_dispatch(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { fill_cost_row_avx512(z, coords, m, factor, out) };
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { fill_cost_row_avx2(z, coords, m, factor, out) };
@@ -225,6 +451,12 @@ pub fn fill_cost_row_dispatch(z: &[f64], coords: &[f64], m: usize, factor: f64, 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_cost_row_avx2(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut [f64]) {
+    fill_cost_row(z, coords, m, factor, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_cost_row_avx512(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut [f64]) {
     fill_cost_row(z, coords, m, factor, out)
 }
 
