@@ -871,6 +871,15 @@ def fmt_num(v, spec="{:.3g}"):
     return spec.format(v)
 
 
+def knob_text(c):
+    k = c.get("knob")
+    if k is None:
+        return "–"
+    if c["lib"].startswith("geomloss"):
+        return f"K = {k}" if c.get("knob_kind", "count") != "fixed" and k else "default"
+    return f"tol {k:g}"
+
+
 def write_markdown(res, path):
     m = res["machine"]
     lines = []
@@ -883,8 +892,7 @@ def write_markdown(res, path):
     lines += [f"- CPU: {m['cpu_model']} ({m['logical_cpus']} logical CPUs, "
               f"{m['physical_cores']} cores, flags {', '.join(m['cpu_flags'])}), "
               f"{m['memory_gb']} GB RAM; load average at start "
-              f"{', '.join(f'{v:.2f}' for v in m['load_average_at_start'])} "
-              f"(the machine is shared; timings are best-of-R).",
+              f"{', '.join(f'{v:.2f}' for v in m['load_average_at_start'])}.",
               f"- Threads: {res['threads']} for every library; repetitions: "
               f"{res['reps']} (minimum reported); per-case limit {res['time_limit']} s, "
               f"{res['mem_limit_gb']} GB.",
@@ -893,6 +901,11 @@ def write_markdown(res, path):
               f"- Problem: X ~ N(0, I_d), Y ~ N(1, 0.5 I_d), N = M, uniform weights, float64, "
               f"seed {SEED}; cost |x-y|^2; target L1 marginal error <= {TARGET_ERR:g} "
               "(||P1-a||_1 + ||P^T1-b||_1, recomputed by the harness from the potentials).",
+              *([f"- **Warning**: the 1-minute load average exceeded the number of CPUs "
+                 f"during this run (max {res['max_load']:.1f} on {m['logical_cpus']} CPUs): "
+                 "other processes competed for the cores, so the times (multi-threaded ones "
+                 "most) are pessimistic and noisy; rerun on a quiet machine."]
+                if res.get("max_load", 0) > (m["logical_cpus"] or 1) else []),
               "- OT_eps = <a,f> + <b,g> recomputed from each library's potentials; "
               "rel. diff is against the reference (C yardstick driven to "
               f"tol {res['ref_tol']:g}).",
@@ -900,9 +913,9 @@ def write_markdown(res, path):
               "Peak RSS: worker process up to the end of its first solve (interpreter, imports, "
               "inputs, JIT included; `base` = after imports and warm-up, before the solve).",
               ""]
-    lines += ["| N | d | eps | library | seconds | iterations | L1 error | target | "
+    lines += ["| N | d | eps | library | stop setting | seconds | iterations | L1 error | target | "
               "OT_eps | rel. diff vs ref | ns/pair-it | peak RSS MB (base) | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in res["cases"]:
         if c["lib"] == "reference":
             continue
@@ -924,10 +937,11 @@ def write_markdown(res, path):
             status += ": " + c.get("reason", "")
         lines.append(
             f"| {c.get('N')} | {c.get('d')} | {c['eps']:g} | {LIB_LABEL.get(c['lib'], c['lib'])} | "
+            f"{knob_text(c)} | "
             f"{fmt_num(secs, '{:.4g}')} | {fmt_num(it, '{:d}')} | "
             f"{fmt_num(c.get('err_l1'), '{:.2e}')}{ind} | "
             f"{'yes' if c.get('reached_target') else 'no'} | "
-            f"{fmt_num(c.get('ot_eps'), '{:.10g}')} | {fmt_num(rd, '{:.1e}')} | "
+            f"{fmt_num(c.get('ot_eps'), '{:.12g}')} | {fmt_num(rd, '{:.1e}')} | "
             f"{fmt_num(nsp, '{:.3g}')} | {rss_s} | {status.replace('|', '/')} |")
     lines += ["", "## Agreement of OT_eps between libraries that reached the target", "",
               "| N | d | eps | reference OT_eps | max rel. spread among peers | libraries |",
@@ -967,8 +981,8 @@ def write_plot(res, path):
     dims = sorted({c.get("d") for c in res["cases"] if c.get("d")})
     if not eps_list:
         return
-    fig, axes = plt.subplots(len(dims), len(eps_list), figsize=(5 * len(eps_list),
-                             4.2 * len(dims)), squeeze=False)
+    fig, axes = plt.subplots(len(dims), len(eps_list), figsize=(max(7.0, 5 * len(eps_list)),
+                             4.2 * len(dims) + 1.2), squeeze=False)
     libs = [lib for lib in ALL_LIBS if any(c["lib"] == lib for c in res["cases"])]
     cmap = plt.get_cmap("tab10")
     for r, d in enumerate(dims):
@@ -999,10 +1013,10 @@ def write_plot(res, path):
             ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    title = "Sinkhorn to L1 marginal error 1e-6 (o: reached, x: not reached)"
+    title = f"Sinkhorn solve time to L1 marginal error {TARGET_ERR:g} (o: reached, x: not reached)"
     if res["profile"] == "quick":
-        title += " — QUICK mode (N = 1000 only)"
-    fig.suptitle(title)
+        title += "\nQUICK mode (N = 1000 only, one repetition)"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1124,9 +1138,22 @@ def parent_main(args):
                     save()
     finally:
         res["machine"]["load_average_at_end"] = list(os.getloadavg())
+        loads = [v for c in res["cases"] for v in c.get("load_average_1min", [])]
+        res["max_load"] = max(loads + res["machine"]["load_average_at_start"][:1]
+                              + res["machine"]["load_average_at_end"][:1])
         save()
         if not args.keep_tmp:
             shutil.rmtree(tmp_root, ignore_errors=True)
+    finish_report(res, out_dir)
+
+
+def finish_report(res, out_dir):
+    if "max_load" not in res:
+        m = res["machine"]
+        loads = [v for c in res["cases"] for v in c.get("load_average_1min", [])]
+        res["max_load"] = max(loads + m["load_average_at_start"][:1]
+                              + m.get("load_average_at_end", [0.0])[:1])
+        (out_dir / "peers.json").write_text(json.dumps(res, indent=1, default=_json_default))
     write_markdown(res, out_dir / "peers.md")
     write_plot(res, out_dir / "peers.png")
     print(f"[peers] wrote {out_dir / 'peers.json'}, peers.md, peers.png", flush=True)
@@ -1164,7 +1191,14 @@ def main():
     p.add_argument("--out-dir", default=str(REPO / "benches" / "results"))
     p.add_argument("--data-dir", default=None, help="where the .npy inputs go (default: temp)")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite peers.md and peers.png from an existing peers.json in --out-dir")
     args = p.parse_args()
+    if args.report_only:
+        out_dir = Path(args.out_dir)
+        res = json.loads((out_dir / "peers.json").read_text())
+        finish_report(res, out_dir)
+        return
     parent_main(args)
 
 
