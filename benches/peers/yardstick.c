@@ -183,6 +183,7 @@ void ys_exp_array(const double *x, double *out, long n) {
 /* Max and mean error in ulps of ys_exp_array against expl over n points spread
    uniformly over [lo, hi] (deterministic grid with an irrational shift). */
 double ys_exp_ulp(long n, double lo, double hi, double *mean_ulp) {
+    if (n <= 0) return 0.0;
     double *x = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n);
     for (long i = 0; i < n; ++i) {
         double u = fmod((double)i * 0.6180339887498949 + 0.5 / n, 1.0);
@@ -322,12 +323,13 @@ double ys_bench_half_iter(int n, int m, int d, const double *x, const double *y,
 /* Full log-domain Sinkhorn with the kernel above, cost |x-y|^2, weights a, b.
    Each iteration: g = T(f, mu) (nu-marginal exact), then f_new = T(g, nu); the
    mu-marginal L1 error of the plan (f, g) is sum_i a_i |exp((f_i - f_new_i)/eps) - 1|,
-   free of charge. Stops when it is <= tol or after max_iter iterations. On return
+   free of charge. Stops when it is <= tol, after max_iter iterations or, if
+   max_seconds > 0, once the solve has run that long. On return
    (f, g) is the last pair whose error was measured (err_out), seconds_out the
    solve time. Returns the number of iterations (g-updates). */
 int ys_sinkhorn(int n, int m, int d, const double *x, const double *y, const double *a,
-                const double *b, double eps, double tol, int max_iter, int nthreads, double *f,
-                double *g, double *err_out, double *seconds_out) {
+                const double *b, double eps, double tol, int max_iter, double max_seconds,
+                int nthreads, double *f, double *g, double *err_out, double *seconds_out) {
     double t0 = ys_now();
     double *xs = malloc(sizeof(double) * n * d), *xt = malloc(sizeof(double) * n * d);
     double *ys = malloc(sizeof(double) * m * d), *yt = malloc(sizeof(double) * m * d);
@@ -353,6 +355,7 @@ int ys_sinkhorn(int n, int m, int d, const double *x, const double *y, const dou
         err = 0.0;
         for (int i = 0; i < n; ++i) err += a[i] * fabs(expm1((f[i] - fn[i]) / eps));
         if (err <= tol || it >= max_iter) break;
+        if (max_seconds > 0.0 && ys_now() - t0 > max_seconds) break;
         memcpy(f, fn, sizeof(double) * n);
     }
     *err_out = err;
