@@ -8,31 +8,8 @@
 
 mod common;
 
-use common::rel;
+use common::{rel, weyl_cloud as cloud};
 use sinkflow::sinkhorn::{solve, PointCloud, SinkhornParams};
-
-const PRIMES: [f64; 30] = [
-    2.0, 3.0, 5.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0, 29.0, 31.0, 37.0, 41.0, 43.0, 47.0, 53.0,
-    59.0, 61.0, 67.0, 71.0, 73.0, 79.0, 83.0, 89.0, 97.0, 101.0, 103.0, 107.0, 109.0, 113.0,
-];
-
-fn frac(t: f64) -> f64 {
-    t - t.floor()
-}
-
-/// The generator of the script's docstring.
-fn cloud(n: usize, d: usize, s: usize, shift: f64) -> PointCloud {
-    let mut pts = Vec::with_capacity(n * d);
-    for i in 0..n {
-        for k in 0..d {
-            pts.push(2.0 * frac((i + 1) as f64 * PRIMES[s + k].sqrt()) - 1.0 + shift);
-        }
-    }
-    let w: Vec<f64> = (0..n)
-        .map(|i| 0.5 + frac((i + 1) as f64 * PRIMES[s + 10].sqrt() + 0.25))
-        .collect();
-    PointCloud::from_flat(pts, d, Some(w), true).unwrap()
-}
 
 #[test]
 fn agrees_with_pot_and_ott() {
