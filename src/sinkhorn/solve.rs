@@ -163,6 +163,33 @@ pub(crate) fn eps_at(k: usize, stages: &[f64], per_stage: usize, eps: f64) -> f6
     stages.get(k / per_stage.max(1)).copied().unwrap_or(eps)
 }
 
+/// The stopping logic shared by the alternating and the symmetric solvers: record the residual
+/// of iteration `k` (1-based), fail on a non-finite residual, and say whether to stop
+/// (`Some(converged)`) or continue (`None`). Convergence is only declared after the annealing
+/// iterations of eps-scaling.
+pub(crate) fn stop_rule(
+    k: usize,
+    residual: f64,
+    annealing: usize,
+    total_max: usize,
+    params: &SinkhornParams,
+    history: &mut Vec<f64>,
+) -> Result<Option<bool>, SinkhornError> {
+    if params.record_history {
+        history.push(residual);
+    }
+    if !residual.is_finite() {
+        return Err(SinkhornError::Breakdown { iteration: k });
+    }
+    if k > annealing && residual <= params.tol {
+        return Ok(Some(true));
+    }
+    if k >= total_max {
+        return Ok(Some(false));
+    }
+    Ok(None)
+}
+
 fn run(
     engine: &Engine<'_>,
     params: &SinkhornParams,
@@ -192,17 +219,8 @@ fn run(
             err += ai * (fi * inv_e + li).exp_m1().abs();
         }
         k += 1;
-        if params.record_history {
-            history.push(err);
-        }
-        if !err.is_finite() {
-            return Err(SinkhornError::Breakdown { iteration: k });
-        }
-        if k > annealing && err <= params.tol {
-            break (err, true);
-        }
-        if k >= total_max {
-            break (err, false);
+        if let Some(converged) = stop_rule(k, err, annealing, total_max, params, &mut history)? {
+            break (err, converged);
         }
         for (fi, &li) in f.iter_mut().zip(&lse) {
             *fi = li * -e;

@@ -14,7 +14,7 @@ use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::PointCloud;
 use super::params::{Mode, SinkhornParams, Termination};
-use super::solve::{dot, eps_at};
+use super::solve::{dot, eps_at, stop_rule};
 use crate::Cost;
 
 /// The result of [`solve_symmetric`].
@@ -101,17 +101,8 @@ pub(crate) fn symmetric_impl(
             r = r.max((a - b).abs() * inv_e);
         }
         k += 1;
-        if params.record_history {
-            history.push(r);
-        }
-        if !r.is_finite() {
-            return Err(SinkhornError::Breakdown { iteration: k });
-        }
-        if k > annealing && r <= params.tol {
-            break (r, true);
-        }
-        if k >= total_max {
-            break (r, false);
+        if let Some(converged) = stop_rule(k, r, annealing, total_max, params, &mut history)? {
+            break (r, converged);
         }
         for (fi, &ti) in f.iter_mut().zip(&tf) {
             *fi = 0.5 * (*fi + ti);

@@ -17,10 +17,6 @@ fn e2s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-fn random_vector<R: Rng>(d: usize, rng: &mut R) -> DVector<f64> {
-    DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal))
-}
-
 /// Growth rate of a tilt of a rank-one start, at equilibrium in an eigen-direction of the target
 /// with variance `s_occ`, toward a null direction with target variance `s_miss`
 /// (theory/gaussian.md §9): for rank-one S = f fᵀ, K(S→S*) f = S* f / a with
@@ -57,16 +53,8 @@ impl Experiment for Convergence {
         let mut rows = Vec::new();
         for k in 0..cases {
             let d = dims[k % dims.len()];
-            let mu0 = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
-            let target = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
+            let mu0 = catalog::random_gaussian(d, 10.0, &mut rng);
+            let target = catalog::random_gaussian(d, 10.0, &mut rng);
             let params = FlowParams {
                 eps,
                 t_end,
@@ -154,15 +142,11 @@ impl Experiment for Singular {
             let r = 1 + k % (d - 1).max(1);
             let r = r.min(d - 1);
             let mu0 = Gaussian::new(
-                random_vector(d, &mut rng),
+                catalog::random_mean(d, 1.0, &mut rng),
                 catalog::random_psd_rank(d, r, &mut rng),
             )
             .map_err(e2s)?;
-            let target = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
+            let target = catalog::random_gaussian(d, 10.0, &mut rng);
             let params = FlowParams {
                 eps,
                 t_end,
@@ -566,16 +550,8 @@ impl Experiment for EpsLimits {
         let tau_end = ctx.f64("tau_end")?;
         let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
         ctx.set_steps((small.len() + large.len()) as u64);
-        let mu0 = Gaussian::new(
-            random_vector(d, &mut rng),
-            catalog::random_spd(d, 10.0, &mut rng),
-        )
-        .map_err(e2s)?;
-        let target = Gaussian::new(
-            random_vector(d, &mut rng),
-            catalog::random_spd(d, 10.0, &mut rng),
-        )
-        .map_err(e2s)?;
+        let mu0 = catalog::random_gaussian(d, 10.0, &mut rng);
+        let target = catalog::random_gaussian(d, 10.0, &mut rng);
 
         let mut gaps_small = Vec::new();
         for &eps in &small {
@@ -726,14 +702,10 @@ impl Experiment for OracleChecks {
             } else {
                 catalog::random_spd(d, 10.0, &mut rng)
             };
-            let m = random_vector(d, &mut rng);
+            let m = catalog::random_mean(d, 1.0, &mut rng);
             let mu = Gaussian::new(m.clone(), cov.clone()).map_err(e2s)?;
-            let target = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
-            let u0 = random_vector(d, &mut rng);
+            let target = catalog::random_gaussian(d, 10.0, &mut rng);
+            let u0 = catalog::random_mean(d, 1.0, &mut rng);
             let big_u = DMatrix::from_fn(d, d, |_, _| rng.sample::<f64, _>(StandardNormal));
             let phi = |s: f64| -> Result<f64, String> {
                 let a = DMatrix::identity(d, d) + &big_u * s;
@@ -782,16 +754,8 @@ impl Experiment for OracleChecks {
         for k in 0..cases {
             let d = dims[k % dims.len()];
             let eps = eps_list[k % eps_list.len()];
-            let mu0 = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
-            let target = Gaussian::new(
-                random_vector(d, &mut rng),
-                catalog::random_spd(d, 10.0, &mut rng),
-            )
-            .map_err(e2s)?;
+            let mu0 = catalog::random_gaussian(d, 10.0, &mut rng);
+            let target = catalog::random_gaussian(d, 10.0, &mut rng);
             let t_end = 1.0;
             let samples = 1000;
             let params = FlowParams {
