@@ -9,7 +9,7 @@
 mod common;
 
 use common::{rel, weyl_cloud as cloud};
-use sinkflow::sinkhorn::{solve, PointCloud, SinkhornParams};
+use sinkflow::sinkhorn::{solve, SinkhornParams};
 
 #[test]
 fn agrees_with_pot_and_ott() {
