@@ -59,6 +59,10 @@ pub struct SinkhornArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Over-relax the f-update with factor OMEGA in [1, 2) (off by default; see the
+    /// `over_relaxation` field of `SinkhornParams`)
+    #[arg(long, value_name = "OMEGA", allow_hyphen_values = true)]
+    pub over_relaxation: Option<String>,
 }
 
 fn number(text: &str, what: &str) -> Result<f64, CliError> {
@@ -105,6 +109,11 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         eps_scaling: args.eps_scaling.then(EpsScaling::default),
         strict: false,
         record_history: false,
+        over_relaxation: args
+            .over_relaxation
+            .as_deref()
+            .map(|t| number(t, "--over-relaxation"))
+            .transpose()?,
     };
     params
         .validate()

@@ -156,6 +156,7 @@ impl DriftParams {
             eps_scaling: None,
             strict: false,
             record_history: false,
+            over_relaxation: None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl Recorder<'_> {
                 eps_scaling: None,
                 strict: false,
                 record_history: false,
+                over_relaxation: None,
             };
             let d = divergence(&xc, yc, &sp).map_err(engine_err)?;
             self.out.divergence.push(d.divergence);

@@ -209,6 +209,8 @@ fn run(
     engine.transform(Side::Rows, &g, eps_at(0, &stages, per_stage, eps), &mut f);
     let mut history = Vec::new();
     let mut k = 0;
+    let mut omega = params.over_relaxation;
+    let (mut last_err, mut increases) = (f64::INFINITY, 0usize);
     let (err, converged) = loop {
         let e = eps_at(k, &stages, per_stage, eps);
         engine.transform(Side::Cols, &f, e, &mut g);
@@ -222,8 +224,23 @@ fn run(
         if let Some(converged) = stop_rule(k, err, annealing, total_max, params, &mut history)? {
             break (err, converged);
         }
-        for (fi, &li) in f.iter_mut().zip(&lse) {
-            *fi = li * -e;
+        // Over-relaxation (params.over_relaxation), only at the target eps, with its safeguard.
+        increases = if err > last_err { increases + 1 } else { 0 };
+        last_err = err;
+        if increases >= 5 {
+            omega = None;
+        }
+        match omega {
+            Some(w) if k > annealing => {
+                for (fi, &li) in f.iter_mut().zip(&lse) {
+                    *fi = (1.0 - w) * *fi + w * (li * -e);
+                }
+            }
+            _ => {
+                for (fi, &li) in f.iter_mut().zip(&lse) {
+                    *fi = li * -e;
+                }
+            }
         }
     };
     if !converged && params.strict {
