@@ -25,6 +25,9 @@
 //!   ([`sinkhorn::PointCloud`]) or a given cost ([`sinkhorn::CostMatrix`]), dense or streaming
 //!   kernels, eps-scaling, the symmetric (averaged) solve, the debiased divergence, the
 //!   half-step API ([`sinkhorn::Stepper`]), plans, and potentials / entropic maps at new points.
+//! * [`particles`] — particle Sinkhorn flows and drifting fields (seed 003): one-sided,
+//!   two-sided, L-step and converged drifts, the particle gradient flow of $S_\varepsilon$,
+//!   exact $W_2$ metrics, toy 2-D targets, and Lemma A.1 by interval arithmetic.
 //! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).
@@ -39,6 +42,7 @@
 //! * Gaussian value / divergence / plan / map: [`gaussian::Gaussian`] and
 //!   [`gaussian::EntropicOt`].
 //! * The covariance ODE of the $S_\varepsilon$ flow: [`gaussian::flow`].
+//! * Particles moved by Sinkhorn drifts: [`particles::flow::particle_flow`].
 //! * $\mathrm{OT}_\varepsilon$ between two weighted clouds: [`sinkhorn::solve`]; the debiased
 //!   $S_\varepsilon$: [`sinkhorn::divergence`]; iterates one half-step at a time:
 //!   [`sinkhorn::Stepper`].

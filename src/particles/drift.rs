@@ -4,7 +4,7 @@
 //! Particles $X=(x_i)_{i<n}$ carry $q=\frac1n\sum_i\delta_{x_i}$, the target $Y=(y_j)_{j<m}$
 //! carries $p=\frac1m\sum_j\delta_{y_j}$. Every drift has the cross-minus-self barycentric
 //! form of seed 003 eq. (3)/(15)/(22):
-//! $$V(x_i)=\sum_j P_{XY}[i,j]\,y_j-\sum_j P_{XX}[i,j]\,x_j = T_{\rm cross}(x_i) - T_{\rm self}(x_i),$$
+//! $$V(x_i)=\sum_j P_{XY}(i,j)\,y_j-\sum_j P_{XX}(i,j)\,x_j = T_{\rm cross}(x_i) - T_{\rm self}(x_i),$$
 //! with row-stochastic $P$ built from the Gibbs kernel $K=e^{-C/\tau}$, $C_{ij}=c(x_i,y_j)$
 //! ([`crate::Cost`]; $\tau$ plays the role of $\varepsilon$). The kinds ([`DriftKind`]):
 //!
@@ -179,9 +179,9 @@ pub struct Potentials {
 pub struct DriftOutput {
     /// $V = T_{\rm cross}-T_{\rm self}$, $n\times d$.
     pub v: DMatrix<f64>,
-    /// $T_{\rm cross}(x_i)=\sum_jP_{XY}[i,j]y_j$, $n\times d$.
+    /// $T_{\rm cross}(x_i)=\sum_jP_{XY}(i,j)y_j$, $n\times d$.
     pub t_cross: DMatrix<f64>,
-    /// $T_{\rm self}(x_i)=\sum_jP_{XX}[i,j]x_j$, $n\times d$.
+    /// $T_{\rm self}(x_i)=\sum_jP_{XX}(i,j)x_j$, $n\times d$.
     pub t_self: DMatrix<f64>,
     /// Potentials of the converged solves ([`DriftKind::Sinkhorn`] only).
     pub potentials: Option<Potentials>,
