@@ -17,7 +17,7 @@ fn brute_force(c: &DMatrix<f64>) -> f64 {
         }
         for i in 0..k {
             rec(k - 1, p, c, best);
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 p.swap(i, k - 1);
             } else {
                 p.swap(0, k - 1);

@@ -56,8 +56,13 @@ fn lse_row_both_exps_and_naive() {
             .ln();
     // sums of 1003 terms: round-off ~1e-16 * log-term; 1e-14 relative is ample
     assert!(rel(a, b) < 1e-14 && rel(b, naive) < 1e-14);
-    // the runtime-dispatched (AVX2 where available) build is bit-identical to the baseline
-    assert_eq!(lse_row_dispatch::<FastExp>(&u, &c, 10.0, &mut z), a);
+    // The runtime-dispatched build: with the libm exponential it is bit-identical to the
+    // baseline (same lanes, no contraction). With the fast exponential, an AVX-512 CPU uses
+    // the hand-vectorised FMA summation pass, which rounds differently: each exponential is
+    // within 1 ulp and the sum of m terms is reordered, so |Δ lse| ≤ (m + 2)·u·2 absolute
+    // (lse = mx + ln s, |Δ ln s| ≤ |Δs|/s).
+    let tol = (m as f64 + 2.0) * f64::EPSILON * 2.0;
+    assert!((lse_row_dispatch::<FastExp>(&u, &c, 10.0, &mut z) - a).abs() <= tol);
     assert_eq!(lse_row_dispatch::<StdExp>(&u, &c, 10.0, &mut z), b);
     let coords: Vec<f64> = (0..3 * m).map(|j| (j as f64 * 0.13).sin()).collect();
     let (mut r1, mut r2) = (vec![0.0; m], vec![0.0; m]);
@@ -85,9 +90,10 @@ fn ot_fast_exp_equals_std_exp() {
 }
 
 /// The fused streaming row kernel (cost computed on the fly, fixed-dimension specialisations for
-/// d = 1, 2, 3, generic otherwise; runtime SIMD dispatch) performs the same operations in the
-/// same order as `fill_cost_row` + `lse_row`, so the results are bit-identical — for every
-/// dimension, both cost factors, and row lengths that are not multiples of the lane width.
+/// d = 1, 2, 3, generic otherwise) performs the same operations in the same order as
+/// `fill_cost_row` + `lse_row`, so the results are bit-identical — for every dimension, both
+/// cost factors, and row lengths that are not multiples of the lane width; the runtime-dispatched
+/// build agrees to the stated round-off bound (bit-identical with the libm exponential).
 #[test]
 fn fused_cloud_row_is_bit_identical_to_cost_row_then_lse() {
     use sinkflow::sinkhorn::kernel::{lse_row_cloud, lse_row_cloud_dispatch};
@@ -112,13 +118,16 @@ fn fused_cloud_row_is_bit_identical_to_cost_row_then_lse() {
                 let fused = lse_row_cloud::<FastExp>(&x, &coords, m, factor, &u, 7.0, &mut z2);
                 assert_eq!(fused.to_bits(), reference.to_bits(), "d = {d}, m = {m}");
                 assert_eq!(z, z2);
+                // The dispatched build may use the AVX-512 FMA summation pass (bound as in
+                // `lse_row_both_exps_and_naive`); the libm path stays bit-identical.
                 let dispatched =
                     lse_row_cloud_dispatch::<FastExp>(&x, &coords, m, factor, &u, 7.0, &mut z2);
-                assert_eq!(
-                    dispatched.to_bits(),
-                    reference.to_bits(),
-                    "d = {d}, m = {m}"
-                );
+                let tol = (m as f64 + 2.0) * f64::EPSILON * 2.0;
+                assert!((dispatched - reference).abs() <= tol, "d = {d}, m = {m}");
+                let std_ref = lse_row::<StdExp>(&u, &c, 7.0, &mut z);
+                let std_disp =
+                    lse_row_cloud_dispatch::<StdExp>(&x, &coords, m, factor, &u, 7.0, &mut z2);
+                assert_eq!(std_disp.to_bits(), std_ref.to_bits(), "d = {d}, m = {m}");
             }
         }
     }

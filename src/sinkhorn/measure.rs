@@ -97,7 +97,7 @@ impl PointCloud {
         if points.is_empty() {
             return Err(SinkhornError::EmptyCloud);
         }
-        if points.len() % d != 0 {
+        if !points.len().is_multiple_of(d) {
             return Err(SinkhornError::DimensionMismatch {
                 what: format!("number of coordinates is not a multiple of the dimension {d}"),
                 expected: points.len().div_ceil(d) * d,
