@@ -424,7 +424,7 @@ fn shifted_row_cloud_fixed<const D: usize>(
 }
 
 /// [`lse_row_cloud`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection),
-/// else the baseline build; bit-identical in all three (see [`lse_row_dispatch`]).
+/// else the baseline build; the rounding contract is that of [`lse_row_dispatch`].
 #[inline]
 pub fn lse_row_cloud_dispatch<E: ExpFn>(
     x: &[f64],
@@ -487,10 +487,13 @@ unsafe fn lse_row_cloud_avx2<E: ExpFn>(
     lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
 }
 
-/// [`lse_row`] compiled for AVX2 when the CPU has it (runtime detection, cached), else the
-/// baseline build. No FMA contraction happens in either (Rust never fuses `a * b + c`), and the
-/// lane structure is fixed by the code, so both give bit-identical results; AVX2 just does
-/// four lanes per instruction instead of two.
+/// [`lse_row`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection, cached),
+/// else the baseline build. The AVX2 build is bit-identical to the baseline (Rust never fuses
+/// `a * b + c`, and the lane structure is fixed by the code). On AVX-512F + FMA CPUs the fast
+/// exponential's summation pass is the hand-vectorised `lse_from_shifted_avx512`, which
+/// differs from the baseline by at most (m + 2)·2u in the result; the libm exponential stays
+/// bit-identical everywhere. On one machine every caller (dense, streaming, step API) goes
+/// through the same dispatch, so they agree bit for bit with each other.
 #[inline]
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
