@@ -348,13 +348,28 @@ pub fn lse_row_cloud<E: ExpFn>(
     inv_eps: f64,
     z: &mut [f64],
 ) -> f64 {
-    let mx = match x.len() {
+    let mx = shifted_row_cloud_any(x, coords, m, factor, u, inv_eps, z);
+    lse_from_shifted::<E>(&z[..m], mx)
+}
+
+/// [`shifted_row_cloud`] through its fixed-dimension specialisations when `d` ≤ 3 (the one
+/// place that chooses between them).
+#[inline(always)]
+fn shifted_row_cloud_any(
+    x: &[f64],
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    match x.len() {
         1 => shifted_row_cloud_fixed::<1>(x, coords, m, factor, u, inv_eps, z),
         2 => shifted_row_cloud_fixed::<2>(x, coords, m, factor, u, inv_eps, z),
         3 => shifted_row_cloud_fixed::<3>(x, coords, m, factor, u, inv_eps, z),
         _ => shifted_row_cloud(x, coords, m, factor, u, inv_eps, z),
-    };
-    lse_from_shifted::<E>(&z[..m], mx)
+    }
 }
 
 /// [`shifted_row_cloud`] for a compile-time dimension `D` (1, 2, 3: the common cases), so that
@@ -437,8 +452,8 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { lse_row_cloud_avx512::<E>(x, coords, m, factor, u, inv_eps, z) };
         }
         if std::is_x86_feature_detected!("avx2") {
@@ -450,7 +465,7 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 unsafe fn lse_row_cloud_avx512<E: ExpFn>(
     x: &[f64],
     coords: &[f64],
@@ -460,14 +475,9 @@ unsafe fn lse_row_cloud_avx512<E: ExpFn>(
     inv_eps: f64,
     z: &mut [f64],
 ) -> f64 {
-    if E::AVX512_FMA && std::is_x86_feature_detected!("fma") {
-        let mx = match x.len() {
-            1 => shifted_row_cloud_fixed::<1>(x, coords, m, factor, u, inv_eps, z),
-            2 => shifted_row_cloud_fixed::<2>(x, coords, m, factor, u, inv_eps, z),
-            3 => shifted_row_cloud_fixed::<3>(x, coords, m, factor, u, inv_eps, z),
-            _ => shifted_row_cloud(x, coords, m, factor, u, inv_eps, z),
-        };
-        // SAFETY: AVX-512F (this function's feature) and FMA (checked just above).
+    if E::AVX512_FMA {
+        let mx = shifted_row_cloud_any(x, coords, m, factor, u, inv_eps, z);
+        // SAFETY: AVX-512F and FMA are this function's features (checked by the dispatcher).
         return lse_from_shifted_avx512(&z[..m], mx);
     }
     lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
@@ -498,8 +508,8 @@ unsafe fn lse_row_cloud_avx2<E: ExpFn>(
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { lse_row_avx512::<E>(u, c, inv_eps, z) };
         }
         if std::is_x86_feature_detected!("avx2") {
@@ -517,12 +527,12 @@ unsafe fn lse_row_avx2<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f6
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 unsafe fn lse_row_avx512<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
-    if E::AVX512_FMA && std::is_x86_feature_detected!("fma") {
+    if E::AVX512_FMA {
         let m = u.len();
         let mx = shifted_row(u, c, inv_eps, z);
-        // SAFETY: AVX-512F (this function's feature) and FMA (checked just above).
+        // SAFETY: AVX-512F and FMA are this function's features (checked by the dispatcher).
         return lse_from_shifted_avx512(&z[..m], mx);
     }
     lse_row::<E>(u, c, inv_eps, z)
