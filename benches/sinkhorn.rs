@@ -1,58 +1,105 @@
 //! Criterion benchmarks of the Sinkhorn engine (seeded inputs, setup outside the timing).
 //!
-//! * `iteration/*`: one log-domain iteration (two half-steps, 2NM log-sum-exp terms) through
-//!   the step API, N = M in {1000, 4000}, d in {2, 16}, dense vs streaming;
-//! * `solve/*`: time to tolerance 1e-6 (L1 marginal), eps in {1, 0.1};
+//! Groups (ids are `variant/N`):
+//! * `iteration`: one log-domain iteration (two half-steps, 2NM log-sum-exp terms) through the
+//!   step API, N = M in {1000, 4000, 16000}, d in {2, 16}, dense vs streaming, on 1 and 2
+//!   threads; plus streaming at N = M = 100 000, d = 2 (one iteration is 2·10^10 terms);
+//! * `solve`: time to L1 marginal error 1e-6 from zero potentials, N in {1000, 4000},
+//!   d in {2, 16}, eps in {1, 0.1, 0.01}; N = 16 000 at eps = 1 (and at eps = 0.1, 0.01 with
+//!   `SINKFLOW_BENCH_FULL=1`: one such solve takes minutes, and the iteration counts, which do
+//!   not depend on the machine, are in `benches/results/peers.*`);
+//! * `self_and_debiased`: an OT solve, the symmetric self solve and the debiased divergence of the
+//!   same clouds, side by side (targets: symmetric ≤ 0.6×, divergence ≤ 2× the OT solve);
+//! * `particles`: one drift evaluation of the Sinkhorn particle flow (cold and warm-started);
+//! * the Gaussian closed forms are in `benches/gaussian.rs`.
 //!
 //! Points are standard normal scaled by sqrt(2/d), so that E|x-y|^2 = 4 in every dimension and
-//! eps in {1, 0.1} means the same regime for d = 2 and d = 16 (unscaled, d = 16 at eps = 0.1
+//! a given eps means the same regime for d = 2 and d = 16 (unscaled, d = 16 at eps = 0.1
 //! needs ~10^4 iterations and a single solve takes minutes).
-//! * `symmetric`, `divergence`: the averaged self solve and the debiased divergence.
 //!
-//! `cargo bench --bench sinkhorn -- --quick` runs in a few minutes on 2 cores.
+//! `cargo bench --bench sinkhorn` runs the default sweep (about 40 minutes on 2 cores);
+//! a single group: `cargo bench --bench sinkhorn -- solve/`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use sinkflow::particles::drift::DriftParams;
+use sinkflow::particles::flow::velocity;
 use sinkflow::sinkhorn::{
     divergence, solve, solve_symmetric, Geometry, Mode, PointCloud, SinkhornParams, Stepper,
 };
 
-fn cloud(seed: u64, n: usize, d: usize, shift: f64) -> PointCloud {
+fn points(seed: u64, n: usize, d: usize, shift: f64) -> Vec<f64> {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let scale = (2.0 / d as f64).sqrt();
-    let pts: Vec<f64> = (0..n * d)
+    (0..n * d)
         .map(|_| {
             let z: f64 = StandardNormal.sample(&mut r);
             scale * z + shift
         })
-        .collect();
-    PointCloud::from_flat(pts, d, None, false).expect("valid cloud")
+        .collect()
+}
+
+fn cloud(seed: u64, n: usize, d: usize, shift: f64) -> PointCloud {
+    PointCloud::from_flat(points(seed, n, d, shift), d, None, false).expect("valid cloud")
+}
+
+/// Run `f` on a rayon pool of `threads` threads.
+fn on_threads<R: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+    pool.install(f)
+}
+
+fn full() -> bool {
+    std::env::var_os("SINKFLOW_BENCH_FULL").is_some()
 }
 
 fn iteration(c: &mut Criterion) {
     let mut g = c.benchmark_group("iteration");
     g.sample_size(10);
-    for &n in &[1000usize, 4000] {
-        for &d in &[2usize, 16] {
-            let x = cloud(1, n, d, 0.0);
-            let y = cloud(2, n, d, 0.5);
-            g.throughput(Throughput::Elements((2 * n * n) as u64));
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1usize, 2]
+        .into_iter()
+        .map(|t| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("thread pool");
+            (t, pool)
+        })
+        .collect();
+    let mut cases: Vec<(usize, usize, Mode)> = Vec::new();
+    for n in [1000usize, 4000, 16000] {
+        for d in [2usize, 16] {
             for mode in [Mode::Dense, Mode::Streaming] {
-                let p = SinkhornParams::new(1.0).with_mode(mode);
-                let mut st = Stepper::from_geometry(
-                    Geometry::Clouds { x: &x, y: &y },
-                    &p,
-                    &vec![0.0; n],
-                    &vec![0.0; n],
-                )
-                .expect("stepper");
-                let id = BenchmarkId::new(format!("{}-d{d}", mode.name()), n);
-                g.bench_function(id, |b| b.iter(|| black_box(st.run(2, false))));
+                cases.push((n, d, mode));
             }
+        }
+    }
+    cases.push((100_000, 2, Mode::Streaming));
+    for (n, d, mode) in cases {
+        let x = cloud(1, n, d, 0.0);
+        let y = cloud(2, n, d, 0.5);
+        g.throughput(Throughput::Elements((2 * n * n) as u64));
+        let p = SinkhornParams::new(1.0).with_mode(mode);
+        let mut st = Stepper::from_geometry(
+            Geometry::Clouds { x: &x, y: &y },
+            &p,
+            &vec![0.0; n],
+            &vec![0.0; n],
+        )
+        .expect("stepper");
+        for (t, pool) in &pools {
+            // 1 thread only where it takes seconds, not minutes.
+            if *t == 1 && n > 16000 {
+                continue;
+            }
+            let id = BenchmarkId::new(format!("{}-d{d}-{t}t", mode.name()), n);
+            g.bench_function(id, |b| {
+                b.iter(|| on_threads(pool, || black_box(st.run(2, false))))
+            });
         }
     }
     g.finish();
@@ -61,17 +108,31 @@ fn iteration(c: &mut Criterion) {
 fn to_tolerance(c: &mut Criterion) {
     let mut g = c.benchmark_group("solve");
     g.sample_size(10);
-    for &(n, d, eps) in &[
-        (1000usize, 2usize, 1.0),
-        (1000, 2, 0.1),
-        (1000, 16, 1.0),
-        (1000, 16, 0.1),
-        (4000, 2, 1.0),
-    ] {
+    let mut cases = Vec::new();
+    for n in [1000usize, 4000] {
+        for d in [2usize, 16] {
+            for eps in [1.0, 0.1, 0.01] {
+                cases.push((n, d, eps));
+            }
+        }
+    }
+    cases.push((16000, 2, 1.0));
+    if full() {
+        cases.extend([(16000, 2, 0.1), (16000, 2, 0.01)]);
+    }
+    for (n, d, eps) in cases {
         let x = cloud(3, n, d, 0.0);
         let y = cloud(4, n, d, 0.5);
-        for mode in [Mode::Dense, Mode::Streaming] {
-            let p = SinkhornParams::new(eps).with_tol(1e-6).with_mode(mode);
+        let modes: &[Mode] = if n >= 16000 {
+            &[Mode::Streaming]
+        } else {
+            &[Mode::Dense, Mode::Streaming]
+        };
+        for &mode in modes {
+            let p = SinkhornParams::new(eps)
+                .with_tol(1e-6)
+                .with_max_iters(100_000)
+                .with_mode(mode);
             let id = BenchmarkId::new(format!("{}-d{d}-eps{eps}", mode.name()), n);
             g.bench_function(id, |b| {
                 b.iter(|| black_box(solve(&x, &y, &p).expect("solve")))
@@ -81,20 +142,61 @@ fn to_tolerance(c: &mut Criterion) {
     g.finish();
 }
 
-fn symmetric_and_divergence(c: &mut Criterion) {
-    let mut g = c.benchmark_group("debiased");
+fn self_and_debiased(c: &mut Criterion) {
+    let mut g = c.benchmark_group("self_and_debiased");
     g.sample_size(10);
-    let x = cloud(5, 1000, 2, 0.0);
-    let y = cloud(6, 1000, 2, 0.5);
-    let p = SinkhornParams::new(0.1).with_tol(1e-6);
-    g.bench_function("symmetric/1000-d2-eps0.1", |b| {
-        b.iter(|| black_box(solve_symmetric(&x, &p).expect("solve")))
+    for (n, eps) in [(1000usize, 1.0), (1000, 0.1), (1000, 0.01), (4000, 0.1)] {
+        let x = cloud(5, n, 2, 0.0);
+        let y = cloud(6, n, 2, 0.5);
+        let p = SinkhornParams::new(eps)
+            .with_tol(1e-6)
+            .with_max_iters(100_000);
+        let tag = format!("d2-eps{eps}");
+        g.bench_function(BenchmarkId::new(format!("ot-{tag}"), n), |b| {
+            b.iter(|| black_box(solve(&x, &y, &p).expect("solve")))
+        });
+        g.bench_function(BenchmarkId::new(format!("symmetric-{tag}"), n), |b| {
+            b.iter(|| black_box(solve_symmetric(&x, &p).expect("solve")))
+        });
+        g.bench_function(BenchmarkId::new(format!("divergence-{tag}"), n), |b| {
+            b.iter(|| black_box(divergence(&x, &y, &p).expect("solve")))
+        });
+    }
+    g.finish();
+}
+
+fn particle_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("particles");
+    g.sample_size(10);
+    let n = 1000;
+    let x = DMatrix::from_row_slice(n, 2, &points(7, n, 2, 0.0));
+    let y = DMatrix::from_row_slice(n, 2, &points(8, n, 2, 1.0));
+    let params = DriftParams {
+        tau: 0.1,
+        tol: 1e-6,
+        ..DriftParams::default()
+    };
+    g.bench_function(BenchmarkId::new("drift-cold-d2-tau0.1", n), |b| {
+        b.iter(|| black_box(velocity(&x, &y, &params, None).expect("drift")))
     });
-    g.bench_function("divergence/1000-d2-eps0.1", |b| {
-        b.iter(|| black_box(divergence(&x, &y, &p).expect("solve")))
+    // Warm start from the potentials of a nearby configuration (one explicit Euler step of the
+    // flow, dt = 0.01), as inside `particle_flow`.
+    let (v, out) = velocity(&x, &y, &params, None).expect("drift");
+    let x1 = &x + v * 0.01;
+    let warm = out
+        .potentials
+        .expect("converged drift keeps its potentials");
+    g.bench_function(BenchmarkId::new("drift-warm-d2-tau0.1", n), |b| {
+        b.iter(|| black_box(velocity(&x1, &y, &params, Some(&warm)).expect("drift")))
     });
     g.finish();
 }
 
-criterion_group!(benches, iteration, to_tolerance, symmetric_and_divergence);
+criterion_group!(
+    benches,
+    iteration,
+    to_tolerance,
+    self_and_debiased,
+    particle_step
+);
 criterion_main!(benches);

@@ -211,3 +211,64 @@ fn nonconvergence_exit_1_unless_allowed() {
     assert!(v["marginal_error"].as_f64().unwrap() > 1e-9);
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `--potentials-out` writes the library's potentials (JSON, shortest round-trip decimals) and
+/// the over-relaxation option accepts a factor or `auto`; bad values are bad input (exit 2).
+#[test]
+fn potentials_out_and_over_relaxation() {
+    let d = tmpdir("pot");
+    let (x, y, _, _) = inputs(&d);
+    let pot = d.join("pot.json");
+    let pot_s = pot.display().to_string();
+    let (code, out, err) = run(&[
+        "--x",
+        &x,
+        "--y",
+        &y,
+        "--eps",
+        "0.5",
+        "--json",
+        "--potentials-out",
+        &pot_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pot).unwrap())
+        .expect("potentials file is JSON");
+    let f: Vec<f64> = serde_json::from_value(p["f"].clone()).unwrap();
+    let g: Vec<f64> = serde_json::from_value(p["g"].clone()).unwrap();
+    assert_eq!((f.len(), g.len()), (10, 8));
+    // ot = <a, f> + <b, g> with uniform weights (1 ulp per parsed value at most).
+    let ot = f.iter().sum::<f64>() / 10.0 + g.iter().sum::<f64>() / 8.0;
+    assert!((ot - v["ot"].as_f64().unwrap()).abs() <= 1e-14 * ot.abs());
+
+    for w in ["auto", "1.5"] {
+        let (code, out, err) = run(&[
+            "--x",
+            &x,
+            "--y",
+            &y,
+            "--eps",
+            "0.05",
+            "--json",
+            "--over-relaxation",
+            w,
+        ]);
+        assert_eq!(code, 0, "{w}: {err}");
+        let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(r["converged"], true);
+    }
+    for (flag, value) in [
+        ("--over-relaxation", "fast"),
+        ("--over-relaxation", "2"),
+        ("--potentials-out", "/nonexistent-dir/p.json"),
+    ] {
+        let (code, out, err) = run(&["--x", &x, "--y", &y, "--eps", "0.5", flag, value]);
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(out.is_empty());
+        // The message names the option (or the library parameter behind it).
+        let field = flag.trim_start_matches("--").replace('-', "_");
+        assert!(err.contains(flag) || err.contains(&field), "{err}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -44,8 +44,11 @@ harness then recomputes everything itself, in float64, from (f, g)):
   * sinkflow CLI (`sinkflow sinkhorn ... --json`): same convention by construction; its
     "ot" and "marginal_error" are recorded as self-reported values. If its help text
     offers the potentials option (--sinkflow-potentials-flag, default --potentials-out),
-    the harness passes a path ending in .npz, loads the arrays "f" and "g" and checks them
-    like every other peer.
+    the harness passes a path ending in .json, loads the arrays "f" and "g" (written with
+    shortest round-trip decimals, so exactly) and checks them like every other peer.
+    Rows "sinkflow ... over-relaxed" use the opt-in over-relaxation (--over-relaxation
+    1.9, or auto); they are not plain Sinkhorn and are reported beside, not instead of,
+    the plain rows.
   * C yardstick (yardstick.c): same convention by construction (returns f, g).
 
 Equal accuracy. Target: L1 marginal error <= 1e-6, recomputed by the harness in float64
@@ -114,6 +117,8 @@ ALL_LIBS = [
     "geomloss_online",
     "ott_dense",
     "ott_online",
+    "sinkflow_streaming_or19",
+    "sinkflow_streaming_orauto",
 ]
 LIB_LABEL = {
     "c_yardstick": "C yardstick (log-domain, SIMD)",
@@ -126,6 +131,8 @@ LIB_LABEL = {
     "geomloss_online": "GeomLoss online/KeOps (+K at eps)",
     "ott_dense": "OTT-JAX PointCloud dense",
     "ott_online": "OTT-JAX PointCloud online",
+    "sinkflow_streaming_or19": "sinkflow streaming, over-relaxed ω = 1.9 (opt-in)",
+    "sinkflow_streaming_orauto": "sinkflow streaming, adaptive over-relaxation (opt-in)",
 }
 THRESHOLD_LADDER = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10]
 
@@ -477,6 +484,7 @@ class OttOnline(Ott):
 class Sinkflow(Solver):
     knob_name = "--tol"
     mode = "dense"
+    relax = None
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -508,7 +516,9 @@ class Sinkflow(Solver):
         cmd = [self.exe, "sinkhorn", "--x", self.spec["x_path"], "--y", self.spec["y_path"],
                "--eps", repr(self.eps), "--tol", repr(knob), "--mode", self.mode,
                "--max-iters", str(self.spec["max_iters"]), "--json"]
-        pot_path = tmp / f"sinkflow_potentials_{os.getpid()}.npz"
+        if self.relax:
+            cmd += ["--over-relaxation", self.relax]
+        pot_path = tmp / f"sinkflow_potentials_{os.getpid()}.json"
         if self.pot_flag:
             cmd += [self.pot_flag, str(pot_path)]
         t0 = time.perf_counter()
@@ -530,14 +540,22 @@ class Sinkflow(Solver):
                "self_reported": {k: rep.get(k) for k in
                                  ("ot", "transport_cost", "marginal_error", "converged", "mode")}}
         if self.pot_flag and pot_path.exists():
-            z = np.load(pot_path)
-            res["f"], res["g"] = z["f"], z["g"]
+            z = json.loads(pot_path.read_text())
+            res["f"], res["g"] = np.asarray(z["f"]), np.asarray(z["g"])
             pot_path.unlink()
         return res
 
 
 class SinkflowStreaming(Sinkflow):
     mode = "streaming"
+
+
+class SinkflowStreamingOr19(SinkflowStreaming):
+    relax = "1.9"
+
+
+class SinkflowStreamingOrAuto(SinkflowStreaming):
+    relax = "auto"
 
 
 SOLVERS = {
@@ -552,6 +570,8 @@ SOLVERS = {
     "ott_online": OttOnline,
     "sinkflow_dense": Sinkflow,
     "sinkflow_streaming": SinkflowStreaming,
+    "sinkflow_streaming_or19": SinkflowStreamingOr19,
+    "sinkflow_streaming_orauto": SinkflowStreamingOrAuto,
 }
 
 
@@ -899,6 +919,67 @@ def knob_text(c):
     return f"tol {k:g}"
 
 
+PEER_LIBS = ["pot_log", "pot_lazy", "geomloss_tensorized", "geomloss_tensorized_default",
+             "geomloss_online", "ott_dense", "ott_online"]
+
+
+def peer_time_bound(c, time_limit):
+    """(seconds, exact): a peer's time to the target, or a lower bound of it when it did not
+    reach the target (its slowest unsuccessful solve, or the case limit if it was killed)."""
+    if c.get("reached_target") and isinstance(c.get("seconds"), (int, float)):
+        return c["seconds"], True
+    tried = [t["seconds"] for t in c.get("trials", []) if isinstance(t.get("seconds"), float)]
+    if tried:
+        return max(tried), False
+    if str(c.get("status", "")).startswith(("timeout", "out of memory", "killed")):
+        return float(time_limit), False
+    return None, False
+
+
+def target_rows(res):
+    """The issue's targets, one row per (N, d, eps): sinkflow streaming (plain Sinkhorn) against
+    the fastest CPU peer that reached the target, and against the C yardstick."""
+    rows = []
+    keys = sorted({(c.get("N"), c.get("d"), c["eps"]) for c in res["cases"]
+                   if c["lib"] != "reference"}, key=lambda k: (k[1] or 0, k[0] or 0, -k[2]))
+    for n, d, eps in keys:
+        case = {c["lib"]: c for c in res["cases"]
+                if (c.get("N"), c.get("d"), c["eps"]) == (n, d, eps)}
+        sf = case.get("sinkflow_streaming")
+        if not sf or not sf.get("reached_target"):
+            continue
+        t_sf = sf["seconds"]
+        best, best_lib, exact_any, bounds = None, None, False, []
+        for lib in PEER_LIBS:
+            c = case.get(lib)
+            if not c or str(c.get("status", "")).startswith("unavailable"):
+                continue
+            t, exact = peer_time_bound(c, res["time_limit"])
+            if t is None:
+                continue
+            if exact and (best is None or not exact_any or t < best):
+                best, best_lib, exact_any = t, lib, True
+            elif not exact:
+                bounds.append((t, lib))
+        if not exact_any and bounds:
+            best, best_lib = min(bounds)
+        # a peer that did not finish but whose lower bound is below the fastest finisher
+        # could still be faster: then the ratio is only an upper bound against it as well.
+        ratio_txt = "–"
+        if best:
+            r = t_sf / best
+            lower_bounded = (not exact_any) or any(t < best for t, _ in bounds)
+            ratio_txt = (f"≤ {r:.3f}" if lower_bounded else f"{r:.3f}")
+        cy = case.get("c_yardstick")
+        cy_ratio = (t_sf / cy["seconds"]) if cy and cy.get("reached_target") else None
+        nsp = t_sf / (2 * sf["iterations"] * n * n) * 1e9 if sf.get("iterations") else None
+        rows.append({"N": n, "d": d, "eps": eps, "sinkflow_s": t_sf,
+                     "peer": LIB_LABEL.get(best_lib, best_lib) if best_lib else "–",
+                     "peer_s": best, "peer_reached": exact_any, "ratio": ratio_txt,
+                     "vs_c_solve": cy_ratio, "ns_pair_it": nsp})
+    return rows
+
+
 def write_markdown(res, path):
     m = res["machine"]
     lines = []
@@ -917,6 +998,10 @@ def write_markdown(res, path):
               f"{res['mem_limit_gb']} GB.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
               + f"; {m.get('gcc')}; sinkflow: {res.get('sinkflow_status')}.",
+              *([f"- Runs merged into this report: " + "; ".join(
+                  f"{r['date']}: N {r['sizes']}, d {r['dims']}, eps {r['eps']}, "
+                  f"{r['reps']} rep(s), limit {r['time_limit']} s, max load "
+                  f"{(r.get('max_load') or 0):.2f}" for r in res["runs"])] if res.get("runs") else []),
               f"- Problem: X ~ N(0, I_d), Y ~ N(1, 0.5 I_d), N = M, uniform weights, float64, "
               f"seed {SEED}; cost |x-y|^2; target L1 marginal error <= {TARGET_ERR:g} "
               "(||P1-a||_1 + ||P^T1-b||_1, recomputed by the harness from the potentials).",
@@ -933,6 +1018,25 @@ def write_markdown(res, path):
               "Peak RSS: worker process up to the end of its first solve (interpreter, imports, "
               "inputs, JIT included; `base` = after imports and warm-up, before the solve).",
               ""]
+    trows = target_rows(res)
+    if trows:
+        lines += ["## Targets: sinkflow streaming (plain Sinkhorn) against the fastest CPU peer",
+                  "",
+                  "Time to L1 marginal error <= 1e-6 (both recomputed by the harness). A peer "
+                  "that did not reach the target within the limit enters with a lower bound of "
+                  "its time (its slowest unsuccessful solve, or the limit if it was killed), so "
+                  "the ratio is then an upper bound (`≤`). `vs C` is sinkflow's time over the "
+                  "C yardstick solver's on the same input.", "",
+                  "| N | d | eps | sinkflow s | fastest peer | peer s | sinkflow / peer | "
+                  "sinkflow / C | sinkflow ns/pair-it |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in trows:
+            peer_s = fmt_num(r["peer_s"], "{:.4g}") + ("" if r["peer_reached"] else " (not reached)")
+            lines.append(f"| {r['N']} | {r['d']} | {r['eps']:g} | {r['sinkflow_s']:.4g} | "
+                         f"{r['peer']} | {peer_s} | {r['ratio']} | "
+                         f"{fmt_num(r['vs_c_solve'], '{:.2f}')} | "
+                         f"{fmt_num(r['ns_pair_it'], '{:.3g}')} |")
+        lines += ["", "## All cases", ""]
     lines += ["| N | d | eps | library | stop setting | seconds | iterations | L1 error | target | "
               "OT_eps | rel. diff vs ref | ns/pair-it | peak RSS MB (base) | status |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -1208,6 +1312,33 @@ def finish_report(res, out_dir):
     print(f"[peers] wrote {out_dir / 'peers.json'}, peers.md, peers.png", flush=True)
 
 
+def merge_runs(paths, out_dir):
+    """One report from several runs (e.g. a d = 2 sweep, N = 16000 at eps = 1, d = 16):
+    cases, references and kernel rows are united (a later run replaces the same case); the
+    machine, date, reps and limits of every run are kept in `runs`."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    res = dict(runs[0])
+    res["profile"] = f"merged from {len(runs)} runs"
+    res["runs"] = [{k: r.get(k) for k in ("profile", "date", "reps", "time_limit", "sizes",
+                                          "dims", "eps", "max_load")} for r in runs]
+    res["date"] = " / ".join(r["date"] for r in runs)
+    res["reps"] = "/".join(str(r["reps"]) for r in runs)
+    res["time_limit"] = max(r["time_limit"] for r in runs)
+    cases, kernel, refs = {}, {}, {}
+    for r in runs:
+        for c in r["cases"]:
+            cases[(c["lib"], c.get("N"), c.get("d"), c["eps"])] = c
+        for kb in r["kernel"]:
+            kernel[(kb.get("N"), kb.get("d"))] = kb
+        refs.update(r["references"])
+    res["cases"] = list(cases.values())
+    res["kernel"] = list(kernel.values())
+    res["references"] = refs
+    res["agreement"] = {}
+    res["max_load"] = max(r.get("max_load", 0.0) for r in runs)
+    finish_report(res, out_dir)
+
+
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "--worker":
         worker_main(sys.argv[2], sys.argv[3])
@@ -1235,14 +1366,19 @@ def main():
                    help="path of the sinkflow binary (default: target/release/sinkflow "
                         "under the repository root)")
     p.add_argument("--sinkflow-potentials-flag", default="--potentials-out",
-                   help="option of `sinkflow sinkhorn` that writes f, g to an .npz (used "
+                   help="option of `sinkflow sinkhorn` that writes f, g to a .json file (used "
                         "only if its help text lists it)")
     p.add_argument("--out-dir", default=str(REPO / "benches" / "results"))
     p.add_argument("--data-dir", default=None, help="where the .npy inputs go (default: temp)")
     p.add_argument("--keep-tmp", action="store_true")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite peers.md and peers.png from an existing peers.json in --out-dir")
+    p.add_argument("--merge", nargs="+", default=None, metavar="PEERS_JSON",
+                   help="write one report in --out-dir from several peers.json files")
     args = p.parse_args()
+    if args.merge:
+        merge_runs(args.merge, Path(args.out_dir))
+        return
     if args.report_only:
         out_dir = Path(args.out_dir)
         res = json.loads((out_dir / "peers.json").read_text())

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
-use sinkflow::sinkhorn::{divergence, solve, EpsScaling, Mode, PointCloud, SinkhornParams};
+use sinkflow::sinkhorn::{
+    divergence, solve, EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornParams,
+};
 use sinkflow::{io, Cost};
 
 use super::{print_json, CliError};
@@ -59,10 +61,26 @@ pub struct SinkhornArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Over-relax the f-update with factor OMEGA in [1, 2) (off by default; see the
-    /// `over_relaxation` field of `SinkhornParams`)
+    /// Over-relax both half-steps: a factor OMEGA in [1, 2), or `auto` to choose it from the
+    /// measured rate (off by default; see `OverRelaxation`)
     #[arg(long, value_name = "OMEGA", allow_hyphen_values = true)]
     pub over_relaxation: Option<String>,
+    /// Write the potentials (f on x, g on y, sinkflow's convention) to FILE as JSON
+    /// `{"f": [...], "g": [...]}` (shortest round-trip decimals, so exact), e.g. to check them
+    /// independently.
+    #[arg(long, value_name = "FILE")]
+    pub potentials_out: Option<PathBuf>,
+}
+
+fn write_potentials(path: &Path, f: &[f64], g: &[f64]) -> Result<(), CliError> {
+    let text = serde_json::to_string(&json!({ "f": f, "g": g }))
+        .map_err(|e| CliError::numerical(format!("--potentials-out: {e}")))?;
+    std::fs::write(path, text).map_err(|e| {
+        CliError::bad_input(format!(
+            "--potentials-out: cannot write {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn number(text: &str, what: &str) -> Result<f64, CliError> {
@@ -112,7 +130,10 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         over_relaxation: args
             .over_relaxation
             .as_deref()
-            .map(|t| number(t, "--over-relaxation"))
+            .map(|t| match t.trim() {
+                "auto" => Ok(OverRelaxation::Adaptive),
+                _ => number(t, "--over-relaxation").map(OverRelaxation::Fixed),
+            })
             .transpose()?,
     };
     params
@@ -133,6 +154,9 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         let d = divergence(&x, &y, &params).map_err(|e| CliError::from_lib("sinkhorn", e))?;
         let seconds = start.elapsed().as_secs_f64();
         let worst = d.xy.marginal_error.max(d.xx.residual).max(d.yy.residual);
+        if let Some(p) = &args.potentials_out {
+            write_potentials(p, &d.xy.f, &d.xy.g)?;
+        }
         (
             json!({
                 "ot": d.ot_xy,
@@ -157,6 +181,9 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
     } else {
         let o = solve(&x, &y, &params).map_err(|e| CliError::from_lib("sinkhorn", e))?;
         let seconds = start.elapsed().as_secs_f64();
+        if let Some(p) = &args.potentials_out {
+            write_potentials(p, &o.f, &o.g)?;
+        }
         (
             json!({
                 "ot": o.ot,

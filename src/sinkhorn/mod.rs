@@ -67,8 +67,8 @@ pub use divergence::{divergence, DivergenceOutput};
 pub use error::SinkhornError;
 pub use measure::{CostMatrix, Geometry, PointCloud};
 pub use params::{
-    physical_memory_bytes, EpsScaling, Mode, SinkhornParams, Termination, DENSE_AUTO_MAX_BYTES,
-    DENSE_AUTO_MIN_DIM,
+    physical_memory_bytes, EpsScaling, Mode, OverRelaxation, SinkhornParams, Termination,
+    DENSE_AUTO_MAX_BYTES, DENSE_AUTO_MIN_DIM,
 };
 pub use plan::{
     barycentric_map, barycentric_maps, c_transform, c_transforms, marginals,

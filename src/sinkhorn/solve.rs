@@ -14,7 +14,7 @@ use super::engine::{Engine, Side};
 use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::{CostMatrix, Geometry, PointCloud};
-use super::params::{Mode, SinkhornParams, Termination};
+use super::params::{Mode, OverRelaxation, SinkhornParams, Termination};
 use super::plan;
 use crate::Cost;
 
@@ -157,6 +157,142 @@ pub(crate) fn cost_scale(geom: Geometry<'_>, cost: Cost) -> f64 {
     }
 }
 
+/// The over-relaxation state machine of [`run`] (`OverRelaxation`, theory/sinkhorn.md §4b):
+/// plain → relaxed (once the residual is below `RELAX_START`) → plain (after the relaxed residual
+/// reached `tol`, or after a blow-up restored the best relaxed pair).
+struct Relaxer {
+    mode: Option<OverRelaxation>,
+    /// The factor in use while relaxing.
+    omega: Option<f64>,
+    /// Relaxation is over for this solve.
+    done: bool,
+    /// Residuals of the current phase (plain or relaxed), for the rate estimates.
+    window: Vec<f64>,
+    /// Best residual of the relaxed phase and its pair.
+    best: Option<(f64, Vec<f64>, Vec<f64>)>,
+}
+
+/// What [`Relaxer::after_relaxed`] decided.
+enum Relaxed {
+    /// Go on (relaxed or, if the residual reached `tol`, plain).
+    Continue,
+    /// The best pair was restored; redo the iteration plainly.
+    Restored,
+}
+
+/// Window of the rate estimates of [`OverRelaxation::Adaptive`].
+const RATE_WINDOW: usize = 30;
+/// Upper bound of the adaptive factor.
+const OMEGA_MAX: f64 = 1.99;
+
+/// Young's optimal factor for a plain rate `theta`.
+fn young_omega(theta: f64) -> f64 {
+    (2.0 / (1.0 + (1.0 - theta.clamp(0.0, 1.0)).sqrt())).clamp(1.0, OMEGA_MAX)
+}
+
+/// Geometric-mean ratio over the last `RATE_WINDOW` entries of `w`.
+fn window_rate(w: &[f64]) -> Option<f64> {
+    let n = w.len();
+    (n > RATE_WINDOW)
+        .then(|| (w[n - 1] / w[n - 1 - RATE_WINDOW]).powf(1.0 / RATE_WINDOW as f64))
+        .filter(|r| r.is_finite())
+}
+
+impl Relaxer {
+    fn new(mode: Option<OverRelaxation>) -> Self {
+        let done = matches!(mode, None | Some(OverRelaxation::Fixed(1.0)));
+        Relaxer {
+            mode,
+            omega: None,
+            done,
+            window: Vec::new(),
+            best: None,
+        }
+    }
+
+    fn omega(&self) -> Option<f64> {
+        self.omega
+    }
+
+    /// After a plain iteration at the target eps with residual `err`: maybe start relaxing.
+    fn after_plain(&mut self, err: f64, f: &[f64], g: &[f64]) {
+        if self.done {
+            return;
+        }
+        self.window.push(err);
+        if err > RELAX_START {
+            return;
+        }
+        let omega = match self.mode {
+            Some(OverRelaxation::Fixed(w)) => w,
+            Some(OverRelaxation::Adaptive) => match window_rate(&self.window) {
+                Some(theta) => young_omega(theta),
+                None => return,
+            },
+            None => return,
+        };
+        self.omega = Some(omega);
+        self.best = Some((err, f.to_vec(), g.to_vec()));
+        self.window.clear();
+        self.window.push(err);
+    }
+
+    /// After a relaxed iteration with residual `err` (both marginals) of the pair `(f, g)`.
+    fn after_relaxed(&mut self, err: f64, tol: f64, f: &mut Vec<f64>, g: &mut Vec<f64>) -> Relaxed {
+        let best_err = self.best.as_ref().map_or(f64::INFINITY, |b| b.0);
+        if !err.is_finite() || err > RELAX_BLOWUP * best_err {
+            if let Some((_, bf, bg)) = self.best.take() {
+                *f = bf;
+                *g = bg;
+            }
+            self.finish();
+            return Relaxed::Restored;
+        }
+        if err < best_err {
+            if let Some(best) = &mut self.best {
+                best.0 = err;
+                best.1.copy_from_slice(f);
+                best.2.copy_from_slice(g);
+            }
+        }
+        if err <= tol {
+            self.finish();
+            return Relaxed::Continue;
+        }
+        self.window.push(err);
+        if let (Some(OverRelaxation::Adaptive), Some(w)) = (self.mode, self.omega) {
+            if self.window.len() > RATE_WINDOW {
+                // Invert Young's rate formula for omega below the optimum.
+                if let Some(rho) =
+                    window_rate(&self.window).filter(|&r| r < 1.0 && r > (w - 1.0).sqrt())
+                {
+                    let sigma = (rho + w - 1.0) / (w * rho.sqrt());
+                    let next = young_omega(sigma * sigma);
+                    if next > w {
+                        self.omega = Some(next);
+                    }
+                }
+                self.window.clear();
+                self.window.push(err);
+            }
+        }
+        Relaxed::Continue
+    }
+
+    fn finish(&mut self) {
+        self.omega = None;
+        self.done = true;
+        self.best = None;
+    }
+}
+
+/// Residual below which the over-relaxed phase starts (plain Sinkhorn before: far from the
+/// solution a relaxed step can overshoot; `theory/sinkhorn.md` §4b).
+const RELAX_START: f64 = 1e-1;
+/// A relaxed residual above this multiple of the best one restores the best pair and ends
+/// over-relaxation.
+const RELAX_BLOWUP: f64 = 1e3;
+
 /// Target eps of iteration `k` (0-based) under a schedule of `stages` × `per_stage`.
 #[inline]
 pub(crate) fn eps_at(k: usize, stages: &[f64], per_stage: usize, eps: f64) -> f64 {
@@ -203,44 +339,67 @@ fn run(
     };
     let annealing = stages.len() * per_stage;
     let total_max = annealing + params.max_iters;
-    let a = engine.a;
+    let (a, b) = (engine.a, engine.b);
     let mut f = vec![0.0; engine.n];
     let mut lse = vec![0.0; engine.n];
+    // T(f, mu) before relaxation (only used while over-relaxing).
+    let mut t = vec![0.0; engine.m];
     engine.transform(Side::Rows, &g, eps_at(0, &stages, per_stage, eps), &mut f);
     let mut history = Vec::new();
     let mut k = 0;
-    let mut omega = params.over_relaxation;
-    let (mut last_err, mut increases) = (f64::INFINITY, 0usize);
+    let mut relax = Relaxer::new(params.over_relaxation);
     let (err, converged) = loop {
         let e = eps_at(k, &stages, per_stage, eps);
-        engine.transform(Side::Cols, &f, e, &mut g);
-        engine.lse(Side::Rows, &g, e, &mut lse);
         let inv_e = 1.0 / e;
-        let mut err = 0.0;
+        // Over-relaxed g-update (theory/sinkhorn.md §4b): the second marginal of the new pair
+        // is b_j exp((g_j - T(f)_j)/e); its L1 violation joins the residual.
+        let omega = relax.omega();
+        let mut col_err = 0.0;
+        match omega {
+            Some(w) => {
+                engine.transform(Side::Cols, &f, e, &mut t);
+                for ((gj, &tj), &bj) in g.iter_mut().zip(&t).zip(b) {
+                    let gn = (1.0 - w) * *gj + w * tj;
+                    col_err += bj * ((gn - tj) * inv_e).exp_m1().abs();
+                    *gj = gn;
+                }
+            }
+            None => engine.transform(Side::Cols, &f, e, &mut g),
+        }
+        engine.lse(Side::Rows, &g, e, &mut lse);
+        let mut err = col_err;
         for ((&ai, &fi), &li) in a.iter().zip(&f).zip(&lse) {
             err += ai * (fi * inv_e + li).exp_m1().abs();
         }
         k += 1;
-        if let Some(converged) = stop_rule(k, err, annealing, total_max, params, &mut history)? {
-            break (err, converged);
-        }
-        // Over-relaxation (params.over_relaxation), only at the target eps, with its safeguard.
-        increases = if err > last_err { increases + 1 } else { 0 };
-        last_err = err;
-        if increases >= 5 {
-            omega = None;
-        }
-        match omega {
-            Some(w) if k > annealing => {
-                for (fi, &li) in f.iter_mut().zip(&lse) {
-                    *fi = (1.0 - w) * *fi + w * (li * -e);
+        if omega.is_some() {
+            match relax.after_relaxed(err, params.tol, &mut f, &mut g) {
+                Relaxed::Restored => continue,
+                Relaxed::Continue => {
+                    if params.record_history {
+                        history.push(err);
+                    }
+                    if k >= total_max {
+                        break (err, false);
+                    }
                 }
             }
-            _ => {
-                for (fi, &li) in f.iter_mut().zip(&lse) {
-                    *fi = li * -e;
-                }
+        } else {
+            if let Some(converged) = stop_rule(k, err, annealing, total_max, params, &mut history)?
+            {
+                break (err, converged);
             }
+            if k > annealing {
+                relax.after_plain(err, &f, &g);
+            }
+        }
+        let w = relax.omega().unwrap_or(1.0);
+        for (fi, &li) in f.iter_mut().zip(&lse) {
+            *fi = if w == 1.0 {
+                li * -e
+            } else {
+                (1.0 - w) * *fi + w * (li * -e)
+            };
         }
     };
     if !converged && params.strict {
