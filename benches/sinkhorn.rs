@@ -16,6 +16,8 @@
 //! * `particles`: one drift evaluation of the Sinkhorn particle flow (cold and warm-started);
 //! * the Gaussian closed forms are in `benches/gaussian.rs`.
 //!
+//! Conventions: cost |x-y|^2 (`Cost::SqEuclidean`, the default), eps in the units of that cost,
+//! uniform weights, stopping on the L1 violation of the first marginal (theory/sinkhorn.md §3).
 //! Points are standard normal scaled by sqrt(2/d), so that E|x-y|^2 = 4 in every dimension and
 //! a given eps means the same regime for d = 2 and d = 16 (unscaled, d = 16 at eps = 0.1
 //! needs ~10^4 iterations and a single solve takes minutes).

@@ -315,10 +315,11 @@ pub enum OverRelaxation {
     /// A fixed factor $\omega\in[1,2)$; $\omega=1$ is plain Sinkhorn, bit for bit.
     Fixed(f64),
     /// $\omega$ from the measured rate: $\theta$ is the geometric-mean residual ratio of the last
-    /// 10 plain iterations when relaxation starts, and every 10 relaxed iterations the observed
+    /// 30 plain iterations when relaxation starts, and every 30 relaxed iterations the observed
     /// rate $\rho$ is inverted through Young's formula,
-    /// $\sqrt\theta=(\rho+\omega-1)/(\omega\sqrt\rho)$, to raise $\omega$ when $\theta$ has
-    /// grown (it does: the slow modes of small-mass outliers dominate the tail). $\omega\le1.99$.
+    /// $\sqrt\theta=(\rho+\omega-1)/(\omega\sqrt\rho)$, to raise $\omega$ when $\rho>\sqrt{\omega-1}$
+    /// (clearly slower than the $\omega-1$ of the optimum: $\theta$ has grown, as it does when
+    /// the slow modes of small-mass outliers dominate the tail). $\omega\le1.99$.
     Adaptive,
 }
 

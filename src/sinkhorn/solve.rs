@@ -219,7 +219,13 @@ impl Relaxer {
         if self.done {
             return;
         }
-        self.window.push(err);
+        if matches!(self.mode, Some(OverRelaxation::Adaptive)) {
+            // Only the last RATE_WINDOW + 1 residuals enter the rate estimate.
+            if self.window.len() > RATE_WINDOW {
+                self.window.remove(0);
+            }
+            self.window.push(err);
+        }
         if err > RELAX_START {
             return;
         }
@@ -393,13 +399,17 @@ fn run(
                 relax.after_plain(err, &f, &g);
             }
         }
-        let w = relax.omega().unwrap_or(1.0);
-        for (fi, &li) in f.iter_mut().zip(&lse) {
-            *fi = if w == 1.0 {
-                li * -e
-            } else {
-                (1.0 - w) * *fi + w * (li * -e)
-            };
+        match relax.omega() {
+            Some(w) => {
+                for (fi, &li) in f.iter_mut().zip(&lse) {
+                    *fi = (1.0 - w) * *fi + w * (li * -e);
+                }
+            }
+            None => {
+                for (fi, &li) in f.iter_mut().zip(&lse) {
+                    *fi = li * -e;
+                }
+            }
         }
     };
     if !converged && params.strict {
