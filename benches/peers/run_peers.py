@@ -257,6 +257,13 @@ class Solver:
     def warmup(self):
         pass
 
+    def mark(self):
+        """Called right before a from-scratch solve starts (timed or warm-up): if the
+        worker is killed, the time since the last mark is a lower bound of the peer's time."""
+        cb = getattr(self, "on_solve_start", None)
+        if cb:
+            cb()
+
     def solve(self, knob):
         """Returns dict(seconds, f, g, iterations, extra...)."""
         raise NotImplementedError
@@ -305,6 +312,7 @@ class PotLog(Solver):
         import numpy as np
 
         ot = self.ot
+        self.mark()  # the timed solve starts
         t0 = time.perf_counter()
         M = ot.dist(self.x, self.y, metric="sqeuclidean")
         _, log = ot.bregman.sinkhorn_log(self.a, self.b, M, self.eps,
@@ -331,6 +339,7 @@ class PotLazy(Solver):
     def solve(self, knob):
         import numpy as np
 
+        self.mark()  # the timed solve starts
         t0 = time.perf_counter()
         fl, gl, log = self.ot.bregman.empirical_sinkhorn(
             self.x, self.y, self.eps, a=self.a, b=self.b, metric="sqeuclidean",
@@ -388,6 +397,7 @@ class GeomLossBase(Solver):
         try:
             loss = geomloss.SamplesLoss("sinkhorn", p=2, blur=self.blur, scaling=0.5,
                                         debias=False, potentials=True, backend=self.backend)
+            self.mark()  # the timed solve starts
             t0 = time.perf_counter()
             F, G = loss(self.ta, self.tx, self.tb, self.ty)
             secs = time.perf_counter() - t0
@@ -456,8 +466,10 @@ class Ott(Solver):
                 out = solver(lp.LinearProblem(geom, a, b))
                 return out.f, out.g, out.n_iters, out.reg_ot_cost, out.converged
 
-            fn = self.jax.jit(run)
-            # compilation + one untimed run (warm-up)
+            # compilation ahead of time, then one untimed run (warm-up); a full solve at
+            # this threshold, so it counts for a lower bound if the case limit interrupts it
+            fn = self.jax.jit(run).lower(self.xj, self.yj, self.aj, self.bj).compile()
+            self.mark()
             self.jax.block_until_ready(fn(self.xj, self.yj, self.aj, self.bj))
             self.compiled[thr] = fn
         return self.compiled[thr]
@@ -466,6 +478,7 @@ class Ott(Solver):
         import numpy as np
 
         fn = self._fn(knob)
+        self.mark()  # the timed solve starts
         t0 = time.perf_counter()
         out = self.jax.block_until_ready(fn(self.xj, self.yj, self.aj, self.bj))
         secs = time.perf_counter() - t0
@@ -521,6 +534,7 @@ class Sinkflow(Solver):
         pot_path = tmp / f"sinkflow_potentials_{os.getpid()}.json"
         if self.pot_flag:
             cmd += [self.pot_flag, str(pot_path)]
+        self.mark()  # the timed solve starts
         t0 = time.perf_counter()
         with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
             proc = subprocess.Popen(cmd, stdout=fo, stderr=fe)
@@ -602,8 +616,23 @@ def run_case(spec):
     trials = []
     peak = None
 
+    progress = spec.get("progress_path")
+
+    def note_progress(current):
+        # read by the parent if it has to kill this worker: the trials so far and the start
+        # of the solve under way give a lower bound of the peer's time (see peer_time_bound)
+        if progress:
+            Path(progress).write_text(json.dumps({"trials": trials, "current": current},
+                                                 default=_json_default))
+
     def trial(knob):
         nonlocal peak
+
+        def started():
+            note_progress({"knob": knob, "started_unix": time.time()})
+
+        started()  # refined by the solver's own mark right before its solve starts
+        solver.on_solve_start = started
         r = solver.solve(knob)
         if peak is None:
             peak = max_rss_mb()
@@ -620,6 +649,7 @@ def run_case(spec):
             if k in r:
                 t[k] = r[k]
         trials.append(t)
+        note_progress(None)
         return t
 
     def time_left():
@@ -627,6 +657,13 @@ def run_case(spec):
 
     def affordable(last):
         return time_left() > 2.5 * last["seconds"] + 1.0
+
+    # --peer-limit-factor: a peer climbs its ladder until it reaches the target or the case
+    # limit kills it, so that an unfinished peer's lower bound is as large as the limit allows
+    exhaust = bool(spec.get("exhaust"))
+
+    def climb(last):
+        return exhaust or affordable(last)
 
     target = spec["target"]
     chosen = None
@@ -640,19 +677,19 @@ def run_case(spec):
             if t["err_l1"] <= target:
                 chosen = t
                 break
-            if not affordable(t):
+            if not climb(t):
                 break
-    else:  # count: K = 20, 80, then predicted from the observed linear rate
-        k, fails = 10, []
+    else:  # count: K = 10, 40, then predicted from the observed linear rate
+        k, fails = int(spec.get("k_start") or 10), []
         while True:
             t = trial(k)
             if t["err_l1"] <= target:
                 chosen = t
                 break
             fails.append(t)
-            if not affordable(t) or k >= spec["max_iters"]:
+            if not climb(t) or k >= spec["max_iters"]:
                 break
-            nxt = 4 * k
+            nxt = 4 * k if not spec.get("k_start") else 2 * k
             if len(fails) >= 2:
                 (k1, e1), (k2, e2) = [(u["knob"], u["err_l1"]) for u in fails[-2:]]
                 if 0 < e2 < e1 and math.isfinite(e1):
@@ -660,6 +697,18 @@ def run_case(spec):
                     pred = k2 + math.log(target / e2) / rate
                     nxt = int(math.ceil(min(max(1.1 * pred, k2 + 10), 8 * k2)))
             k = min(nxt, spec["max_iters"])
+        # the ladder may overshoot the smallest K that works: one interpolated guess between
+        # the last failure and the success (linear convergence), kept if it also succeeds
+        if chosen is not None and fails and affordable(chosen):
+            (k1, e1), (k2, e2) = (fails[-1]["knob"], fails[-1]["err_l1"]), \
+                (chosen["knob"], chosen["err_l1"])
+            if 0 < e2 < e1 and math.isfinite(e1):
+                rate = math.log(e2 / e1) / (k2 - k1)
+                guess = int(math.ceil(k1 + 1.05 * math.log(target / e1) / rate))
+                if k1 < guess < k2:
+                    t = trial(guess)
+                    if t["err_l1"] <= target:
+                        chosen = t
     reached = chosen is not None and chosen["err_l1"] <= target
     if chosen is None:  # report the most accurate trial, flagged
         chosen = min(trials, key=lambda t: (t["err_l1"], t["seconds"]))
@@ -843,6 +892,8 @@ def run_worker(spec, args, tmp_dir):
 
     spec_path = Path(tmp_dir) / f"spec_{os.getpid()}_{time.monotonic_ns()}.json"
     out_path = spec_path.with_suffix(".out.json")
+    progress_path = spec_path.with_suffix(".progress.json")
+    spec = {**spec, "progress_path": str(progress_path)}
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ)
     env.update(thread_env(args.threads))
@@ -857,8 +908,24 @@ def run_worker(spec, args, tmp_dir):
                                 start_new_session=True)
         killed = None
         peak_seen = 0
+        decide_after = spec.get("decide_after")
+        polls = 0
         while proc.poll() is None:
             time.sleep(0.1)
+            polls += 1
+            if decide_after and polls % 10 == 0:
+                # --peer-limit-factor: stop once the solve under way has run long enough to
+                # bound the ratio; the bound itself is what it ran (read back below)
+                try:
+                    cur = json.loads(progress_path.read_text()).get("current")
+                except (OSError, ValueError):
+                    cur = None
+                if cur and time.time() - cur["started_unix"] > decide_after:
+                    killed = (f"timeout (its solve ran > {decide_after:.4g} s = the peer "
+                              "limit, killed)")
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    break
             try:
                 p = psutil.Process(proc.pid)
                 rss = p.memory_info().rss + sum(c.memory_info().rss
@@ -877,8 +944,19 @@ def run_worker(spec, args, tmp_dir):
     wall = time.perf_counter() - t0
     base = {"lib": spec["lib"], "N": spec.get("N"), "d": spec.get("d"), "eps": spec.get("eps")}
     if killed:
-        return {**base, "status": killed, "case_seconds": wall,
-                "peak_rss_mb": peak_seen / 2**20}
+        rec = {**base, "status": killed, "case_seconds": wall,
+               "peak_rss_mb": peak_seen / 2**20, "time_limit": spec.get("time_limit")}
+        try:
+            prog = json.loads(progress_path.read_text())
+        except (OSError, ValueError):
+            prog = None
+        if prog:
+            rec["trials"] = prog.get("trials", [])
+            cur = prog.get("current")
+            if cur:  # the solve under way when the worker was killed
+                rec["killed_solve"] = {"knob": cur["knob"],
+                                       "seconds": time.time() - cur["started_unix"]}
+        return rec
     if out_path.exists():
         rec = json.loads(out_path.read_text())
         rec.setdefault("N", spec.get("N"))
@@ -927,15 +1005,21 @@ PEER_LIBS = ["pot_log", "pot_lazy", "geomloss_tensorized", "geomloss_online", "o
 
 def peer_time_bound(c, time_limit):
     """(seconds, exact): a peer's time to the target, or a lower bound of it when it did not
-    reach the target (its slowest unsuccessful solve: reaching the target needs a tighter
-    knob, hence more iterations; or the case limit if it was killed)."""
+    reach the target: the longest of its unsuccessful solves (each starts from scratch, and
+    reaching the target needs a knob at least as tight, hence at least as many iterations),
+    counting the solve that was under way when the case limit killed it for as long as it
+    had run. A killed case recorded without that detail (older runs) enters with its limit:
+    its worker was killed at limit + grace, so its last solve ran at least the limit minus
+    the setup, well under the grace."""
     if c.get("reached_target") and isinstance(c.get("seconds"), (int, float)):
         return c["seconds"], True
     tried = [t["seconds"] for t in c.get("trials", []) if isinstance(t.get("seconds"), float)]
+    if str(c.get("status", "")).startswith("timeout"):
+        if "killed_solve" in c:
+            return max(tried + [float(c["killed_solve"]["seconds"])]), False
+        return float(c.get("time_limit") or time_limit), False
     if tried:
         return max(tried), False
-    if str(c.get("status", "")).startswith("timeout"):
-        return float(time_limit), False
     return None, False
 
 
@@ -964,13 +1048,16 @@ def target_rows(res):
             if not c or str(c.get("status", "")).startswith("unavailable"):
                 continue
             t, exact = peer_time_bound(c, res["time_limit"])
+            # the ratio uses sinkflow's time from the peer's own run (side by side), which
+            # differs from the row's when runs were merged
+            t_own = c.get("sinkflow_seconds_same_run") or t_sf
             if t is not None:
-                (finished if exact else bounds).append((t, lib))
+                (finished if exact else bounds).append((t, lib, t_own))
             else:  # out of memory or crashed: no time to compare with
                 failed.append(f"{LIB_LABEL.get(lib, lib)}: {c.get('status')}")
         best = min(finished) if finished else None
-        binding = max([(t_sf / t, lib, True) for t, lib in finished]
-                      + [(t_sf / t, lib, False) for t, lib in bounds], default=None)
+        binding = max([(ts / t, lib, True) for t, lib, ts in finished]
+                      + [(ts / t, lib, False) for t, lib, ts in bounds], default=None)
         if binding is None:
             continue
         ratio_txt = (f"{binding[0]:.3f}" if binding[2]
@@ -982,9 +1069,9 @@ def target_rows(res):
         rows.append({
             "N": n, "d": d, "eps": eps, "sinkflow_s": t_sf, "mode": auto.split("_")[1],
             "best": (f"{LIB_LABEL.get(best[1], best[1])}: {best[0]:.4g} s, ratio "
-                     f"{t_sf / best[0]:.3f}") if best else "none",
+                     f"{best[2] / best[0]:.3f}") if best else "none",
             "unfinished": "; ".join([f"{LIB_LABEL.get(lib, lib)} > {t:.4g} s"
-                                     for t, lib in sorted(bounds)] + failed) or "–",
+                                     for t, lib, _ in sorted(bounds)] + failed) or "–",
             "ratio": ratio_txt, "vs_c_solve": cy_ratio, "ns_pair_it": nsp})
     return rows
 
@@ -1009,8 +1096,13 @@ def write_markdown(res, path):
               + f"; {m.get('gcc')}; sinkflow: {res.get('sinkflow_status')}.",
               *([f"- Runs merged into this report: " + "; ".join(
                   f"{r['date']}: N {r['sizes']}, d {r['dims']}, eps {r['eps']}, "
-                  f"{r['reps']} rep(s), limit {r['time_limit']} s, max load "
-                  f"{(r.get('max_load') or 0):.2f}" for r in res["runs"])] if res.get("runs") else []),
+                  f"{r['reps']} rep(s), limit {r['time_limit']} s"
+                  + (f" (a peer stopped once one of its solves had run "
+                     f"{r['peer_limit_factor']:g} x sinkflow streaming's time)"
+                     if r.get("peer_limit_factor") else "")
+                  + (f", libraries {', '.join(r['libs'])}" if r.get("libs") else "")
+                  + f", max load {(r.get('max_load') or 0):.2f}"
+                  for r in res["runs"])] if res.get("runs") else []),
               f"- Problem: X ~ N(0, I_d), Y ~ N(1, 0.5 I_d), N = M, uniform weights, float64, "
               f"seed {SEED}; cost |x-y|^2; target L1 marginal error <= {TARGET_ERR:g} "
               "(||P1-a||_1 + ||P^T1-b||_1, recomputed by the harness from the potentials).",
@@ -1021,8 +1113,9 @@ def write_markdown(res, path):
                 if res.get("max_load", 0) > (m["logical_cpus"] or 1) else []),
               "- OT_eps = <a,f> + <b,g> recomputed from each library's potentials; "
               "rel. diff is against the reference (C yardstick driven to "
-              f"tol {res['ref_tol']:g}; where it could not finish, the median of the "
-              "libraries that reached the target, see the agreement table).",
+              f"tol {res.get('ref_tol') or 1e-8:g}; where it was not run or could not "
+              "finish, the median of the libraries that reached the target, see the "
+              "agreement table).",
               "- `ns/pair-it` = seconds / (2 · iterations · N · M), overheads included. "
               "Peak RSS: worker process up to the end of its first solve (interpreter, imports, "
               "inputs, JIT included; `base` = after imports and warm-up, before the solve).",
@@ -1032,11 +1125,14 @@ def write_markdown(res, path):
         lines += ["## Targets: sinkflow (plain Sinkhorn, the mode Auto picks) against every CPU peer",
                   "",
                   "Time to L1 marginal error <= 1e-6 (recomputed by the harness). A peer that "
-                  "did not reach the target enters with a lower bound of its time: its slowest "
-                  "unsuccessful solve (a tighter setting needs more iterations), or the case "
-                  "limit if it was killed. `binding ratio` is the largest sinkflow / peer "
-                  "ratio over all peers; it is an upper bound (`≤`) when a lower bound attains "
-                  "it, i.e. when the time limit, not the peer, decided it. `sinkflow / C` is "
+                  "did not reach the target enters with a lower bound of its time: the "
+                  "longest of its unsuccessful solves (each starts from scratch, and a tighter "
+                  "setting needs at least as many iterations), counting the solve the case "
+                  "limit interrupted for as long as it had run (older runs without that "
+                  "record: the case limit). `binding ratio` is the largest sinkflow / peer "
+                  "ratio over all peers, each with sinkflow's time from the peer's own run; "
+                  "it is an upper bound (`≤`) when a lower bound attains it, i.e. when the "
+                  "time limit, not the peer, decided it. `sinkflow / C` is "
                   "sinkflow's time over the C yardstick solver's on the same input.", "",
                   "| N | d | eps | sinkflow s (mode) | fastest peer that reached 1e-6 | peers that did "
                   "not (time >) | binding ratio | sinkflow / C | sinkflow ns/pair-it |",
@@ -1073,6 +1169,10 @@ def write_markdown(res, path):
         status = c.get("status", "?")
         if status.startswith("unavailable"):
             status += ": " + c.get("reason", "")
+        if "killed_solve" in c:
+            ks = c["killed_solve"]
+            status += (f"; its solve at {knob_text({**c, 'knob': ks['knob']})} had run "
+                       f"{ks['seconds']:.4g} s")
         lines.append(
             f"| {c.get('N')} | {c.get('d')} | {c['eps']:g} | {LIB_LABEL.get(c['lib'], c['lib'])} | "
             f"{knob_text(c)} | "
@@ -1211,7 +1311,11 @@ def parent_main(args):
     reps = 1 if args.quick else args.reps
     if args.time_limit is None:
         args.time_limit = 150.0 if args.quick else 300.0
-    libs = args.libs
+    # sinkflow streaming runs before the peers: with --peer-limit-factor their limit is
+    # measured from its time
+    libs = sorted(args.libs, key=ALL_LIBS.index)
+    if args.peer_limit_factor and "sinkflow_streaming" not in libs:
+        raise SystemExit("--peer-limit-factor needs sinkflow_streaming among --libs")
     tmp_root = tempfile.mkdtemp(prefix="sinkflow-peers-")
     data_dir = args.data_dir or tmp_root
     Path(data_dir).mkdir(parents=True, exist_ok=True)
@@ -1234,7 +1338,9 @@ def parent_main(args):
         "machine": machine_info(sys.executable),
         "threads": args.threads, "reps": reps, "time_limit": args.time_limit,
         "mem_limit_gb": args.mem_limit_gb, "target_l1": TARGET_ERR, "seed": SEED,
-        "ref_tol": args.ref_tol, "sizes": sizes, "dims": args.dims, "eps": args.eps,
+        "ref_tol": None if args.no_reference else args.ref_tol,
+        "peer_limit_factor": args.peer_limit_factor,
+        "sizes": sizes, "dims": args.dims, "eps": args.eps,
         "yardstick_build": build_msg, "sinkflow_status": sinkflow_status,
         "conventions": CONVENTIONS, "timing": "minimum over repetitions; solve only",
         "cases": [], "kernel": [], "references": {}, "agreement": {},
@@ -1269,19 +1375,33 @@ def parent_main(args):
                           "ref_tol": args.ref_tol}
                 for eps in args.eps:
                     spec = {**common, "eps": eps}
-                    ref = run_worker({**spec, "lib": "reference",
-                                      "time_limit": 2 * args.time_limit}, args, tmp_root)
                     key = f"{n}_{d}_{eps}"
-                    # a reference must be at least as accurate as the target of the peers
-                    if isinstance(ref.get("ot_eps"), (int, float)) \
-                            and ref.get("err_l1", math.inf) <= TARGET_ERR:
-                        res["references"][key] = ref["ot_eps"]
-                    res["cases"].append(ref)
-                    print(f"[peers] d={d} N={n} eps={eps:g}: reference OT_eps = "
-                          f"{ref.get('ot_eps')} (err {ref.get('err_l1')}, {ref.get('status')})",
-                          flush=True)
+                    if not args.no_reference:
+                        ref = run_worker({**spec, "lib": "reference",
+                                          "time_limit": 2 * args.time_limit}, args, tmp_root)
+                        # a reference must be at least as accurate as the target of the peers
+                        if isinstance(ref.get("ot_eps"), (int, float)) \
+                                and ref.get("err_l1", math.inf) <= TARGET_ERR:
+                            res["references"][key] = ref["ot_eps"]
+                        res["cases"].append(ref)
+                        print(f"[peers] d={d} N={n} eps={eps:g}: reference OT_eps = "
+                              f"{ref.get('ot_eps')} (err {ref.get('err_l1')}, "
+                              f"{ref.get('status')})", flush=True)
+                    sf_plain = None  # sinkflow streaming (the target's row) in this run
                     for lib in libs:
-                        rec = run_worker({**spec, "lib": lib}, args, tmp_root)
+                        lspec = {**spec, "lib": lib}
+                        if lib in PEER_LIBS and sf_plain is not None:
+                            lspec["sinkflow_seconds_same_run"] = sf_plain["seconds"]
+                            if args.peer_limit_factor:
+                                lspec.update(
+                                    decide_after=args.peer_limit_factor * sf_plain["seconds"],
+                                    exhaust=True, k_start=sf_plain.get("iterations"))
+                        rec = run_worker(lspec, args, tmp_root)
+                        rec.setdefault("time_limit", lspec["time_limit"])
+                        if "sinkflow_seconds_same_run" in lspec:
+                            rec["sinkflow_seconds_same_run"] = lspec["sinkflow_seconds_same_run"]
+                        if lib == "sinkflow_streaming" and rec.get("reached_target"):
+                            sf_plain = rec
                         res["cases"].append(rec)
                         print(f"[peers]   {lib:28s} {rec.get('status','?')[:60]:60s} "
                               f"t={fmt_num(rec.get('seconds'), '{:.4g}')} s "
@@ -1341,6 +1461,10 @@ def finish_report(res, out_dir):
     print(f"[peers] wrote {out_dir / 'peers.json'}, peers.md, peers.png", flush=True)
 
 
+def _lib_order(lib):
+    return ALL_LIBS.index(lib) if lib in ALL_LIBS else -1
+
+
 def merge_runs(paths, out_dir):
     """One report from several runs (e.g. a d = 2 sweep, N = 16000 at eps = 1, d = 16):
     cases, references and kernel rows are united (a later run replaces the same case); the
@@ -1349,13 +1473,18 @@ def merge_runs(paths, out_dir):
     res = dict(runs[0])
     res["profile"] = f"merged from {len(runs)} runs"
     res["runs"] = [{k: r.get(k) for k in ("profile", "date", "reps", "time_limit", "sizes",
-                                          "dims", "eps", "max_load")} for r in runs]
+                                          "dims", "eps", "max_load", "peer_limit_factor",
+                                          "ref_tol")}
+                   | {"libs": sorted({c["lib"] for c in r["cases"]}, key=_lib_order)}
+                   for r in runs]
     res["date"] = " / ".join(r["date"] for r in runs)
     res["reps"] = "/".join(str(r["reps"]) for r in runs)
     res["time_limit"] = max(r["time_limit"] for r in runs)
     cases, kernel, refs = {}, {}, {}
     for r in runs:
         for c in r["cases"]:
+            if str(c.get("status", "")).startswith("timeout"):
+                c.setdefault("time_limit", r["time_limit"])
             cases[(c["lib"], c.get("N"), c.get("d"), c["eps"])] = c
         for kb in r["kernel"]:
             kernel[(kb.get("N"), kb.get("d"))] = kb
@@ -1383,6 +1512,15 @@ def main():
     p.add_argument("--reps", type=int, default=3, help="repetitions (minimum reported)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds per (library, N, eps) case (default 300; 150 with --quick)")
+    p.add_argument("--peer-limit-factor", type=float, default=None, metavar="F",
+                   help="decide the time target at the least cost: a peer climbs its ladder "
+                        "(GeomLoss from sinkflow's iteration count) until it reaches the "
+                        "target or one of its solves has run F x sinkflow streaming's time in "
+                        "the same case, when it is killed and enters with the time that "
+                        "solve had run (--time-limit still caps the whole case)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the C reference solve at --ref-tol (OT_eps is then compared "
+                        "with the median of the libraries that reached the target)")
     p.add_argument("--grace", type=float, default=60.0,
                    help="extra seconds before a case over its limit is killed")
     p.add_argument("--mem-limit-gb", type=float, default=16.0)
