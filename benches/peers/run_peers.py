@@ -62,8 +62,10 @@ the target; only the first run that reaches it is timed (plus repetitions at tha
   * GeomLoss has no tolerance: its eps-scaling schedule (default scaling 0.5, from the
     diameter down to blur) ends with a single iteration at the target eps. The harness
     extends that schedule with K extra iterations at the target blur (patching
-    geomloss's own epsilon_schedule), K doubling from 20, then one interpolated guess
-    between the last failure and the first success. The unmodified default schedule is
+    geomloss's own epsilon_schedule): K = 10, 40, then K predicted from the linear rate of
+    the last two failures (with --peer-limit-factor: from sinkflow's iteration count,
+    doubling), and after a success that followed a failure one interpolated guess between
+    them, kept if it also reaches the target. The unmodified default schedule is
     also run once and reported with the error it reaches (marked as not reaching the
     target).
 The calibration favours the peers (it picks the loosest knob that works on this very
