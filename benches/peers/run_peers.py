@@ -665,8 +665,9 @@ def run_case(spec):
     def affordable(last):
         return time_left() > 2.5 * last["seconds"] + 1.0
 
-    # --peer-limit-factor: a peer climbs its ladder until it reaches the target or the case
-    # limit kills it, so that an unfinished peer's lower bound is as large as the limit allows
+    # --peer-limit-factor: a peer climbs its ladder until it reaches the target or the parent
+    # kills it once a solve has run F x sinkflow's time, so an unfinished peer's lower bound
+    # is that duration rather than a shorter rung the time budget allowed
     exhaust = bool(spec.get("exhaust"))
 
     def climb(last):
