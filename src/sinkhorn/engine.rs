@@ -114,6 +114,9 @@ pub(crate) struct Engine<'a> {
     dense_rows: Option<Vec<f64>>,
     /// Dense mode: $C^\top$ (`m × n`), absent for a symmetric problem.
     dense_cols: Option<Vec<f64>>,
+    /// An upper bound of $\max C-\min C$ over any row or column (the spread the centred
+    /// large-eps path needs, see [`Engine::lse`]).
+    pub cost_spread: f64,
 }
 
 enum Kind<'a> {
@@ -160,6 +163,7 @@ impl<'a> Engine<'a> {
                     kind: Kind::Matrix(c),
                     dense_rows: None,
                     dense_cols,
+                    cost_spread: c.range(),
                 })
             }
         }
@@ -220,6 +224,7 @@ impl<'a> Engine<'a> {
             },
             dense_rows: None,
             dense_cols: None,
+            cost_spread: scale,
         };
         if mode == Mode::Dense {
             e.dense_rows = Some(e.materialise(Side::Rows));
@@ -304,9 +309,31 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The input weights of a side (the measure integrated over).
+    fn w(&self, side: Side) -> &[f64] {
+        match side {
+            Side::Rows => self.b,
+            Side::Cols => self.a,
+        }
+    }
+
     /// `lse[r] = log Σ_j exp(h_j/eps + log w_j - C_rj/eps)` for every output row `r`, so that
     /// $T(h)_r=-\varepsilon\,\mathrm{lse}_r$.
+    ///
+    /// When every exponent of a row lies within 1 of every other one (a priori:
+    /// $(\operatorname{ptp}h+\operatorname{ptp}C)/\varepsilon\le1$, the large-eps regime) the
+    /// row is computed in the centred form of [`lse_centred_row`], which keeps full relative
+    /// accuracy of $T(h)-\bar z$ up to the largest finite eps; the max-shifted kernel would
+    /// lose everything below $10^{-16}\varepsilon$ in absolute terms (theory/sinkhorn.md §3b).
     pub fn lse(&self, side: Side, h: &[f64], eps: f64, lse: &mut [f64]) {
+        let (lo, hi) = h
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), &t| {
+                (l.min(t), u.max(t))
+            });
+        if (hi - lo) + self.cost_spread <= eps {
+            return self.lse_centred(side, h, eps, lse);
+        }
         match self.exp {
             ExpKernel::Fast => self.lse_impl::<FastExp>(side, h, eps, lse),
             ExpKernel::Std => self.lse_impl::<StdExp>(side, h, eps, lse),
@@ -340,6 +367,18 @@ impl<'a> Engine<'a> {
         );
     }
 
+    /// The large-eps form of [`Engine::lse`], row by row with [`lse_centred_row`].
+    fn lse_centred(&self, side: Side, h: &[f64], eps: f64, lse: &mut [f64]) {
+        let (_, len) = self.dims(side);
+        let src = self.source(side);
+        let w = self.w(side);
+        let mass: f64 = w.iter().sum();
+        lse.par_iter_mut().enumerate().for_each_init(
+            || vec![0.0; len],
+            |buf, (r, o)| *o = lse_centred_row(h, src.row(r, len, buf), w, mass, eps),
+        );
+    }
+
     /// $T(h,\rho)$ into `out`; returns nothing. `lse` is scratch of the output length.
     pub fn transform(&self, side: Side, h: &[f64], eps: f64, out: &mut [f64]) {
         self.lse(side, h, eps, out);
@@ -361,5 +400,82 @@ impl<'a> Engine<'a> {
             .into_par_iter()
             .map_init(|| vec![0.0; len], |buf, r| visit(r, src.row(r, len, buf)))
             .collect()
+    }
+}
+
+/// $\log\sum_jp_je^{z_j}$ with $z_j=(h_j-c_j)/\varepsilon$ and the probability weights
+/// $p_j=w_j/m$, $m=\sum_jw_j=$ `mass`, in the centred form
+/// $$\log\sum_jp_je^{z_j}=\bar z+\log\Bigl(1+\sum_jp_j\,\mathrm{expm1}(z_j-\bar z)\Bigr),
+/// \qquad\bar z=\sum_jp_jz_j .$$
+/// The weights are taken as exactly normalised: validated weights sum to one within
+/// $10^{-12}n$, and the rounding defect $m-1$ would otherwise shift $T$ by
+/// $-\varepsilon\log m$, which is not small at large eps.
+/// The first-order terms of the sum cancel exactly ($\sum_jw_j(z_j-\bar z)=0$), so the
+/// correction to $\bar z$, of order $\operatorname{Var}(z)/2$, is computed to full relative
+/// accuracy; the max-shifted form rounds it away once $\operatorname{ptp}z<10^{-16}$. Used
+/// when $\operatorname{ptp}z\le1$ (no overflow of `expm1`).
+pub(crate) fn lse_centred_row(h: &[f64], c: &[f64], w: &[f64], mass: f64, eps: f64) -> f64 {
+    let inv_m = 1.0 / mass;
+    let zbar = h
+        .iter()
+        .zip(c)
+        .zip(w)
+        .map(|((&hj, &cj), &wj)| wj * ((hj - cj) / eps))
+        .sum::<f64>()
+        * inv_m;
+    let s = h
+        .iter()
+        .zip(c)
+        .zip(w)
+        .filter(|(_, &wj)| wj > 0.0)
+        .map(|((&hj, &cj), &wj)| wj * ((hj - cj) / eps - zbar).exp_m1())
+        .sum::<f64>()
+        * inv_m;
+    zbar + s.ln_1p()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lse_centred_row;
+    use crate::sinkhorn::kernel::{lse_row, StdExp};
+
+    /// Where both forms are accurate (exponents spread over at most 1, values O(1)), the centred
+    /// form equals the max-shifted kernel to round-off; where the spread is 1e-12 of eps, only
+    /// the centred one keeps the O(Var z) correction, checked against its series.
+    #[test]
+    fn centred_lse_matches_the_kernel_and_keeps_the_variance_term() {
+        let m = 37;
+        let w: Vec<f64> = (0..m).map(|j| 1.0 + (j % 5) as f64).collect();
+        let mass: f64 = w.iter().sum();
+        let p: Vec<f64> = w.iter().map(|t| t / mass).collect();
+        let h: Vec<f64> = (0..m).map(|j| ((j * 7) % 11) as f64 * 0.03).collect();
+        let c: Vec<f64> = (0..m).map(|j| ((j * 3) % 13) as f64 * 0.05).collect();
+        let eps = 1.0;
+        let u: Vec<f64> = h
+            .iter()
+            .zip(&p)
+            .map(|(hj, pj)| hj / eps + pj.ln())
+            .collect();
+        let mut z = vec![0.0; m];
+        let kernel = lse_row::<StdExp>(&u, &c, 1.0 / eps, &mut z);
+        let centred = lse_centred_row(&h, &c, &w, mass, eps);
+        assert!(
+            (kernel - centred).abs() < 1e-15 * 4.0,
+            "{kernel} vs {centred}"
+        );
+        // eps = 1e12: z = (h − c)/eps, lse = z̄ + Var_p(z)/2 + O(z³).
+        let eps = 1e12;
+        let zs: Vec<f64> = h.iter().zip(&c).map(|(a, b)| (a - b) / eps).collect();
+        let zbar: f64 = zs.iter().zip(&p).map(|(a, b)| a * b).sum();
+        let var: f64 = zs.iter().zip(&p).map(|(a, b)| b * (a - zbar).powi(2)).sum();
+        let expect = zbar + var / 2.0;
+        let centred = lse_centred_row(&h, &c, &w, mass, eps);
+        // Right to a few ulps of the value (~1e-12): the max-shifted kernel has an absolute
+        // error ~1e-16 here, 1e-4 of the value, i.e. eps × 1e-16 in T.
+        let ulp = expect.abs() * f64::EPSILON;
+        assert!(
+            (centred - expect).abs() <= 4.0 * ulp,
+            "{centred:e} vs {expect:e}"
+        );
     }
 }

@@ -183,6 +183,10 @@ pub struct SinkhornParams {
     /// Stop when the L1 violation of the first marginal $\lVert P\mathbb 1-a\rVert_1$ of the
     /// current pair $(f,g)$ with $g=T(f,\mu)$ is $\le$ `tol`. Range $(0,\infty)$, default
     /// `1e-9`. For the symmetric solver: $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon$.
+    /// Both residuals are relative to eps; above the cost spread $S$ (bounding-box diameter²
+    /// times the cost factor, or the range of a cost matrix) the solvers ask for
+    /// `tol`$\cdot S/\varepsilon$ instead, so that the potentials are right to about
+    /// `tol`$\cdot S$ at every eps (theory/sinkhorn.md §3b).
     pub tol: f64,
     /// Maximal number of iterations at the target eps ($\ge 1$). Default 10 000.
     pub max_iters: usize,

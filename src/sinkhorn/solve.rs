@@ -309,9 +309,27 @@ pub(crate) fn eps_at(k: usize, stages: &[f64], per_stage: usize, eps: f64) -> f6
 /// of iteration `k` (1-based), fail on a non-finite residual, and say whether to stop
 /// (`Some(converged)`) or continue (`None`). Convergence is only declared after the annealing
 /// iterations of eps-scaling.
+/// The tolerance the stop rule applies at `eps` for a problem whose costs spread over
+/// `spread` (theory/sinkhorn.md §3b).
+///
+/// Both residuals (the L1 marginal violation, and $\max\lvert T(f)-f\rvert/\varepsilon$) are
+/// relative to eps: they bound the error of the potentials by about $\varepsilon\times$
+/// residual. Above the cost spread $S$ that is no longer small against the values, and any
+/// start, the zero one included, passes `tol` at a large enough eps. So for
+/// $\varepsilon>S$ the rule asks for `tol`$\cdot S/\varepsilon$, which keeps the error of the
+/// potentials below `tol`$\cdot S$ at every eps.
+pub(crate) fn effective_tol(tol: f64, eps: f64, spread: f64) -> f64 {
+    if spread > 0.0 && spread < eps {
+        tol * (spread / eps)
+    } else {
+        tol
+    }
+}
+
 pub(crate) fn stop_rule(
     k: usize,
     residual: f64,
+    tol: f64,
     annealing: usize,
     total_max: usize,
     params: &SinkhornParams,
@@ -323,7 +341,7 @@ pub(crate) fn stop_rule(
     if !residual.is_finite() {
         return Err(SinkhornError::Breakdown { iteration: k });
     }
-    if k > annealing && residual <= params.tol {
+    if k > annealing && residual <= tol {
         return Ok(Some(true));
     }
     if k >= total_max {
@@ -345,6 +363,7 @@ fn run(
     };
     let annealing = stages.len() * per_stage;
     let total_max = annealing + params.max_iters;
+    let tol = effective_tol(params.tol, eps, engine.cost_spread);
     let (a, b) = (engine.a, engine.b);
     let mut f = vec![0.0; engine.n];
     let mut lse = vec![0.0; engine.n];
@@ -379,7 +398,7 @@ fn run(
         }
         k += 1;
         if omega.is_some() {
-            match relax.after_relaxed(err, params.tol, &mut f, &mut g) {
+            match relax.after_relaxed(err, tol, &mut f, &mut g) {
                 Relaxed::Restored => continue,
                 Relaxed::Continue => {
                     if params.record_history {
@@ -391,7 +410,8 @@ fn run(
                 }
             }
         } else {
-            if let Some(converged) = stop_rule(k, err, annealing, total_max, params, &mut history)?
+            if let Some(converged) =
+                stop_rule(k, err, tol, annealing, total_max, params, &mut history)?
             {
                 break (err, converged);
             }

@@ -14,7 +14,7 @@ use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::PointCloud;
 use super::params::{Mode, SinkhornParams, Termination};
-use super::solve::{dot, eps_at, stop_rule};
+use super::solve::{dot, effective_tol, eps_at, stop_rule};
 use crate::Cost;
 
 /// The result of [`solve_symmetric`].
@@ -89,6 +89,7 @@ pub(crate) fn symmetric_impl(
     };
     let annealing = stages.len() * per_stage;
     let total_max = annealing + params.max_iters;
+    let tol = effective_tol(params.tol, eps, engine.cost_spread);
     let mut tf = vec![0.0; n];
     let mut history = Vec::new();
     let mut k = 0;
@@ -101,7 +102,7 @@ pub(crate) fn symmetric_impl(
             r = r.max((a - b).abs() * inv_e);
         }
         k += 1;
-        if let Some(converged) = stop_rule(k, r, annealing, total_max, params, &mut history)? {
+        if let Some(converged) = stop_rule(k, r, tol, annealing, total_max, params, &mut history)? {
             break (r, converged);
         }
         for (fi, &ti) in f.iter_mut().zip(&tf) {
