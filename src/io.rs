@@ -27,6 +27,8 @@ pub struct Array2 {
     pub cols: usize,
     /// Row-major entries.
     pub data: Vec<f64>,
+    /// Unit roundoff of the values as stored (2⁻⁵³ for float64 and text, 2⁻²⁴ for float32).
+    pub unit_roundoff: f64,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> SinkhornError {
@@ -117,7 +119,17 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<Vec<f64>, SinkhornError> {
     if a.data.is_empty() {
         return Err(malformed(path, 0, "no weights"));
     }
-    Ok(a.data)
+    // Weights stored in single precision that summed to one before rounding sum to one only
+    // within n × 2⁻²⁴, far outside the engine's 1e-12 n check: they are rescaled to sum to one
+    // exactly when (and only when) they are within that rounding of it.
+    let mut w = a.data;
+    if a.unit_roundoff > f64::EPSILON {
+        let sum: f64 = w.iter().sum();
+        if (sum - 1.0).abs() <= 2.0 * w.len() as f64 * a.unit_roundoff {
+            w.iter_mut().for_each(|t| *t /= sum);
+        }
+    }
+    Ok(w)
 }
 
 /// Read a `.npy` array of float64 or float32 (1-D as `n × 1`, 2-D as is), in either order.
@@ -130,8 +142,8 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
     let order = npy.order();
     let dtype = npy.dtype();
     let (rows, cols) = match shape.as_slice() {
-        [n] => (*n as usize, 1),
-        [n, d] => (*n as usize, *d as usize),
+        [n] => (*n, 1),
+        [n, d] => (*n, *d),
         s => {
             return Err(malformed(
                 path,
@@ -140,6 +152,25 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
             ))
         }
     };
+    // The header's shape is checked against the file's size before anything is allocated: a
+    // corrupt or hostile header must not overflow the size computation or ask for terabytes.
+    let file_bytes = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
+    let values = rows.checked_mul(cols);
+    let item = dtype.num_bytes().unwrap_or(8) as u64;
+    let fits = values
+        .and_then(|v| v.checked_mul(item))
+        .is_some_and(|b| b <= file_bytes);
+    if !fits {
+        return Err(malformed(
+            path,
+            0,
+            format!(
+                "the header declares shape ({}), more values than the file's {file_bytes} bytes can hold (a corrupt or truncated file)",
+                shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let (rows, cols) = (rows as usize, cols as usize);
     let data: Vec<f64> = match npy.try_data::<f64>() {
         Ok(r) => r
             .collect::<Result<_, _>>()
@@ -153,7 +184,10 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
                 return Err(malformed(
                     path,
                     0,
-                    format!("unsupported dtype {dtype:?} (expected float64 or float32)"),
+                    format!(
+                        "unsupported dtype {} (expected float64 '<f8' or float32 '<f4')",
+                        dtype.descr()
+                    ),
                 ))
             }
         },
@@ -177,7 +211,17 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
             out
         }
     };
-    Ok(Array2 { rows, cols, data })
+    let unit_roundoff = if item == 4 {
+        f64::from(f32::EPSILON) / 2.0
+    } else {
+        f64::EPSILON / 2.0
+    };
+    Ok(Array2 {
+        rows,
+        cols,
+        data,
+        unit_roundoff,
+    })
 }
 
 /// Read a CSV array (module docs). Numbers may be surrounded by spaces.
@@ -187,6 +231,8 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
     File::open(path)
         .and_then(|mut f| f.read_to_string(&mut text))
         .map_err(|e| io_err(path, e))?;
+    // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first number.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut data = Vec::new();
     let mut cols = None;
     let mut rows = 0;
@@ -235,6 +281,7 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Array2, SinkhornError> {
         rows,
         cols: cols.unwrap_or(0),
         data,
+        unit_roundoff: f64::EPSILON / 2.0,
     })
 }
 

@@ -361,6 +361,11 @@ pub fn run(args: &GaussianArgs) -> Result<(), CliError> {
             if k == 0 {
                 return Err(CliError::bad_input("--samples must be >= 1, got 0"));
             }
+            sinkflow::error::check_allocation(
+                &format!("a trajectory of {} output times", k as u128 + 1),
+                &[k.saturating_add(1), mu0.dim() * mu0.dim() + mu0.dim() + 3],
+            )
+            .map_err(|e| CliError::from_lib("--samples", e))?;
             let times: Vec<f64> = (0..=k)
                 .map(|i| {
                     if i == k {

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use nalgebra::DMatrix;
 use serde_json::json;
 use sinkflow::particles::drift::{DriftKind, DriftParams};
-use sinkflow::particles::flow::{particle_flow, FlowParams, Integrator};
+use sinkflow::particles::flow::{particle_flow, step_count, FlowParams, Integrator};
 use sinkflow::Cost;
 
 use super::{matrix_json, print_json, vector_json, CliError};
@@ -84,9 +84,10 @@ pub struct FlowArgs {
     /// Time step > 0 (the step used is T / ceil(T / dt)).
     #[arg(long, allow_hyphen_values = true)]
     pub dt: f64,
-    /// Number K of output intervals (K + 1 output times).
-    #[arg(long, default_value_t = 10)]
-    pub samples: usize,
+    /// Number K of output intervals (K + 1 output times, each a distinct time step; at most
+    /// the number of steps) [default: 10, or the number of steps if fewer].
+    #[arg(long)]
+    pub samples: Option<usize>,
     /// Time integrator.
     #[arg(long, value_enum, default_value_t = IntegratorArg::Heun)]
     pub integrator: IntegratorArg,
@@ -96,6 +97,10 @@ pub struct FlowArgs {
     /// Write trajectory.npy (times x n x d) and times.npy into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the result even when some converged Sinkhorn solves stopped at their iteration
+    /// cap, instead of failing with exit code 1 (the counts and the residual are in the output).
+    #[arg(long)]
+    pub allow_nonconvergence: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -174,7 +179,13 @@ fn flow(a: &FlowArgs) -> Result<(), CliError> {
         },
         t_end: a.t_end,
         dt: a.dt,
-        samples: a.samples,
+        samples: a.samples.unwrap_or_else(|| {
+            if a.t_end.is_finite() && a.t_end >= 0.0 && a.t_end / a.dt <= 1e8 {
+                step_count(a.t_end, a.dt).clamp(1, 10)
+            } else {
+                10
+            }
+        }),
         integrator: match a.integrator {
             IntegratorArg::Euler => Integrator::Euler,
             IntegratorArg::Heun => Integrator::Heun,
@@ -183,6 +194,17 @@ fn flow(a: &FlowArgs) -> Result<(), CliError> {
         ..FlowParams::default()
     };
     let out = particle_flow(&x, &y, &params).map_err(|e| CliError::from_lib("particle flow", e))?;
+    let unconverged = out.unconverged_evaluations + out.unconverged_monitor_solves;
+    if unconverged > 0 && !a.allow_nonconvergence {
+        return Err(CliError::numerical(format!(
+            "particle flow: {} of {} drift evaluations and {} divergence-monitor solves did not reach tol {:e} (largest drift residual {:.3e}); loosen --tol, raise --eps, or pass --allow-nonconvergence",
+            out.unconverged_evaluations,
+            out.drift_evaluations,
+            out.unconverged_monitor_solves,
+            a.tol,
+            out.max_unconverged_residual
+        )));
+    }
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::bad_input(format!("cannot create {}: {e}", dir.display())))?;
@@ -217,6 +239,9 @@ fn flow(a: &FlowArgs) -> Result<(), CliError> {
             "drift_evaluations": out.drift_evaluations,
             "sinkhorn_iterations": out.sinkhorn_iterations,
             "unconverged_evaluations": out.unconverged_evaluations,
+            "max_unconverged_residual": out.max_unconverged_residual,
+            "unconverged_monitor_solves": out.unconverged_monitor_solves,
+            "converged": unconverged == 0,
         }));
     } else {
         println!(
@@ -235,10 +260,12 @@ fn flow(a: &FlowArgs) -> Result<(), CliError> {
                 out.means[k].as_slice()
             );
         }
-        if out.unconverged_evaluations > 0 {
+        if unconverged > 0 {
             println!(
-                "warning: {} drift evaluations stopped at the Sinkhorn iteration cap",
-                out.unconverged_evaluations
+                "warning: {} drift evaluations (largest residual {:.3e}) and {} monitor solves stopped at the Sinkhorn iteration cap",
+                out.unconverged_evaluations,
+                out.max_unconverged_residual,
+                out.unconverged_monitor_solves
             );
         }
     }

@@ -18,12 +18,24 @@ pub(crate) fn m_minus_delta(lam: f64, delta: f64) -> f64 {
     lam / (lam.sqrt().hypot(delta) + delta)
 }
 
+/// $\log(1+x/y)$ for $x\ge0$, $y>0$, also where $x/y$ overflows (tiny eps against a large
+/// spectrum): then $\log x-\log y$, exact to rounding since $1/(x/y)<10^{-308}$.
+#[inline]
+pub(crate) fn log1p_ratio(x: f64, y: f64) -> f64 {
+    let r = x / y;
+    if r.is_finite() {
+        r.ln_1p()
+    } else {
+        x.ln() - y.ln()
+    }
+}
+
 /// Per-eigenvalue contribution to $\mathrm{OT}_\varepsilon$ (squared cost):
 /// $h(\lambda) = -2(m-\delta) + 2\delta\,\mathrm{log1p}((m-\delta)/(2\delta))$.
 #[inline]
 pub(crate) fn h_term(lam: f64, delta: f64) -> f64 {
     let x = m_minus_delta(lam, delta);
-    -2.0 * x + 2.0 * delta * (x / (2.0 * delta)).ln_1p()
+    -2.0 * x + 2.0 * delta * log1p_ratio(x, 2.0 * delta)
 }
 
 /// $\phi(t) = 1/(\sqrt{t+\delta^2}+\delta)$: the spectral function of $(M+\delta I)^{-1}$.
@@ -68,7 +80,7 @@ fn scalars(mu: &Gaussian, nu: &Gaussian, eps_sq: f64) -> Scalars {
     let mut sum_h = 0.0;
     for &l in lam.iter() {
         let x = m_minus_delta(l, delta);
-        let lg = (x / (2.0 * delta)).ln_1p();
+        let lg = log1p_ratio(x, 2.0 * delta);
         sum_x += x;
         sum_log += lg;
         sum_h += -2.0 * x + 2.0 * delta * lg;

@@ -74,8 +74,11 @@ pub enum GaussianError {
     Linalg(#[from] LinalgError),
     /// The regularisation must be finite and $> 0$ (and $\varepsilon/\kappa$ finite for the
     /// cost factor $\kappa$).
-    #[error("eps must be finite and > 0, got {0}")]
+    #[error("eps must be finite and > 0, got {}", crate::error::fmt_num(*.0))]
     InvalidEps(f64),
+    /// A positive eps so small that eps/4 (or eps²/4 of the half cost) underflows to 0.
+    #[error("eps = {} is too small for double precision: eps/4 underflows to 0 (use eps >= 1e-300; OT_eps then equals W2^2 to every printed digit)", crate::error::fmt_num(*.0))]
+    EpsUnderflow(f64),
     /// Two objects that must live in the same dimension do not.
     #[error("dimension mismatch: {what} has dimension {found}, expected {expected}")]
     DimensionMismatch {
@@ -90,7 +93,7 @@ pub enum GaussianError {
     #[error("a Gaussian needs dimension >= 1, got an empty mean")]
     EmptyDimension,
     /// A time (final time, output time) must be finite and $\ge 0$.
-    #[error("time must be finite and >= 0, got {0}")]
+    #[error("time must be finite and >= 0, got {}", crate::error::fmt_num(*.0))]
     InvalidTime(f64),
     /// A tolerance must be finite and $> 0$.
     #[error("{name} must be finite and > 0, got {value}")]
@@ -108,6 +111,9 @@ pub enum GaussianError {
         /// The value that was given.
         value: usize,
     },
+    /// A request too large for this machine's memory (refused before allocating).
+    #[error(transparent)]
+    TooLarge(#[from] crate::error::TooLarge),
     /// The ODE integrator failed (step-size underflow, too many steps, stiffness) at time `t`.
     #[error("integration failed at t = {t}: {message}")]
     Integration {
@@ -321,8 +327,11 @@ impl Gaussian {
 pub(crate) fn sq_eps(eps: f64, cost: Cost) -> Result<(f64, f64), GaussianError> {
     positive_finite(eps).map_err(GaussianError::InvalidEps)?;
     let e = cost.sq_equivalent_eps(eps);
-    if !(e.is_finite() && e / 4.0 > 0.0) {
+    if !e.is_finite() {
         return Err(GaussianError::InvalidEps(eps));
+    }
+    if e / 4.0 <= 0.0 {
+        return Err(GaussianError::EpsUnderflow(eps));
     }
     Ok((e, cost.factor()))
 }

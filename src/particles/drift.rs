@@ -189,6 +189,9 @@ pub struct DriftOutput {
     pub iterations: usize,
     /// Both converged solves met `tol` (always `true` for the finite kinds).
     pub converged: bool,
+    /// The larger final residual of the two converged solves (L1 marginal violation of the
+    /// cross solve; the self solve's own residual), 0 for the finite kinds.
+    pub residual: f64,
 }
 
 fn engine_err(e: SinkhornError) -> ParticleError {
@@ -328,7 +331,7 @@ pub fn drift_warm(
         w.f_xy.len() == n && w.g_xy.len() == m && w.f_xx.len() == n && w.g_xx.len() == n
     });
 
-    let (t_cross, t_self, potentials, iterations, converged) = match params.kind {
+    let (t_cross, t_self, potentials, iterations, converged, residual) = match params.kind {
         DriftKind::Sinkhorn => {
             let xy = match warm {
                 Some(w) => solve_warm(&xc, &yc, &sp, &w.f_xy, &w.g_xy),
@@ -340,7 +343,7 @@ pub fn drift_warm(
                 n,
                 d,
             );
-            let (t_self, f_xx, g_xx, it_self, conv_self) = match &masked {
+            let (t_self, f_xx, g_xx, it_self, conv_self, res_self) = match &masked {
                 None => {
                     let f0 = warm.map(|w| w.f_xx.clone()).unwrap_or_else(|| vec![0.0; n]);
                     let xx = solve_symmetric_warm(&xc, &sp, &f0).map_err(engine_err)?;
@@ -349,24 +352,46 @@ pub fn drift_warm(
                         n,
                         d,
                     );
-                    (t, xx.f.clone(), xx.f, xx.iterations, xx.converged)
+                    (
+                        t,
+                        xx.f.clone(),
+                        xx.f,
+                        xx.iterations,
+                        xx.converged,
+                        xx.residual,
+                    )
                 }
                 Some(cm) => {
                     let start = warm.map(|w| (w.f_xx.as_slice(), w.g_xx.as_slice()));
                     let xx =
                         solve_geometry(Geometry::Matrix(cm), &sp, start).map_err(engine_err)?;
                     let t = matrix_map(cm, &xx.g, x, params.tau);
-                    (t, xx.f, xx.g, xx.iterations, xx.converged)
+                    (
+                        t,
+                        xx.f,
+                        xx.g,
+                        xx.iterations,
+                        xx.converged,
+                        xx.marginal_error,
+                    )
                 }
             };
             let conv = xy.converged && conv_self;
+            let residual = xy.marginal_error.max(res_self);
             let pots = Potentials {
                 f_xy: xy.f,
                 g_xy: xy.g,
                 f_xx,
                 g_xx,
             };
-            (t_cross, t_self, Some(pots), xy.iterations + it_self, conv)
+            (
+                t_cross,
+                t_self,
+                Some(pots),
+                xy.iterations + it_self,
+                conv,
+                residual,
+            )
         }
         _ => {
             let (g_xy, it_xy) = finite_g(Geometry::Clouds { x: &xc, y: &yc }, params)?;
@@ -392,7 +417,7 @@ pub fn drift_warm(
                     (matrix_map(cm, &g_xx, x, params.tau), it)
                 }
             };
-            (t_cross, t_self, None, it_xy + it_xx, true)
+            (t_cross, t_self, None, it_xy + it_xx, true, 0.0)
         }
     };
     let v = &t_cross - &t_self;
@@ -413,5 +438,6 @@ pub fn drift_warm(
         potentials,
         iterations,
         converged,
+        residual,
     })
 }

@@ -142,6 +142,11 @@ pub struct FlowOutput {
     pub sinkhorn_iterations: usize,
     /// Drift evaluations whose converged solves stopped at `max_iters` (reported, not hidden).
     pub unconverged_evaluations: usize,
+    /// The largest final residual of an unconverged drift evaluation (see
+    /// [`super::drift::DriftOutput::residual`]); 0 when every evaluation converged.
+    pub max_unconverged_residual: f64,
+    /// Divergence monitor solves (three per output time) that stopped at `max_iters`.
+    pub unconverged_monitor_solves: usize,
 }
 
 /// The flow velocity $v=2\kappa\,V$ at the particles, with the drift's output (for the
@@ -195,6 +200,10 @@ impl Recorder<'_> {
                 over_relaxation: None,
             };
             let d = divergence(&xc, yc, &sp).map_err(engine_err)?;
+            self.out.unconverged_monitor_solves += [d.xy.converged, d.xx.converged, d.yy.converged]
+                .iter()
+                .filter(|c| !**c)
+                .count();
             self.out.divergence.push(d.divergence);
         }
         if self.params.monitor_w2 {
@@ -207,6 +216,17 @@ impl Recorder<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The number of time steps of [`particle_flow`]: $\lceil T/\Delta t\rceil$ (with a relative
+/// slack of $10^{-12}$, so that $T/\Delta t$ a whole number up to rounding is not rounded up),
+/// 0 when $T=0$. Valid for parameters that pass [`FlowParams::validate`].
+pub fn step_count(t_end: f64, dt: f64) -> usize {
+    if t_end > 0.0 {
+        ((t_end / dt) * (1.0 - 1e-12)).ceil().max(1.0) as usize
+    } else {
+        0
     }
 }
 
@@ -230,17 +250,26 @@ pub fn particle_flow(
             right: y.ncols(),
         });
     }
-    let steps = if params.t_end > 0.0 {
-        ((params.t_end / params.dt) * (1.0 - 1e-12)).ceil().max(1.0) as usize
-    } else {
-        0
-    };
+    let steps = step_count(params.t_end, params.dt);
     let h = if steps > 0 {
         params.t_end / steps as f64
     } else {
         0.0
     };
     let k = params.samples;
+    if steps > 0 && k > steps {
+        return Err(ParticleError::InvalidParameter {
+            name: "samples",
+            value: k as f64,
+            reason: "more output intervals than time steps (each output time must be a distinct step); use at most ceil(t_end / dt)",
+        });
+    }
+    let (n, d) = x0.shape();
+    let per_output = d * d + d + 1 + if params.keep_positions { n * d } else { 0 };
+    crate::error::check_allocation(
+        &format!("a trajectory of {} output times", k as u128 + 1),
+        &[k.saturating_add(1), per_output],
+    )?;
     let marks: Vec<usize> = (0..=k)
         .map(|i| ((i as f64) * (steps as f64) / (k as f64)).round() as usize)
         .collect();
@@ -265,6 +294,8 @@ pub fn particle_flow(
             drift_evaluations: 0,
             sinkhorn_iterations: 0,
             unconverged_evaluations: 0,
+            max_unconverged_residual: 0.0,
+            unconverged_monitor_solves: 0,
         },
     };
     let mut x = x0.clone();
@@ -288,6 +319,7 @@ pub fn particle_flow(
         out.sinkhorn_iterations += d.iterations;
         if !d.converged {
             out.unconverged_evaluations += 1;
+            out.max_unconverged_residual = out.max_unconverged_residual.max(d.residual);
         }
         *warm = d.potentials;
         Ok(v)

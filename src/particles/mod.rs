@@ -71,6 +71,9 @@ pub enum ParticleError {
         /// What is wrong.
         reason: String,
     },
+    /// A request too large for this machine's memory (refused before allocating).
+    #[error(transparent)]
+    TooLarge(#[from] crate::error::TooLarge),
     /// The Sinkhorn engine reported an error.
     #[error("Sinkhorn engine: {message}")]
     Engine {

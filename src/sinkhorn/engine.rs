@@ -142,6 +142,9 @@ impl<'a> Engine<'a> {
             Geometry::Matrix(c) => {
                 let (n, m) = (c.nrows(), c.ncols());
                 let mode = mode.resolve(n * m * 8, None);
+                if mode == Mode::Dense {
+                    crate::error::check_allocation("the transposed dense cost matrix", &[n, m])?;
+                }
                 let dense_cols = (mode == Mode::Dense).then(|| {
                     let mut t = vec![0.0; n * m];
                     for i in 0..n {
@@ -206,6 +209,13 @@ impl<'a> Engine<'a> {
         let (n, m) = (x.len(), y.len());
         let bytes = if symmetric { n * n * 8 } else { 2 * n * m * 8 };
         let mode = mode.resolve(bytes, Some(x.dim()));
+        if mode == Mode::Dense {
+            let copies = if symmetric { 1 } else { 2 };
+            crate::error::check_allocation(
+                &format!("dense mode ({copies} cost matrices of {n} x {m})"),
+                &[copies, n, m],
+            )?;
+        }
         let factor = cost.factor();
         let mut e = Engine {
             n,

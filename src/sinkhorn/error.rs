@@ -53,7 +53,7 @@ pub enum SinkhornError {
     #[error("weights have zero total mass")]
     ZeroMass,
     /// A regularisation that is not finite and strictly positive.
-    #[error("eps must be finite and > 0, got {eps}")]
+    #[error("eps must be finite and > 0, got {}", crate::error::fmt_num(*.eps))]
     InvalidEps {
         /// The value given.
         eps: f64,
@@ -90,6 +90,9 @@ pub enum SinkhornError {
         /// The iteration at which it happened.
         iteration: usize,
     },
+    /// A request too large for this machine's memory (refused before allocating).
+    #[error(transparent)]
+    TooLarge(#[from] crate::error::TooLarge),
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io {
@@ -99,11 +102,11 @@ pub enum SinkhornError {
         message: String,
     },
     /// A file was read but its content is not what was expected.
-    #[error("{path}, line {line}: {message}")]
+    #[error("{path}{}: {message}", if *line > 0 { format!(", line {line}") } else { String::new() })]
     Malformed {
         /// The file.
         path: String,
-        /// 1-based line number (0 for binary formats or whole-file problems).
+        /// 1-based line number (0 for binary formats or whole-file problems: then not printed).
         line: usize,
         /// What is wrong.
         message: String,

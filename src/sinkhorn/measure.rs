@@ -34,6 +34,13 @@ pub(crate) fn validate_weights(
         return Err(SinkhornError::ZeroMass);
     }
     if normalise {
+        // Finite weights whose sum overflows (e.g. 1e308 twice): scale by the largest first,
+        // which is exact up to rounding and keeps the ratios.
+        if !sum.is_finite() {
+            let top = w.iter().copied().fold(0.0, f64::max);
+            w.iter_mut().for_each(|t| *t /= top);
+        }
+        let sum: f64 = w.iter().sum();
         w.iter_mut().for_each(|t| *t /= sum);
     } else if (sum - 1.0).abs() > 1e-12 * n as f64 {
         return Err(SinkhornError::WeightsNotNormalised { sum });

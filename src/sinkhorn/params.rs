@@ -81,20 +81,7 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// Physical memory in bytes (`MemTotal` of `/proc/meminfo`; 8 GiB where that is unavailable).
-pub fn physical_memory_bytes() -> usize {
-    const FALLBACK: usize = 8 << 30;
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map(|kb| kb.saturating_mul(1024))
-        .unwrap_or(FALLBACK)
-}
+pub use crate::error::physical_memory_bytes;
 
 /// Geometric annealing of the regularisation ("eps-scaling", Schmitzer 2019 §3.2; Feydy 2020
 /// thesis §3.3).
