@@ -55,6 +55,15 @@ fn self_h_sum(g: &Gaussian, delta: f64) -> f64 {
     g.eigenvalues().iter().map(|&l| h_term(l * l, delta)).sum()
 }
 
+/// $\mathrm{OT}_\varepsilon(\mu,\mu)$ (squared cost) eigenvalue by eigenvalue, without
+/// cancelling $2\operatorname{tr}A$ against $\sum h$ ([`direction_terms`] with $a=b$).
+fn self_value(g: &Gaussian, delta: f64) -> f64 {
+    g.eigenvalues()
+        .iter()
+        .map(|&a| direction_terms(a, a, delta).0)
+        .sum()
+}
+
 /// $(x^\top x)$ with $x = a - b$.
 fn mean_gap_sq(mu: &Gaussian, nu: &Gaussian) -> f64 {
     (mu.mean() - nu.mean()).norm_squared()
@@ -72,8 +81,66 @@ struct Scalars {
     sum_h: f64,
 }
 
+/// Per common eigen-direction with variances $a$, $b$ (commuting covariances): the value
+/// term $a+b-2x+2\delta\ell$, the transport term $a+b-2x$ and $\ell$, where $\lambda=ab$,
+/// $r=\sqrt{\lambda+\delta^2}$, $x=m-\delta=\lambda/(r+\delta)$, $\ell=\mathrm{log1p}(x/(2\delta))$.
+/// Written without cancellation (theory/gaussian.md §2b):
+/// $a+b-2x=(\sqrt a-\sqrt b)^2+2\sqrt\lambda\,\frac{\delta+\delta^2/(r+\sqrt\lambda)}{r+\delta}$,
+/// a sum of non-negative terms, so each is right to a few ulps of itself.
+fn direction_terms(a: f64, b: f64, delta: f64) -> (f64, f64, f64) {
+    let (a, b) = (a.max(0.0), b.max(0.0));
+    let (sa, sb) = (a.sqrt(), b.sqrt());
+    let sl = sa * sb;
+    let r = sl.hypot(delta);
+    let x = m_minus_delta(a * b, delta);
+    // delta^2/(r + √λ) as delta · (delta/(r + √λ)): no overflow of delta^2 at huge eps.
+    let gap = (sa - sb) * (sa - sb) + 2.0 * sl * (delta + delta * (delta / (r + sl))) / (r + delta);
+    let lg = log1p_ratio(x, 2.0 * delta);
+    (gap + 2.0 * delta * lg, gap, lg)
+}
+
+/// The variances of $\mu$ and $\nu$ along a common eigenbasis known exactly: identical
+/// covariances (the self problem), or two diagonal covariances. `None` otherwise: a rotated
+/// commuting pair has a common basis only up to the eigensolver's $O(u\lVert A\rVert)$, which
+/// is no better than the general path (theory/gaussian.md §2b).
+pub(crate) fn commuting_spectra(mu: &Gaussian, nu: &Gaussian) -> Option<Vec<(f64, f64)>> {
+    if mu.cov() == nu.cov() {
+        return Some(mu.eigenvalues().iter().map(|&a| (a, a)).collect());
+    }
+    let is_diag = |m: &DMatrix<f64>| {
+        (0..m.nrows()).all(|i| (0..m.ncols()).all(|j| i == j || m[(i, j)] == 0.0))
+    };
+    (is_diag(mu.cov()) && is_diag(nu.cov())).then(|| {
+        (0..mu.dim())
+            .map(|i| (mu.cov()[(i, i)], nu.cov()[(i, i)]))
+            .collect()
+    })
+}
+
 fn scalars(mu: &Gaussian, nu: &Gaussian, eps_sq: f64) -> Scalars {
     let delta = eps_sq / 4.0;
+    if let Some(pairs) = commuting_spectra(mu, nu) {
+        let gap = mean_gap_sq(mu, nu);
+        let (mut value, mut transport, mut sum_log) = (gap, gap, 0.0);
+        for &(a, b) in &pairs {
+            let (v, t, lg) = direction_terms(a, b, delta);
+            value += v;
+            transport += t;
+            sum_log += lg;
+        }
+        // sum_h = value − base, needed only by the divergence, which handles its own
+        // cancellation; here from the same per-direction terms.
+        let sum_h = pairs
+            .iter()
+            .map(|&(a, b)| h_term(a.max(0.0) * b.max(0.0), delta))
+            .sum();
+        return Scalars {
+            value,
+            transport,
+            sum_log,
+            sum_h,
+        };
+    }
     let lam = cross_eigenvalues(mu, nu);
     let mut sum_x = 0.0;
     let mut sum_log = 0.0;
@@ -447,7 +514,8 @@ pub fn sinkhorn_divergence(
 /// $\mathrm{OT}_\varepsilon(\mu,\nu)$, $\mathrm{OT}_\varepsilon(\mu,\mu)$, $\mathrm{OT}_\varepsilon(\nu,\nu)$
 /// and $S_\varepsilon(\mu,\nu)$ (the latter as in [`sinkhorn_divergence`], not by subtraction).
 ///
-/// $\mathrm{OT}_\varepsilon(\mu,\mu) = \kappa\big(2\operatorname{tr}A + \sum_i h(\lambda_i(A)^2)\big)$.
+/// $\mathrm{OT}_\varepsilon(\mu,\mu) = \kappa\big(2\operatorname{tr}A + \sum_i h(\lambda_i(A)^2)\big)$, summed
+/// eigenvalue by eigenvalue without that cancellation.
 pub fn divergence_parts(
     mu: &Gaussian,
     nu: &Gaussian,
@@ -463,8 +531,8 @@ pub fn divergence_parts(
     let s = mean_gap_sq(mu, nu) + sc.sum_h - 0.5 * ha - 0.5 * hb;
     Ok(DivergenceParts {
         ot_ab: finite(kappa * sc.value, "OT_eps(mu, nu)")?,
-        ot_aa: finite(kappa * (2.0 * mu.cov().trace() + ha), "OT_eps(mu, mu)")?,
-        ot_bb: finite(kappa * (2.0 * nu.cov().trace() + hb), "OT_eps(nu, nu)")?,
+        ot_aa: finite(kappa * self_value(mu, delta), "OT_eps(mu, mu)")?,
+        ot_bb: finite(kappa * self_value(nu, delta), "OT_eps(nu, nu)")?,
         divergence: finite((kappa * s).max(0.0), "S_eps")?,
     })
 }

@@ -210,7 +210,16 @@ impl Gaussian {
         // make them exact zeros, so that an exactly singular covariance gets an exactly
         // rank-deficient factor (otherwise sqrt(1e-16 lambda_max) ~ 1e-8 sqrt(lambda_max) leaks
         // into every square root, e.g. W2^2 of singular pairs; theory/gaussian.md §2).
-        let tol = closed_form::pinv_threshold(&eig);
+        // An exactly diagonal covariance is decomposed exactly (no rotation, no backward error):
+        // its small variances are data, not round-off, and are kept (a spectrum 1e8 .. 1e-6
+        // would otherwise lose its small direction; theory/gaussian.md §2b).
+        let diagonal =
+            (0..cov.nrows()).all(|i| (0..cov.ncols()).all(|j| i == j || cov[(i, j)] == 0.0));
+        let tol = if diagonal {
+            0.0
+        } else {
+            closed_form::pinv_threshold(&eig)
+        };
         eig.values.iter_mut().for_each(|l| {
             if *l <= tol {
                 *l = 0.0;
