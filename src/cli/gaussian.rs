@@ -11,7 +11,7 @@ use sinkflow::gaussian::flow::{self, FlowParams, FlowTrajectory, Method};
 use sinkflow::gaussian::{self, EntropicOt, Gaussian, QuadraticPotential};
 use sinkflow::Cost;
 
-use super::{matrix_json, parse_matrix, parse_vector, print_json, vector_json, CliError};
+use super::{fmt_sig, matrix_json, parse_matrix, parse_vector, print_json, vector_json, CliError};
 
 /// `sinkflow gaussian` arguments.
 #[derive(Args, Debug)]
@@ -169,7 +169,7 @@ fn potential_json(p: &QuadraticPotential) -> Value {
 }
 
 fn fmt_vec(v: &DVector<f64>) -> String {
-    let parts: Vec<String> = v.iter().map(|x| format!("{x:.10e}")).collect();
+    let parts: Vec<String> = v.iter().map(|&x| fmt_sig(x, 11)).collect();
     format!("[{}]", parts.join(", "))
 }
 
@@ -194,8 +194,10 @@ fn print_trajectory(tr: &FlowTrajectory, energy: &str) {
     println!("{:>14} {:>22} {:>22}", "t", energy, "dissipation");
     for i in 0..tr.times.len() {
         println!(
-            "{:>14.6} {:>22.12e} {:>22.12e}",
-            tr.times[i], tr.divergence[i], tr.dissipation[i]
+            "{:>14.6} {:>22} {:>22}",
+            tr.times[i],
+            fmt_sig(tr.divergence[i], 13),
+            fmt_sig(tr.dissipation[i], 13)
         );
     }
     if let (Some(m), Some(c)) = (tr.means.last(), tr.covs.last()) {
@@ -226,10 +228,10 @@ pub fn run(args: &GaussianArgs) -> Result<(), CliError> {
                     "ot_ab": p.ot_ab, "ot_aa": p.ot_aa, "ot_bb": p.ot_bb, "divergence": p.divergence
                 }));
             } else {
-                println!("OT_eps(mu, nu) = {:.15e}", p.ot_ab);
-                println!("OT_eps(mu, mu) = {:.15e}", p.ot_aa);
-                println!("OT_eps(nu, nu) = {:.15e}", p.ot_bb);
-                println!("S_eps(mu, nu)  = {:.15e}", p.divergence);
+                println!("OT_eps(mu, nu) = {}", fmt_sig(p.ot_ab, 16));
+                println!("OT_eps(mu, mu) = {}", fmt_sig(p.ot_aa, 16));
+                println!("OT_eps(nu, nu) = {}", fmt_sig(p.ot_bb, 16));
+                println!("S_eps(mu, nu)  = {}", fmt_sig(p.divergence, 16));
             }
         }
         GaussianCommand::Ot(a) => {
@@ -242,9 +244,12 @@ pub fn run(args: &GaussianArgs) -> Result<(), CliError> {
                     "mutual_information": ot.mutual_information(),
                 }));
             } else {
-                println!("OT_eps             = {:.15e}", ot.value());
-                println!("transport cost     = {:.15e}", ot.transport_cost());
-                println!("KL(pi | mu x nu)   = {:.15e}", ot.mutual_information());
+                println!("OT_eps             = {}", fmt_sig(ot.value(), 16));
+                println!("transport cost     = {}", fmt_sig(ot.transport_cost(), 16));
+                println!(
+                    "KL(pi | mu x nu)   = {}",
+                    fmt_sig(ot.mutual_information(), 16)
+                );
             }
         }
         GaussianCommand::Plan(a) => {
@@ -314,7 +319,7 @@ pub fn run(args: &GaussianArgs) -> Result<(), CliError> {
                     println!("{name}(x) = x^T Q x + l.x + k with");
                     println!("  Q = {}", fmt_mat(&p.quad));
                     println!("  l = {}", fmt_vec(&p.lin));
-                    println!("  k = {:.15e}", p.constant);
+                    println!("  k = {}", fmt_sig(p.constant, 16));
                 }
             }
         }
@@ -325,7 +330,7 @@ pub fn run(args: &GaussianArgs) -> Result<(), CliError> {
             if p.json {
                 print_json(&json!({"w2_sq": w2, "brenier_map": matrix_json(&t)}));
             } else {
-                println!("W2^2 = {w2:.15e}");
+                println!("W2^2 = {}", fmt_sig(w2, 16));
                 println!("Brenier map x -> b + T (x - a), T =\n    {}", fmt_mat(&t));
             }
         }

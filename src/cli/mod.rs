@@ -136,6 +136,29 @@ fn parse_number(s: &str, what: &str) -> Result<f64, CliError> {
     Ok(v)
 }
 
+/// A number for human-readable output: `sig` significant digits, printed plainly
+/// (`2.76668198607950`, `0.00012`) between 1e-4 and 1e15, in scientific notation outside
+/// (`1.5e-9`); trailing zeros are dropped. JSON output is unaffected (shortest round-trip form).
+pub fn fmt_sig(x: f64, sig: usize) -> String {
+    let sig = sig.max(1);
+    let a = x.abs();
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    if (1e-4..1e15).contains(&a) {
+        let mag = a.log10().floor() as i64;
+        let decimals = (sig as i64 - 1 - mag).max(0) as usize;
+        let s = format!("{x:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{x:.prec$e}", prec = sig - 1)
+    }
+}
+
 /// Print one JSON value on stdout (the `--json` contract).
 pub fn print_json(value: &serde_json::Value) {
     println!("{value}");
@@ -158,8 +181,11 @@ pub fn vector_json(v: &DVector<f64>) -> serde_json::Value {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        None => validation::run(&validation::ValidateArgs::default()),
-        Some(Command::Validate(args)) => validation::run(&args),
+        None => validation::run(&validation::ValidateArgs::default())
+            .map_err(|e| CliError::from_lib("validate", e)),
+        Some(Command::Validate(args)) => {
+            validation::run(&args).map_err(|e| CliError::from_lib("validate", e))
+        }
         Some(Command::Gaussian(args)) => gaussian::run(&args),
         Some(Command::Particles(args)) => particles::run(&args),
         Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
@@ -186,5 +212,14 @@ mod tests {
         assert!(parse_vector("1,nan", "v").is_err());
         assert!(parse_vector("1,inf", "v").is_err());
         assert!(parse_vector("", "v").is_err());
+    }
+
+    #[test]
+    fn human_numbers_are_plain_decimals_where_readable() {
+        assert_eq!(fmt_sig(2.766681986079497, 16), "2.766681986079497");
+        assert_eq!(fmt_sig(0.5, 16), "0.5");
+        assert_eq!(fmt_sig(1234.6, 3), "1235");
+        assert_eq!(fmt_sig(1.5e-9, 3), "1.50e-9");
+        assert_eq!(fmt_sig(0.0, 5), "0");
     }
 }

@@ -255,8 +255,8 @@ fn flow(a: &FlowArgs) -> Result<(), CliError> {
         );
         for (k, t) in out.times.iter().enumerate() {
             println!(
-                "t = {t:<10.4} S_eps = {:<12.6e} mean = {:?}",
-                out.divergence[k],
+                "t = {t:<10.4} S_eps = {:<12} mean = {:?}",
+                super::fmt_sig(out.divergence[k], 7),
                 out.means[k].as_slice()
             );
         }

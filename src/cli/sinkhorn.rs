@@ -200,8 +200,13 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         )
     };
     if !converged && !args.allow_nonconvergence {
+        let self_hint = if x == y {
+            " (--x and --y hold the same cloud: the alternating iteration stalls on self problems at small eps; --debias reports OT_eps(x, x) from the symmetric solver as ot_xx)"
+        } else {
+            ""
+        };
         return Err(CliError::numerical(format!(
-            "Sinkhorn did not converge to tol {tol:e} within {} iterations (residual {residual:.3e}); raise --max-iters, use --eps-scaling, or pass --allow-nonconvergence",
+            "Sinkhorn did not converge to tol {tol:e} within {} iterations (residual {residual:.3e}); raise --max-iters, use --eps-scaling, or pass --allow-nonconvergence{self_hint}",
             args.max_iters
         )));
     }

@@ -413,6 +413,12 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// $\sum_i w_iv_i$, in index order.
+#[inline]
+pub(crate) fn dot(w: &[f64], v: &[f64]) -> f64 {
+    w.iter().zip(v).map(|(a, b)| a * b).sum()
+}
+
 /// $\log\sum_jp_je^{z_j}$ with $z_j=(h_j-c_j)/\varepsilon$ and the probability weights
 /// $p_j=w_j/m$, $m=\sum_jw_j=$ `mass`, in the centred form
 /// $$\log\sum_jp_je^{z_j}=\bar z+\log\Bigl(1+\sum_jp_j\,\mathrm{expm1}(z_j-\bar z)\Bigr),

@@ -71,11 +71,12 @@ pub use params::{
     DENSE_AUTO_MAX_BYTES, DENSE_AUTO_MIN_DIM,
 };
 pub use plan::{
-    barycentric_map, barycentric_maps, c_transform, c_transforms, marginals,
-    marginals_from_potentials, objectives, plan, plan_from_potentials, row_normalise, Objectives,
+    barycentric_map, barycentric_maps, c_transform, c_transforms, marginals_from_potentials,
+    objectives, plan_from_potentials, row_normalise, Objectives,
 };
 pub use solve::{
-    solve, solve_geometry, solve_matrix, solve_warm, solve_with_exp_kernel, SinkhornOutput,
+    marginals, plan, solve, solve_geometry, solve_matrix, solve_warm, solve_with_exp_kernel,
+    SinkhornOutput,
 };
 pub use stepper::{HalfStep, Iterate, Stepper};
 pub use symmetric::{solve_symmetric, solve_symmetric_warm, SymmetricOutput};

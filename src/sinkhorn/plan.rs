@@ -19,7 +19,6 @@ use super::kernel::{
 };
 use super::measure::{Geometry, PointCloud};
 use super::params::Mode;
-use super::solve::SinkhornOutput;
 use crate::Cost;
 
 #[track_caller]
@@ -202,7 +201,7 @@ pub(crate) fn objectives_engine(engine: &Engine<'_>, f: &[f64], g: &[f64], eps: 
         kl += k;
         mass += s;
     }
-    let dual = super::solve::dot(a, f) + super::solve::dot(b, g);
+    let dual = super::engine::dot(a, f) + super::engine::dot(b, g);
     Objectives {
         dual,
         transport_cost: tc,
@@ -273,12 +272,6 @@ pub fn plan_from_potentials(
     p
 }
 
-/// The dense plan of a solved pair of clouds.
-#[track_caller]
-pub fn plan(out: &SinkhornOutput, x: &PointCloud, y: &PointCloud) -> DMatrix<f64> {
-    plan_from_potentials(&out.f, &out.g, Geometry::Clouds { x, y }, out.eps, out.cost)
-}
-
 /// Row-normalised plan $P_{ij}/\sum_kP_{ik}$ (rows of zero mass stay zero).
 pub fn row_normalise(p: &DMatrix<f64>) -> DMatrix<f64> {
     let mut q = p.clone();
@@ -328,10 +321,4 @@ pub(crate) fn marginals_engine(
         *o = bj * (gj * inv_eps + *o).exp();
     }
     (r, c)
-}
-
-/// Marginals of the plan of a solved pair of clouds.
-#[track_caller]
-pub fn marginals(out: &SinkhornOutput, x: &PointCloud, y: &PointCloud) -> (Vec<f64>, Vec<f64>) {
-    marginals_from_potentials(&out.f, &out.g, Geometry::Clouds { x, y }, out.eps, out.cost)
 }

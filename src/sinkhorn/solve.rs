@@ -10,12 +10,14 @@
 //! returned is $(f_k,g_k)$, the one whose violation is reported (the extra half-step
 //! $f_{k+1}$ is discarded).
 
-use super::engine::{Engine, Side};
+use nalgebra::DMatrix;
+
+use super::engine::{dot, Engine, Side};
 use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::{CostMatrix, Geometry, PointCloud};
 use super::params::{Mode, OverRelaxation, SinkhornParams, Termination};
-use super::plan;
+use super::plan as plans;
 use crate::Cost;
 
 /// The result of [`solve`].
@@ -60,19 +62,19 @@ impl SinkhornOutput {
     /// Entropic map $T_{\mu,\nu}(x_i)=\int y\,d\pi(y\mid x_i)$ at every point of $\mu$
     /// (row-major `n × d`). `x`, `y` must be the clouds that were solved.
     pub fn map_x(&self, x: &PointCloud, y: &PointCloud) -> Vec<f64> {
-        plan::barycentric_maps(&self.g, y, x, self.eps, self.cost)
+        plans::barycentric_maps(&self.g, y, x, self.eps, self.cost)
     }
     /// Entropic map $T_{\mu,\nu}(z)$ at a new point `z` (uses $g$ and $\nu$).
     pub fn map_at(&self, y: &PointCloud, z: &[f64]) -> Vec<f64> {
-        plan::barycentric_map(&self.g, y, z, self.eps, self.cost)
+        plans::barycentric_map(&self.g, y, z, self.eps, self.cost)
     }
     /// $f(z)=T(g,\nu)(z)$, the potential extended to a new point.
     pub fn f_at(&self, y: &PointCloud, z: &[f64]) -> f64 {
-        plan::c_transform(&self.g, y, z, self.eps, self.cost)
+        plans::c_transform(&self.g, y, z, self.eps, self.cost)
     }
     /// $g(z)=T(f,\mu)(z)$, the potential extended to a new point.
     pub fn g_at(&self, x: &PointCloud, z: &[f64]) -> f64 {
-        plan::c_transform(&self.f, x, z, self.eps, self.cost)
+        plans::c_transform(&self.f, x, z, self.eps, self.cost)
     }
     /// `primal - ot`, the duality gap (a convergence diagnostic).
     pub fn duality_gap(&self) -> f64 {
@@ -81,6 +83,11 @@ impl SinkhornOutput {
 }
 
 /// Solve $\mathrm{OT}_\varepsilon(\mu,\nu)$ for two point clouds from $f=g=0$.
+///
+/// For a self problem ($\nu=\mu$) use [`crate::sinkhorn::solve_symmetric`] instead: the
+/// alternating iteration on $\mathrm{OT}_\varepsilon(\mu,\mu)$ can stall at small eps (more
+/// than $2\cdot10^4$ sweeps for $\varepsilon\lesssim0.5\,\delta^2$, $\delta$ the point spacing;
+/// theory/sinkhorn.md §5), while the averaged symmetric update contracts by at least 1/2.
 ///
 /// # Errors
 /// Bad parameters or mismatched dimensions ([`SinkhornError`], class bad input); in strict
@@ -439,7 +446,7 @@ fn run(
         });
     }
     let ot = dot(engine.a, &f) + dot(engine.b, &g);
-    let obj = plan::objectives_engine(engine, &f, &g, eps);
+    let obj = plans::objectives_engine(engine, &f, &g, eps);
     Ok(SinkhornOutput {
         f,
         g,
@@ -461,8 +468,14 @@ fn run(
     })
 }
 
-/// $\sum_i w_iv_i$, in index order.
-#[inline]
-pub(crate) fn dot(w: &[f64], v: &[f64]) -> f64 {
-    w.iter().zip(v).map(|(a, b)| a * b).sum()
+/// The dense plan of a solved pair of clouds (see [`plans::plan_from_potentials`]).
+#[track_caller]
+pub fn plan(out: &SinkhornOutput, x: &PointCloud, y: &PointCloud) -> DMatrix<f64> {
+    plans::plan_from_potentials(&out.f, &out.g, Geometry::Clouds { x, y }, out.eps, out.cost)
+}
+
+/// Marginals of the plan of a solved pair of clouds.
+#[track_caller]
+pub fn marginals(out: &SinkhornOutput, x: &PointCloud, y: &PointCloud) -> (Vec<f64>, Vec<f64>) {
+    plans::marginals_from_potentials(&out.f, &out.g, Geometry::Clouds { x, y }, out.eps, out.cost)
 }

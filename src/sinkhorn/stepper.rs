@@ -14,13 +14,13 @@
 
 use nalgebra::DMatrix;
 
+use super::engine::dot;
 use super::engine::{Engine, Side};
 use super::error::{check_eps, check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::{Geometry, PointCloud};
 use super::params::{Mode, SinkhornParams};
 use super::plan;
-use super::solve::dot;
 use crate::Cost;
 
 /// Which potential a half-step updated.

@@ -9,12 +9,13 @@
 //! $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon\le$ `tol` ($e^{-f/\varepsilon}$ carries the
 //! error of $f$ divided by $\varepsilon$). Then $\mathrm{OT}_\varepsilon(\mu,\mu)=2\int f\,d\mu$.
 
+use super::engine::dot;
 use super::engine::{Engine, Side};
 use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::PointCloud;
 use super::params::{Mode, SinkhornParams, Termination};
-use super::solve::{dot, effective_tol, eps_at, stop_rule};
+use super::solve::{effective_tol, eps_at, stop_rule};
 use crate::Cost;
 
 /// The result of [`solve_symmetric`].

@@ -22,8 +22,44 @@ use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::CliError;
+use sinkflow::{Classify, ErrorClass};
 use spec::{Params, Predicted, Spec};
+
+/// Why `sinkflow validate` stopped: a bad argument (unknown id, unwritable directory) or a
+/// failure of the campaign itself (an invalid spec, an experiment that errored, the report).
+/// The campaign's own error, so that the validation room never imports the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidateError {
+    message: String,
+    class: ErrorClass,
+}
+
+impl ValidateError {
+    fn bad_input(message: impl Into<String>) -> Self {
+        ValidateError {
+            message: message.into(),
+            class: ErrorClass::BadInput,
+        }
+    }
+    fn numerical(message: impl Into<String>) -> Self {
+        ValidateError {
+            message: message.into(),
+            class: ErrorClass::Numerical,
+        }
+    }
+}
+
+impl std::fmt::Display for ValidateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Classify for ValidateError {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
 
 /// `sinkflow validate` arguments.
 #[derive(clap::Args, Debug, Clone)]
@@ -330,12 +366,12 @@ pub fn run_experiment(
 }
 
 /// `sinkflow validate`: run the campaign, print the table, write the report.
-pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
+pub fn run(args: &ValidateArgs) -> Result<(), ValidateError> {
     let registry = experiments::registry();
     let mut specs = Vec::new();
     for e in &registry {
         let s = Spec::parse(e.spec_text())
-            .map_err(|m| CliError::numerical(format!("invalid experiment spec: {m}")))?;
+            .map_err(|m| ValidateError::numerical(format!("invalid experiment spec: {m}")))?;
         specs.push(s.id);
     }
     if args.list {
@@ -346,7 +382,7 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
     }
     for id in &args.only {
         if !specs.contains(id) {
-            return Err(CliError::bad_input(format!(
+            return Err(ValidateError::bad_input(format!(
                 "unknown experiment id '{id}' (known: {})",
                 specs.join(", ")
             )));
@@ -358,8 +394,9 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
         .filter(|(_, id)| args.only.is_empty() || args.only.contains(id))
         .map(|(e, _)| e.as_ref())
         .collect();
-    std::fs::create_dir_all(args.out.join("plots"))
-        .map_err(|e| CliError::bad_input(format!("cannot create {}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(args.out.join("plots")).map_err(|e| {
+        ValidateError::bad_input(format!("cannot create {}: {e}", args.out.display()))
+    })?;
 
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let overall = multi.add(ProgressBar::new(selected.len() as u64));
@@ -375,14 +412,14 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
     let start = Instant::now();
     let mut results = Vec::new();
     for exp in selected {
-        let spec = Spec::parse(exp.spec_text()).map_err(CliError::numerical)?;
+        let spec = Spec::parse(exp.spec_text()).map_err(ValidateError::numerical)?;
         overall.set_message(spec.id.clone());
         let bar = multi.add(ProgressBar::new(1));
         bar.set_style(style.clone());
         bar.set_prefix("running");
         bar.set_message(spec.id.clone());
         let res = run_experiment(exp, args.profile, &args.out, bar.clone())
-            .map_err(CliError::numerical)?;
+            .map_err(ValidateError::numerical)?;
         bar.finish_and_clear();
         multi.remove(&bar);
         let fails = res.rows.iter().filter(|r| r.verdict == "fail").count();
@@ -401,7 +438,7 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
     let total = start.elapsed().as_secs_f64();
     report::print_table(&results);
     report::write(&args.out, args.profile, &results, total)
-        .map_err(|e| CliError::numerical(format!("writing the report: {e}")))?;
+        .map_err(|e| ValidateError::numerical(format!("writing the report: {e}")))?;
     let rows: Vec<&Row> = results.iter().flat_map(|r| &r.rows).collect();
     let passed = rows.iter().filter(|r| r.verdict == "pass").count();
     println!(

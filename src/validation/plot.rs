@@ -240,6 +240,8 @@ impl Figure {
         let fy = move |v: &f64| tick(*v, yl);
         chart
             .configure_mesh()
+            .x_labels(if xl { log_labels(x0, x1) } else { 10 })
+            .y_labels(if yl { log_labels(y0, y1) } else { 10 })
             .x_desc(axis_label(&self.x_label, xl))
             .y_desc(axis_label(&self.y_label, yl))
             .x_label_formatter(&fx)
@@ -313,22 +315,72 @@ fn axis_label(label: &str, log: bool) -> String {
     }
 }
 
+/// A tick label. Log axes are drawn in log10 coordinates: a decade prints as `0.01`, `1`,
+/// `1000` (within 10⁻³ .. 10⁴) or `10⁻⁵`; any other tick as a plain number with two significant
+/// digits (`25`, `0.32`), never as `2.51e1`.
 fn tick(v: f64, log: bool) -> String {
-    if log {
-        let x = 10f64.powf(v);
-        if (v - v.round()).abs() < 1e-9 {
-            format!("1e{}", v.round() as i64)
-        } else {
-            format!("{x:.2e}")
+    if !log {
+        return super::spec::fmt_num(v);
+    }
+    let k = v.round();
+    if (v - k).abs() < 1e-9 {
+        let k = k as i32;
+        if (-3..=4).contains(&k) {
+            return plain(10f64.powi(k));
         }
+        const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+        let digits: String = k
+            .unsigned_abs()
+            .to_string()
+            .chars()
+            .map(|c| SUP[c.to_digit(10).unwrap_or(0) as usize])
+            .collect();
+        return format!("10{}{digits}", if k < 0 { "⁻" } else { "" });
+    }
+    let x = 10f64.powf(v);
+    if (1e-3..1e5).contains(&x) {
+        // Two significant digits, printed plainly.
+        let mag = x.log10().floor() as i32;
+        let q = 10f64.powi(mag - 1);
+        plain((x / q).round() * q)
     } else {
-        super::spec::fmt_num(v)
+        format!("{x:.1e}")
+    }
+}
+
+/// A number without exponent and without trailing zeros (`0.001`, `25`, `3.2`).
+fn plain(x: f64) -> String {
+    let s = format!("{x:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// How many labels a log axis over `[a, b]` (log10 coordinates) should ask for, so that the
+/// mesh's 1-2-5 steps land on whole decades once the range spans two or more.
+fn log_labels(a: f64, b: f64) -> usize {
+    let decades = (b - a).abs();
+    if decades >= 2.0 {
+        (decades.floor() as usize + 1).min(12)
+    } else {
+        6
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_are_decades_or_plain_numbers() {
+        assert_eq!(tick(1.0, true), "10");
+        assert_eq!(tick(0.0, true), "1");
+        assert_eq!(tick(-1.0, true), "0.1");
+        assert_eq!(tick(-5.0, true), "10⁻⁵");
+        assert_eq!(tick(12.0, true), "10¹²");
+        assert_eq!(tick(25f64.log10(), true), "25");
+        assert_eq!(tick(0.316f64.log10(), true), "0.32");
+        assert_eq!(tick(1.4, true), "25");
+    }
 
     #[test]
     fn writes_png_and_svg_with_text() {
