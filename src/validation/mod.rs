@@ -76,6 +76,10 @@ pub struct ValidateArgs {
     /// List the experiment ids and exit.
     #[arg(long)]
     pub list: bool,
+    /// Campaign seed: experiments that sample draw their replicates' seeds from it (and the
+    /// experiment id), so a campaign is reproducible and `--seed 2` is an independent rerun.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 impl Default for ValidateArgs {
@@ -85,6 +89,7 @@ impl Default for ValidateArgs {
             only: Vec::new(),
             out: PathBuf::from("validation/report"),
             list: false,
+            seed: 1,
         }
     }
 }
@@ -138,8 +143,51 @@ pub struct Ctx {
     progress: ProgressBar,
     measured: BTreeMap<String, f64>,
     predicted: BTreeMap<String, f64>,
+    intervals: BTreeMap<String, Interval>,
     notes: Vec<String>,
     tables: Vec<Table>,
+    seed: u64,
+}
+
+/// A 95 % confidence interval of a sampled statistic, with how it was obtained.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Interval {
+    /// Lower end.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// Number of independent replicates behind it.
+    pub replicates: usize,
+    /// `t` (Student's t on the replicates' mean) or `bootstrap` (percentile, as stated by the
+    /// experiment).
+    pub method: &'static str,
+}
+
+/// The two-sided 97.5 % quantile of Student's t with `df` degrees of freedom (table to
+/// df = 30, then the normal quantile with the first-order correction).
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T[df - 1],
+        _ => 1.959964 + 2.37 / df as f64,
+    }
+}
+
+/// Mean and 95 % t-interval of replicate values (infinite width for fewer than two).
+pub fn t_interval(values: &[f64]) -> (f64, f64, f64) {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return (mean, f64::NEG_INFINITY, f64::INFINITY);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = t975(n - 1) * (var / n as f64).sqrt();
+    (mean, mean - half, mean + half)
 }
 
 impl Ctx {
@@ -196,6 +244,54 @@ impl Ctx {
     pub fn measure(&mut self, key: &str, value: f64) {
         self.measured.insert(key.to_string(), value);
     }
+    /// Record a sampled statistic from independent replicates (one value per replicate, each
+    /// from its own [`Ctx::replicate_seed`]): the runner takes the mean as the measured value
+    /// and judges the check on the 95 % t-interval of the mean (`pass`, `fail` or
+    /// `inconclusive`, see [`judge_interval`]).
+    pub fn measure_replicates(&mut self, key: &str, values: &[f64]) {
+        let (mean, lo, hi) = t_interval(values);
+        self.measured.insert(key.to_string(), mean);
+        self.intervals.insert(
+            key.to_string(),
+            Interval {
+                lo,
+                hi,
+                replicates: values.len(),
+                method: "t",
+            },
+        );
+    }
+    /// Record a sampled statistic with a 95 % bootstrap interval the experiment computed over
+    /// `replicates` independent replicates (judged like [`Ctx::measure_replicates`]).
+    pub fn measure_bootstrap(
+        &mut self,
+        key: &str,
+        estimate: f64,
+        lo: f64,
+        hi: f64,
+        replicates: usize,
+    ) {
+        self.measured.insert(key.to_string(), estimate);
+        self.intervals.insert(
+            key.to_string(),
+            Interval {
+                lo,
+                hi,
+                replicates,
+                method: "bootstrap",
+            },
+        );
+    }
+    /// The seed of replicate `r` of this experiment: a hash of the campaign seed
+    /// (`validate --seed`), the experiment id and `r` (SplitMix64), so replicates are
+    /// independent of each other and of other experiments, and reproducible.
+    pub fn replicate_seed(&self, r: usize) -> u64 {
+        let mut h = self.seed ^ 0x9E37_79B9_7F4A_7C15;
+        for b in self.id.bytes().chain((r as u64).to_le_bytes()) {
+            h = splitmix(h ^ u64::from(b));
+        }
+        h
+    }
     /// Record a prediction computed from theory (for checks with `predicted = "computed"`).
     pub fn predict(&mut self, key: &str, value: f64) {
         self.predicted.insert(key.to_string(), value);
@@ -234,6 +330,40 @@ impl Ctx {
     }
 }
 
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The verdict of a check whose measurement is a 95 % interval `[lo, hi]`: with the band of
+/// accepted values `B` (`predicted ± tolerance` for `close`, `± tolerance·|predicted|` for
+/// `rel_close`, `≤ predicted + tolerance` for `at_most`, `≥ predicted − tolerance` for
+/// `at_least`), `pass` when the interval lies inside `B`, `fail` when it lies outside `B`, and
+/// `inconclusive` when it straddles an end of `B` (the replicates cannot decide).
+pub fn judge_interval(c: &spec::Check, predicted: f64, lo: f64, hi: f64) -> &'static str {
+    if !(predicted.is_finite() && lo <= hi) || lo.is_nan() || hi.is_nan() {
+        return "fail";
+    }
+    let (b_lo, b_hi) = match c.kind {
+        spec::CheckKind::Close => (predicted - c.tolerance, predicted + c.tolerance),
+        spec::CheckKind::RelClose => {
+            let t = c.tolerance * predicted.abs();
+            (predicted - t, predicted + t)
+        }
+        spec::CheckKind::AtMost => (f64::NEG_INFINITY, predicted + c.tolerance),
+        spec::CheckKind::AtLeast => (predicted - c.tolerance, f64::INFINITY),
+    };
+    if lo >= b_lo && hi <= b_hi {
+        "pass"
+    } else if hi < b_lo || lo > b_hi {
+        "fail"
+    } else {
+        "inconclusive"
+    }
+}
+
 /// One judged row of the campaign.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Row {
@@ -255,7 +385,9 @@ pub struct Row {
     pub tolerance_text: String,
     /// Why this tolerance.
     pub tolerance_reason: String,
-    /// `pass` or `fail`.
+    /// 95 % interval of a sampled measurement (replicates), if any.
+    pub interval: Option<Interval>,
+    /// `pass`, `fail`, or (sampled measurements only) `inconclusive`.
     pub verdict: &'static str,
     /// Plots of the experiment (relative to the report directory).
     pub plots: Vec<String>,
@@ -298,8 +430,18 @@ fn judge(spec: &Spec, ctx: &Ctx, error: &Option<String>, seconds: f64) -> Vec<Ro
                 Predicted::Computed(_) => ctx.predicted.get(&c.key).copied(),
             };
             let measured = ctx.measured.get(&c.key).copied();
-            let pass = error.is_none()
-                && matches!((predicted, measured), (Some(p), Some(m)) if c.verdict(p, m));
+            let interval = ctx.intervals.get(&c.key).cloned();
+            let verdict = match (error, predicted, measured, &interval) {
+                (Some(_), ..) | (None, None, ..) | (None, _, None, _) => "fail",
+                (None, Some(p), Some(_), Some(iv)) => judge_interval(c, p, iv.lo, iv.hi),
+                (None, Some(p), Some(m), None) => {
+                    if c.verdict(p, m) {
+                        "pass"
+                    } else {
+                        "fail"
+                    }
+                }
+            };
             Row {
                 id: format!("{}/{}", spec.id, c.key),
                 title: spec.title.clone(),
@@ -310,7 +452,8 @@ fn judge(spec: &Spec, ctx: &Ctx, error: &Option<String>, seconds: f64) -> Vec<Ro
                 tolerance: c.tolerance,
                 tolerance_text: c.tolerance_text(),
                 tolerance_reason: c.tolerance_reason.clone(),
-                verdict: if pass { "pass" } else { "fail" },
+                interval,
+                verdict,
                 plots: ctx.plots.clone(),
                 seconds,
             }
@@ -324,6 +467,7 @@ pub fn run_experiment(
     profile: Profile,
     out: &Path,
     progress: ProgressBar,
+    seed: u64,
 ) -> Result<ExperimentResult, String> {
     let spec = Spec::parse(exp.spec_text())?;
     let params = spec.params(profile == Profile::Full);
@@ -336,8 +480,10 @@ pub fn run_experiment(
         progress,
         measured: BTreeMap::new(),
         predicted: BTreeMap::new(),
+        intervals: BTreeMap::new(),
         notes: Vec::new(),
         tables: Vec::new(),
+        seed,
     };
     let start = Instant::now();
     let error = exp.run(&mut ctx).err();
@@ -418,15 +564,26 @@ pub fn run(args: &ValidateArgs) -> Result<(), ValidateError> {
         bar.set_style(style.clone());
         bar.set_prefix("running");
         bar.set_message(spec.id.clone());
-        let res = run_experiment(exp, args.profile, &args.out, bar.clone())
+        let res = run_experiment(exp, args.profile, &args.out, bar.clone(), args.seed)
             .map_err(ValidateError::numerical)?;
         bar.finish_and_clear();
         multi.remove(&bar);
         let fails = res.rows.iter().filter(|r| r.verdict == "fail").count();
+        let undecided = res
+            .rows
+            .iter()
+            .filter(|r| r.verdict == "inconclusive")
+            .count();
         multi
             .println(format!(
                 "  {} {:<40} {:>7.1}s",
-                if fails == 0 { "pass" } else { "FAIL" },
+                if fails > 0 {
+                    "FAIL"
+                } else if undecided > 0 {
+                    "n.d."
+                } else {
+                    "pass"
+                },
                 res.id,
                 res.seconds
             ))
@@ -441,11 +598,52 @@ pub fn run(args: &ValidateArgs) -> Result<(), ValidateError> {
         .map_err(|e| ValidateError::numerical(format!("writing the report: {e}")))?;
     let rows: Vec<&Row> = results.iter().flat_map(|r| &r.rows).collect();
     let passed = rows.iter().filter(|r| r.verdict == "pass").count();
+    let undecided = rows.iter().filter(|r| r.verdict == "inconclusive").count();
     println!(
-        "\n{passed}/{} claims pass ({} profile, {total:.1} s). Report: {}",
+        "\n{passed}/{} claims pass, {undecided} inconclusive ({} profile, {total:.1} s). Report: {}",
         rows.len(),
         args.profile.name(),
         args.out.join("REPORT.md").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(kind: spec::CheckKind, tolerance: f64) -> spec::Check {
+        spec::Check {
+            key: "k".into(),
+            claim: "c".into(),
+            predicted: spec::Predicted::Value(0.0),
+            tolerance,
+            kind,
+            tolerance_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn interval_verdicts_are_pass_fail_or_inconclusive() {
+        let c = check(spec::CheckKind::Close, 0.2);
+        assert_eq!(judge_interval(&c, -0.5, -0.6, -0.4), "pass");
+        assert_eq!(judge_interval(&c, -0.5, -0.2, -0.1), "fail");
+        assert_eq!(judge_interval(&c, -0.5, -0.8, -0.4), "inconclusive");
+        assert_eq!(judge_interval(&c, -0.5, f64::NAN, -0.4), "fail");
+        let m = check(spec::CheckKind::AtMost, 0.1);
+        assert_eq!(judge_interval(&m, 0.0, -5.0, 0.05), "pass");
+        assert_eq!(judge_interval(&m, 0.0, 0.2, 0.3), "fail");
+        assert_eq!(judge_interval(&m, 0.0, 0.0, 0.3), "inconclusive");
+    }
+
+    #[test]
+    fn t_interval_matches_the_textbook_case() {
+        // n = 4, mean 2, sample sd 1: half-width t_{0.975,3} / 2 = 1.5915.
+        let (m, lo, hi) = t_interval(&[1.0, 2.0, 3.0, 2.0 + 0.0f64.max(0.0)]);
+        let sd = ((1.0 + 0.0 + 1.0 + 0.0) / 3.0f64).sqrt();
+        assert!((m - 2.0).abs() < 1e-15);
+        assert!((hi - lo - 2.0 * t975(3) * sd / 2.0).abs() < 1e-12);
+        assert!(t_interval(&[1.0]).1.is_infinite());
+        assert!((t975(1000) - 1.962).abs() < 1e-3);
+    }
 }

@@ -3,7 +3,8 @@
 use nalgebra::{DMatrix, DVector};
 use sinkflow::gaussian::flow::{sinkhorn_flow, FlowParams as GaussianFlowParams};
 use sinkflow::gaussian::{
-    catalog, ot_eps, sinkhorn_divergence, velocity as gaussian_velocity, Gaussian,
+    catalog, ot_eps, sinkhorn_divergence, velocity as gaussian_velocity, EntropicOt, Gaussian,
+    QuadraticPotential,
 };
 use sinkflow::particles::drift::{drift, DriftKind, DriftParams};
 use sinkflow::particles::flow::{particle_flow, FlowParams, Integrator};
@@ -23,6 +24,9 @@ use crate::validation::{Ctx, Experiment};
 fn e2s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
+
+/// Bootstrap resamples of the replicate-level intervals.
+const BOOTSTRAP: usize = 400;
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -72,9 +76,11 @@ impl Experiment for GaussianCrossval {
             "relative covariance error",
         )
         .log(true, true);
-        let (mut all_n, mut all_err) = (Vec::new(), Vec::new());
-        let mut rows = Vec::new();
-        let mut worst_scaled = 0.0f64;
+        // Replicates (runner-level interval): replicate r draws every (d, N) run from its own
+        // seed; its statistic is the slope pooled over the dimensions (each curve normalised by
+        // its first value). The problem (μ_0, μ* per d) comes from the spec's seed.
+        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        let mut problems = Vec::new();
         for &d in &dims {
             let mu0 = Gaussian::new(
                 catalog::random_mean(d, 1.0, &mut rng),
@@ -95,42 +101,64 @@ impl Experiment for GaussianCrossval {
             };
             let ode = sinkhorn_flow(&mu0, &target, &gp).map_err(e2s)?;
             let cov_t = ode.covs.last().ok_or("empty ODE trajectory")?.clone();
-            let mut errs = Vec::new();
-            for &n in &ns {
-                let mut e = Vec::new();
-                for _ in 0..reps {
+            problems.push((d, mu0, target, cov_t));
+        }
+        let fp = FlowParams {
+            drift: DriftParams {
+                tau: eps,
+                cost: Cost::SqEuclidean,
+                kind: DriftKind::Sinkhorn,
+                tol,
+                ..DriftParams::default()
+            },
+            t_end,
+            dt,
+            samples: 1,
+            integrator: Integrator::Heun,
+            keep_positions: false,
+            monitor_divergence: false,
+            ..FlowParams::default()
+        };
+        // errs[r][c][j]: replicate r, dimension c, size j.
+        let mut errs = vec![vec![vec![0.0; ns.len()]; dims.len()]; reps];
+        for (r, er) in errs.iter_mut().enumerate() {
+            let mut rng = catalog::seeded(ctx.replicate_seed(r));
+            for (c, (_, mu0, target, cov_t)) in problems.iter().enumerate() {
+                for (j, &n) in ns.iter().enumerate() {
                     let x0 = mu0.sample(n, &mut rng);
                     let y = target.sample(n, &mut rng);
-                    let fp = FlowParams {
-                        drift: DriftParams {
-                            tau: eps,
-                            cost: Cost::SqEuclidean,
-                            kind: DriftKind::Sinkhorn,
-                            tol,
-                            ..DriftParams::default()
-                        },
-                        t_end,
-                        dt,
-                        samples: 1,
-                        integrator: Integrator::Heun,
-                        keep_positions: false,
-                        monitor_divergence: false,
-                        ..FlowParams::default()
-                    };
                     let out = particle_flow(&x0, &y, &fp).map_err(e2s)?;
-                    let c = out.covs.last().ok_or("empty particle trajectory")?;
-                    e.push((c - &cov_t).norm() / cov_t.norm());
+                    let cv = out.covs.last().ok_or("empty particle trajectory")?;
+                    er[c][j] = (cv - cov_t).norm() / cov_t.norm();
                     ctx.step();
                 }
-                errs.push(mean(&e));
             }
-            let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
-            let slope = fit_slope(&nf, &errs, "covariance errors")?;
-            let last = *errs.last().ok_or("no sizes")?;
+        }
+        let mut slopes = Vec::new();
+        for er in &errs {
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            for curve in er {
+                for (j, e) in curve.iter().enumerate() {
+                    xs.push(nf[j]);
+                    ys.push(e / curve[0]);
+                }
+            }
+            slopes.push(fit_slope(&xs, &ys, "pooled covariance errors")?);
+        }
+        let mut rows = Vec::new();
+        let mut worst_scaled = 0.0f64;
+        let mut all_err = Vec::new();
+        for (c, (d, ..)) in problems.iter().enumerate() {
+            let mean_err: Vec<f64> = (0..ns.len())
+                .map(|j| mean(&errs.iter().map(|er| er[c][j]).collect::<Vec<_>>()))
+                .collect();
+            let slope = fit_slope(&nf, &mean_err, "covariance errors")?;
+            let last = *mean_err.last().ok_or("no sizes")?;
             worst_scaled = worst_scaled.max(last * (*nf.last().unwrap_or(&1.0)).sqrt());
             rows.push(vec![
                 d.to_string(),
-                errs.iter()
+                mean_err
+                    .iter()
                     .map(|e| fmt_num(*e))
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -139,29 +167,13 @@ impl Experiment for GaussianCrossval {
             fig.push(Series::new(
                 format!("d = {d} (slope {})", fmt_num(slope)),
                 &nf,
-                &errs,
+                &mean_err,
                 Style::LinePoints,
             ));
-            all_n.extend(nf.iter().copied());
-            all_err.extend(errs.iter().copied());
+            all_err.extend(mean_err);
         }
-        let pooled = {
-            // Pool the dimensions by normalising each curve by its first value.
-            let k = ns.len();
-            let mut xs = Vec::new();
-            let mut ys = Vec::new();
-            for c in 0..dims.len() {
-                let e0 = all_err[c * k];
-                for j in 0..k {
-                    xs.push(all_n[c * k + j]);
-                    ys.push(all_err[c * k + j] / e0);
-                }
-            }
-            fit_slope(&xs, &ys, "pooled covariance errors")?
-        };
         let n0 = ns[0] as f64;
         let e0 = all_err.iter().copied().fold(0.0f64, f64::max);
-        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
         fig.push(Series::new(
             "slope −1/2",
             &nf,
@@ -170,7 +182,7 @@ impl Experiment for GaussianCrossval {
                 .collect::<Vec<_>>(),
             Style::Dashed,
         ));
-        ctx.measure("slope_cov_error", pooled);
+        ctx.measure_replicates("slope_cov_error", &slopes);
         ctx.measure("max_rel_error_largest_n", worst_scaled);
         ctx.table(
             format!(
@@ -310,13 +322,17 @@ impl Experiment for EngineClosedForm {
         let eps = ctx.f64("eps")?;
         let d = ctx.usize("d")?;
         let ns = ctx.vec_usize("ns")?;
-        let reps = ctx.usize("reps")?;
+        let batches = ctx.usize("replicates")?;
+        let draws = ctx.usize("draws")?;
+        if batches < 2 || draws < 2 {
+            return Err("replicates and draws must be >= 2 (an interval needs two values)".into());
+        }
         let g1 = ctx.vec_usize("grid1d")?;
         let g2 = ctx.vec_usize("grid2d")?;
         let hw = ctx.f64("half_width")?;
         let tol = ctx.f64("tol")?;
         let mut rng = catalog::seeded(ctx.usize("seed")? as u64);
-        ctx.set_steps((ns.len() * reps + g1.len() + g2.len()) as u64);
+        ctx.set_steps((ns.len() * batches + g1.len() + g2.len()) as u64);
         let mu = Gaussian::new(
             catalog::random_mean(d, 1.0, &mut rng),
             catalog::random_spd(d, 3.0, &mut rng),
@@ -336,53 +352,161 @@ impl Experiment for EngineClosedForm {
             tol: 1e-10,
             ..SinkhornParams::default()
         };
-        let (mut e_ot, mut e_s) = (Vec::new(), Vec::new());
-        for &n in &ns {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for _ in 0..reps {
-                let x = PointCloud::uniform(&mu.sample(n, &mut rng)).map_err(e2s)?;
-                let y = PointCloud::uniform(&nu.sample(n, &mut rng)).map_err(e2s)?;
-                let dv = divergence(&x, &y, &sp).map_err(e2s)?;
-                a.push((dv.ot_xy - ot_exact).abs());
-                b.push((dv.divergence - s_exact).abs());
+        // Replicated design (runner-level intervals): `batches` independent replicates, each
+        // with its own seed; in each, `draws` pairs of N-samples per size. Per replicate, the
+        // spread (standard deviation over the draws) is fitted against N: the fluctuation term
+        // of the plug-in estimator, slope −1/2. The bias (mean error over all draws) is fitted
+        // separately, with a bootstrap interval over the replicates.
+        // Control variates for the bias: the first-order (fluctuation) term of the plug-in
+        // error is ∫f d(μ_N − μ) + ∫g d(ν_N − ν) with the population potentials (closed form,
+        // MATH.md §1), of mean exactly 0; subtracting it per draw leaves the O(1/N) terms with
+        // O(1/N) spread, so the bias is resolved with few draws. For S_eps the first variation is
+        // (f_μν − f_μμ, g_μν − g_νν) (self potentials with the symmetric split, ∫f_μμ dμ =
+        // OT_μμ/2), whose integrals against μ, ν sum to S_eps.
+        let (f_xy, g_xy) = EntropicOt::new(&mu, &nu, eps, cost)
+            .map_err(e2s)?
+            .potentials();
+        let (f_xx, _) = EntropicOt::new(&mu, &mu, eps, cost)
+            .map_err(e2s)?
+            .potentials();
+        let (f_yy, _) = EntropicOt::new(&nu, &nu, eps, cost)
+            .map_err(e2s)?
+            .potentials();
+        let avg = |q: &QuadraticPotential, pts: &DMatrix<f64>| {
+            (0..pts.nrows())
+                .map(|i| q.eval(&pts.row(i).transpose()))
+                .sum::<f64>()
+                / pts.nrows() as f64
+        };
+        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        let mut dev_ot = vec![vec![Vec::new(); ns.len()]; batches];
+        let mut dev_s = vec![vec![Vec::new(); ns.len()]; batches];
+        let mut res_ot = vec![vec![Vec::new(); ns.len()]; batches];
+        let mut res_s = vec![vec![Vec::new(); ns.len()]; batches];
+        for r in 0..batches {
+            let mut rng = catalog::seeded(ctx.replicate_seed(r));
+            for (k, &n) in ns.iter().enumerate() {
+                for _ in 0..draws {
+                    let xs = mu.sample(n, &mut rng);
+                    let ys = nu.sample(n, &mut rng);
+                    let x = PointCloud::uniform(&xs).map_err(e2s)?;
+                    let y = PointCloud::uniform(&ys).map_err(e2s)?;
+                    let dv = divergence(&x, &y, &sp).map_err(e2s)?;
+                    let lin_ot = avg(&f_xy, &xs) + avg(&g_xy, &ys) - ot_exact;
+                    let lin_s = avg(&f_xy, &xs) - avg(&f_xx, &xs) + avg(&g_xy, &ys)
+                        - avg(&f_yy, &ys)
+                        - s_exact;
+                    dev_ot[r][k].push(dv.ot_xy - ot_exact);
+                    dev_s[r][k].push(dv.divergence - s_exact);
+                    res_ot[r][k].push(dv.ot_xy - ot_exact - lin_ot);
+                    res_s[r][k].push(dv.divergence - s_exact - lin_s);
+                }
                 ctx.step();
             }
-            e_ot.push(mean(&a));
-            e_s.push(mean(&b));
         }
-        let nf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
-        let slope_ot = fit_slope(&nf, &e_ot, "OT sample errors")?;
-        let slope_s = fit_slope(&nf, &e_s, "S sample errors")?;
-        ctx.measure("slope_ot_samples", slope_ot);
-        ctx.measure("slope_divergence_samples", slope_s);
-        let reference: Vec<f64> = nf
+        let sd = |v: &[f64]| {
+            let m = mean(v);
+            (v.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (v.len() - 1).max(1) as f64).sqrt()
+        };
+        // Both statistics are slopes of a per-N statistic of the pooled draws (the standard
+        // deviation for the spread, |mean| for the bias), with a percentile bootstrap over the
+        // replicates (resampling whole replicates keeps their independence structure).
+        let pooled = |dev: &[Vec<Vec<f64>>], pick: &[usize], stat: &dyn Fn(&[f64]) -> f64| {
+            (0..ns.len())
+                .map(|k| {
+                    let v: Vec<f64> = pick
+                        .iter()
+                        .flat_map(|&r| dev[r][k].iter().copied())
+                        .collect();
+                    stat(&v)
+                })
+                .collect::<Vec<f64>>()
+        };
+        let all: Vec<usize> = (0..batches).collect();
+        let mut boot_rng = catalog::seeded(ctx.replicate_seed(batches));
+        let abs_mean = |v: &[f64]| mean(v).abs();
+        let mut boot_slope = |dev: &[Vec<Vec<f64>>],
+                              stat: &dyn Fn(&[f64]) -> f64|
+         -> Result<(f64, f64, f64, Vec<f64>), String> {
+            let b0 = pooled(dev, &all, stat);
+            let est = fit_slope(&nf, &b0, "pooled statistic")?;
+            let mut boots = Vec::with_capacity(BOOTSTRAP);
+            for _ in 0..BOOTSTRAP {
+                let pick: Vec<usize> = (0..batches)
+                    .map(|_| rand::Rng::random_range(&mut boot_rng, 0..batches))
+                    .collect();
+                if let Ok(sl) = fit_slope(&nf, &pooled(dev, &pick, stat), "bootstrap") {
+                    boots.push(sl);
+                }
+            }
+            if boots.is_empty() {
+                return Err("no bootstrap resample could be fitted".into());
+            }
+            boots.sort_by(f64::total_cmp);
+            let q = |p: f64| boots[(p * (boots.len() - 1) as f64).round() as usize];
+            Ok((est, q(0.025), q(0.975), b0))
+        };
+        let (so, so_lo, so_hi, spread_ot) = boot_slope(&dev_ot, &sd)?;
+        let (ss, ss_lo, ss_hi, spread_s) = boot_slope(&dev_s, &sd)?;
+        let (bo, bo_lo, bo_hi, bias_ot) = boot_slope(&res_ot, &abs_mean)?;
+        let (bs, bs_lo, bs_hi, bias_s) = boot_slope(&res_s, &abs_mean)?;
+        ctx.measure_bootstrap("slope_ot_samples", so, so_lo, so_hi, batches);
+        ctx.measure_bootstrap("slope_divergence_samples", ss, ss_lo, ss_hi, batches);
+        ctx.measure_bootstrap("bias_slope_ot", bo, bo_lo, bo_hi, batches);
+        ctx.measure_bootstrap("bias_slope_divergence", bs, bs_lo, bs_hi, batches);
+        let signed_ot = pooled(&res_ot, &all, &mean);
+        let signed_s = pooled(&res_s, &all, &mean);
+        ctx.table(
+            "Plug-in errors on N samples (all replicates pooled): spread = standard deviation of OT_eps(μ_N, ν_N) − OT_eps(μ, ν); bias = mean of the same minus its first-order term (control variate of mean 0)",
+            &["N", "draws", "spread OT", "bias OT", "spread S", "bias S"],
+            (0..ns.len())
+                .map(|k| {
+                    vec![
+                        ns[k].to_string(),
+                        (batches * draws).to_string(),
+                        fmt_num(spread_ot[k]),
+                        fmt_num(signed_ot[k]),
+                        fmt_num(spread_s[k]),
+                        fmt_num(signed_s[k]),
+                    ]
+                })
+                .collect(),
+        );
+        let half: Vec<f64> = nf
             .iter()
-            .map(|n| e_ot[0] * (n / nf[0]).powf(-0.5))
+            .map(|n| spread_ot[0] * (n / nf[0]).powf(-0.5))
+            .collect();
+        let one: Vec<f64> = nf
+            .iter()
+            .map(|n| bias_ot[0].abs() * (n / nf[0]).powf(-1.0))
             .collect();
         let fig = Figure::new(
-            format!("Engine on N samples vs closed form (d = {d}, eps = {eps})"),
+            format!("Engine on N samples vs closed form (d = {d}, eps = {eps}, {batches} × {draws} draws per N)"),
             "N",
-            "mean |error|",
+            "error",
         )
         .log(true, true)
+        .with(Series::new("spread OT_eps", &nf, &spread_ot, Style::LinePoints))
+        .with(Series::new("spread S_eps", &nf, &spread_s, Style::LinePoints))
         .with(Series::new(
-            format!("OT_eps (slope {})", fmt_num(slope_ot)),
+            "|bias| OT_eps",
             &nf,
-            &e_ot,
-            Style::LinePoints,
+            &bias_ot.iter().map(|b| b.abs()).collect::<Vec<_>>(),
+            Style::Points,
         ))
         .with(Series::new(
-            format!("S_eps (slope {})", fmt_num(slope_s)),
+            "|bias| S_eps",
             &nf,
-            &e_s,
-            Style::LinePoints,
+            &bias_s.iter().map(|b| b.abs()).collect::<Vec<_>>(),
+            Style::Points,
         ))
-        .with(Series::new("slope −1/2", &nf, &reference, Style::Dashed));
+        .with(Series::new("slope −1/2", &nf, &half, Style::Dashed))
+        .with(Series::new("slope −1", &nf, &one, Style::Thin));
         ctx.plot(&fig, "particles_engine_samples")?;
         ctx.note(format!(
-            "Closed form: OT_eps = {}, S_eps = {} (d = {d}, eps = {eps}, cost |x−y|²).",
+            "Closed form: OT_eps = {}, S_eps = {} (d = {d}, eps = {eps}, cost |x−y|²). Intervals: percentile bootstrap ({BOOTSTRAP} resamples of the {batches} replicates).",
             fmt_num(ot_exact),
-            fmt_num(s_exact)
+            fmt_num(s_exact),
         ));
 
         // Grids: 1-D (first coordinates' marginals) and 2-D.
