@@ -387,6 +387,8 @@ pub struct Row {
     pub tolerance_reason: String,
     /// 95 % interval of a sampled measurement (replicates), if any.
     pub interval: Option<Interval>,
+    /// A claim of the theory, or an implementation check (reported apart).
+    pub role: spec::Role,
     /// `pass`, `fail`, or (sampled measurements only) `inconclusive`.
     pub verdict: &'static str,
     /// Plots of the experiment (relative to the report directory).
@@ -453,6 +455,7 @@ fn judge(spec: &Spec, ctx: &Ctx, error: &Option<String>, seconds: f64) -> Vec<Ro
                 tolerance_text: c.tolerance_text(),
                 tolerance_reason: c.tolerance_reason.clone(),
                 interval,
+                role: c.role,
                 verdict,
                 plots: ctx.plots.clone(),
                 seconds,
@@ -596,12 +599,23 @@ pub fn run(args: &ValidateArgs) -> Result<(), ValidateError> {
     report::print_table(&results);
     report::write(&args.out, args.profile, &results, total)
         .map_err(|e| ValidateError::numerical(format!("writing the report: {e}")))?;
-    let rows: Vec<&Row> = results.iter().flat_map(|r| &r.rows).collect();
+    let rows: Vec<&Row> = results
+        .iter()
+        .flat_map(|r| &r.rows)
+        .filter(|r| r.role == spec::Role::Claim)
+        .collect();
+    let checks: Vec<&Row> = results
+        .iter()
+        .flat_map(|r| &r.rows)
+        .filter(|r| r.role == spec::Role::Implementation)
+        .collect();
     let passed = rows.iter().filter(|r| r.verdict == "pass").count();
     let undecided = rows.iter().filter(|r| r.verdict == "inconclusive").count();
+    let checks_passed = checks.iter().filter(|r| r.verdict == "pass").count();
     println!(
-        "\n{passed}/{} claims pass, {undecided} inconclusive ({} profile, {total:.1} s). Report: {}",
+        "\n{passed}/{} claims pass, {undecided} inconclusive; {checks_passed}/{} implementation checks pass ({} profile, {total:.1} s). Report: {}",
         rows.len(),
+        checks.len(),
         args.profile.name(),
         args.out.join("REPORT.md").display()
     );
@@ -620,6 +634,7 @@ mod tests {
             tolerance,
             kind,
             tolerance_reason: String::new(),
+            role: spec::Role::Claim,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::spec::fmt_num;
+use super::spec::{fmt_num, Role};
 use super::{ExperimentResult, Profile};
 
 fn opt(x: Option<f64>) -> String {
@@ -36,22 +36,36 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-/// Print `experiment · claim · predicted · measured · verdict` on stdout.
+/// Print `experiment · claim · predicted · measured · verdict` on stdout: the claims, then the
+/// implementation checks under their own rule.
 pub fn print_table(results: &[ExperimentResult]) {
     println!(
         "\n{:<44} {:<58} {:>11} {:>11} {:>7}",
         "experiment", "claim", "predicted", "measured", "verdict"
     );
     println!("{}", "-".repeat(135));
-    for r in results.iter().flat_map(|e| &e.rows) {
-        println!(
-            "{:<44} {:<58} {:>11} {:>11} {:>7}",
-            clip(&r.id, 44),
-            clip(&r.claim, 58),
-            opt(r.predicted),
-            opt(r.measured),
-            r.verdict
-        );
+    for role in [Role::Claim, Role::Implementation] {
+        let rows: Vec<_> = results
+            .iter()
+            .flat_map(|e| &e.rows)
+            .filter(|r| r.role == role)
+            .collect();
+        if role == Role::Implementation && !rows.is_empty() {
+            println!(
+                "{:-<135}",
+                "-- implementation checks (hold by construction) "
+            );
+        }
+        for r in rows {
+            println!(
+                "{:<44} {:<58} {:>11} {:>11} {:>7}",
+                clip(&r.id, 44),
+                clip(&r.claim, 58),
+                opt(r.predicted),
+                opt(r.measured),
+                r.verdict
+            );
+        }
     }
 }
 
@@ -62,9 +76,23 @@ pub fn write(
     results: &[ExperimentResult],
     seconds: f64,
 ) -> std::io::Result<()> {
-    let rows: Vec<_> = results.iter().flat_map(|e| e.rows.iter()).collect();
+    let all: Vec<_> = results.iter().flat_map(|e| e.rows.iter()).collect();
+    let rows: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|r| r.role == Role::Claim)
+        .collect();
+    let implementation: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|r| r.role == Role::Implementation)
+        .collect();
     let passed = rows.iter().filter(|r| r.verdict == "pass").count();
     let inconclusive = rows.iter().filter(|r| r.verdict == "inconclusive").count();
+    let impl_passed = implementation
+        .iter()
+        .filter(|r| r.verdict == "pass")
+        .count();
     let summary = serde_json::json!({
         "generator": format!("sinkflow {}", env!("CARGO_PKG_VERSION")),
         "profile": profile.name(),
@@ -72,7 +100,11 @@ pub fn write(
         "passed": passed,
         "failed": rows.len() - passed - inconclusive,
         "inconclusive": inconclusive,
-        "experiments": rows,
+        "implementation_checks": {
+            "passed": impl_passed,
+            "failed": implementation.len() - impl_passed,
+        },
+        "experiments": all,
         "details": results,
     });
     std::fs::write(
@@ -119,6 +151,29 @@ pub fn write(
             r.verdict
         );
     }
+    if !implementation.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n**Implementation checks** — properties that hold by construction of the method \
+             (an exactly preserved invariant, a symmetric computation): they test the code, not \
+             a theorem, and are not counted among the claims above. {} of {} pass.\n",
+            impl_passed,
+            implementation.len()
+        );
+        let _ = writeln!(md, "| check | property | measured | tolerance | verdict |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for r in &implementation {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | **{}** |",
+                r.id,
+                r.claim.replace('|', "\\|"),
+                measured_text(r),
+                r.tolerance_text,
+                r.verdict
+            );
+        }
+    }
     for e in results {
         let _ = writeln!(md, "\n## {}\n", e.id);
         let _ = writeln!(
@@ -132,7 +187,12 @@ pub fn write(
         for r in &e.rows {
             let _ = writeln!(
                 md,
-                "- *{}*: predicted {}, measured {}, tolerance {} → **{}**{}",
+                "- {}*{}*: predicted {}, measured {}, tolerance {} → **{}**{}",
+                if r.role == Role::Implementation {
+                    "(implementation check) "
+                } else {
+                    ""
+                },
                 r.claim,
                 opt(r.predicted),
                 measured_text(r),

@@ -23,6 +23,19 @@ pub enum CheckKind {
     AtLeast,
 }
 
+/// What a check establishes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A claim of the theory that the numbers could contradict (the default).
+    #[default]
+    Claim,
+    /// A property that holds by construction of the method (e.g. an invariant the
+    /// discretisation preserves exactly): it checks the implementation, not the theorem, and is
+    /// reported in its own section, not counted among the claims.
+    Implementation,
+}
+
 /// The predicted value of a check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -50,6 +63,9 @@ pub struct Check {
     /// Why this tolerance (printed in the report).
     #[serde(default)]
     pub tolerance_reason: String,
+    /// Claim (default) or implementation check.
+    #[serde(default)]
+    pub role: Role,
 }
 
 impl Check {
