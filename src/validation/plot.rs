@@ -35,6 +35,9 @@ pub enum Style {
     LinePoints,
     /// Thin solid line (many series, e.g. particle paths).
     Thin,
+    /// Vertical bars (95 % intervals): the points come in pairs `(x, lo), (x, hi)`
+    /// ([`Series::intervals`]).
+    Intervals,
 }
 
 /// One data series.
@@ -55,6 +58,20 @@ impl Series {
             label: label.into(),
             points: xs.iter().copied().zip(ys.iter().copied()).collect(),
             style,
+        }
+    }
+
+    /// Vertical interval bars `[lo_i, hi_i]` at `xs_i` (on a log axis a non-positive lower
+    /// end is drawn from the bottom of the data range).
+    pub fn intervals(label: impl Into<String>, xs: &[f64], lo: &[f64], hi: &[f64]) -> Self {
+        Series {
+            label: label.into(),
+            points: xs
+                .iter()
+                .zip(lo.iter().zip(hi))
+                .flat_map(|(&x, (&l, &h))| [(x, l), (x, h)])
+                .collect(),
+            style: Style::Intervals,
         }
     }
 }
@@ -159,6 +176,28 @@ impl Figure {
         self.series
             .iter()
             .map(|s| {
+                if s.style == Style::Intervals {
+                    // Keep the pairs together; clip a non-positive lower end on a log axis to the
+                    // upper end / 1e3 (drawn as a long bar rather than dropped).
+                    return s
+                        .points
+                        .chunks_exact(2)
+                        .filter(|p| {
+                            p[0].0.is_finite()
+                                && p[1].1.is_finite()
+                                && (!self.x_log || p[0].0 > 0.0)
+                                && (!self.y_log || p[1].1 > 0.0)
+                        })
+                        .flat_map(|p| {
+                            let lo = if self.y_log && !(p[0].1 > 0.0) {
+                                p[1].1 * 1e-3
+                            } else {
+                                p[0].1
+                            };
+                            [(tx(p[0].0), ty(lo)), (tx(p[1].0), ty(p[1].1))]
+                        })
+                        .collect();
+                }
                 s.points
                     .iter()
                     .filter(|(x, y)| {
@@ -251,8 +290,13 @@ impl Figure {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
-        for (i, (s, pts)) in self.series.iter().zip(&data).enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+        // Interval bars take the colour of the series drawn just before them.
+        let mut palette_index = 0usize;
+        for (s, pts) in self.series.iter().zip(&data) {
+            if s.style != Style::Intervals || palette_index == 0 {
+                palette_index += 1;
+            }
+            let color = PALETTE[(palette_index - 1) % PALETTE.len()];
             let stroke = color.stroke_width(if s.style == Style::Thin { 1 } else { 2 });
             let legend_style = stroke;
             let anno = match s.style {
@@ -264,6 +308,12 @@ impl Figure {
                     .map_err(err)?,
                 Style::Points => chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, px(4.0), color.filled())))
+                    .map_err(err)?,
+                Style::Intervals => chart
+                    .draw_series(
+                        pts.chunks_exact(2)
+                            .map(|p| PathElement::new(vec![p[0], p[1]], stroke)),
+                    )
                     .map_err(err)?,
             };
             if !s.label.is_empty() {

@@ -215,6 +215,16 @@ impl Experiment for GaussianCrossval {
                 &mean_err,
                 Style::LinePoints,
             ));
+            // 95 % t-intervals of the mean error over the replicates, per N.
+            let (lo, hi): (Vec<f64>, Vec<f64>) = (0..ns.len())
+                .map(|j| {
+                    let (_, lo, hi) = crate::validation::t_interval(
+                        &errs.iter().map(|er| er[c][j]).collect::<Vec<_>>(),
+                    );
+                    (lo, hi)
+                })
+                .unzip();
+            fig.push(Series::intervals("", &nf, &lo, &hi));
             all_err.extend(mean_err);
         }
         let n0 = ns[0] as f64;
@@ -525,6 +535,17 @@ impl Experiment for EngineClosedForm {
             .iter()
             .map(|n| bias_ot[0].abs() * (n / nf[0]).powf(-1.0))
             .collect();
+        // Each curve with its 95 % t-intervals over the replicates, per N (of the per-replicate
+        // spread, and of the per-replicate |bias| estimate).
+        let per_rep = |k: usize, f: &dyn Fn(&[f64]) -> f64, d: &[Vec<Vec<f64>>]| {
+            let v: Vec<f64> = (0..batches).map(|r| f(&d[r][k])).collect();
+            let (_, lo, hi) = crate::validation::t_interval(&v);
+            (lo, hi)
+        };
+        let bars = |f: &dyn Fn(&[f64]) -> f64, d: &[Vec<Vec<f64>>]| {
+            let (lo, hi): (Vec<f64>, Vec<f64>) = (0..ns.len()).map(|k| per_rep(k, f, d)).unzip();
+            Series::intervals("", &nf, &lo, &hi)
+        };
         let fig = Figure::new(
             format!("Engine on N samples vs closed form (d = {d}, eps = {eps}, {batches} × {draws} draws per N)"),
             "N",
@@ -532,24 +553,28 @@ impl Experiment for EngineClosedForm {
         )
         .log(true, true)
         .with(Series::new("spread OT_eps", &nf, &spread_ot, Style::LinePoints))
+        .with(bars(&sd, &dev_ot))
         .with(Series::new("spread S_eps", &nf, &spread_s, Style::LinePoints))
+        .with(bars(&sd, &dev_s))
         .with(Series::new(
             "|bias| OT_eps",
             &nf,
             &bias_ot.iter().map(|b| b.abs()).collect::<Vec<_>>(),
             Style::Points,
         ))
+        .with(bars(&abs_mean, &res_ot))
         .with(Series::new(
             "|bias| S_eps",
             &nf,
             &bias_s.iter().map(|b| b.abs()).collect::<Vec<_>>(),
             Style::Points,
         ))
+        .with(bars(&abs_mean, &res_s))
         .with(Series::new("slope −1/2", &nf, &half, Style::Dashed))
         .with(Series::new("slope −1", &nf, &one, Style::Thin));
         ctx.plot(&fig, "particles_engine_samples")?;
         ctx.note(format!(
-            "Closed form: OT_eps = {}, S_eps = {} (d = {d}, eps = {eps}, cost |x−y|²). Intervals: percentile bootstrap ({BOOTSTRAP} resamples of the {batches} replicates).",
+            "Closed form: OT_eps = {}, S_eps = {} (d = {d}, eps = {eps}, cost |x−y|²). Slope intervals: percentile bootstrap ({BOOTSTRAP} resamples of the {batches} replicates); bars in the plot: 95 % t-intervals over the replicates per N.",
             fmt_num(ot_exact),
             fmt_num(s_exact),
         ));
