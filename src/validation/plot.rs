@@ -189,7 +189,7 @@ impl Figure {
                                 && (!self.y_log || p[1].1 > 0.0)
                         })
                         .flat_map(|p| {
-                            let lo = if self.y_log && !(p[0].1 > 0.0) {
+                            let lo = if self.y_log && (p[0].1 <= 0.0 || p[0].1.is_nan()) {
                                 p[1].1 * 1e-3
                             } else {
                                 p[0].1
