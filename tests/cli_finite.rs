@@ -307,3 +307,90 @@ fn step_rule_accepts_whole_numbers_within_1e9() {
     assert_eq!(code, 0);
     assert_eq!(col(&json(&out), "t"), vec![0.0]);
 }
+
+#[test]
+fn sjko_json_contract_and_refusals() {
+    // the published regime: 100 points on [0,1], eps = 0.04 (refused by `flow`, fine for sjko)
+    let (code, out, err) = run(&[
+        "sjko",
+        "--grid",
+        "0:1:100",
+        "--potential",
+        "quadratic",
+        "--mu0",
+        "gaussian:0.7:0.1",
+        "--eps",
+        "0.04",
+        "--tau",
+        "0.05",
+        "--t-end",
+        "0.05",
+        "--tol",
+        "1e-9",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    for k in ["t", "mu", "energy", "mass", "kkt_residual", "cond_k"] {
+        assert!(v.get(k).is_some(), "missing key {k}");
+    }
+    assert!(v["cond_k"].is_null(), "sjko never forms K");
+    assert_eq!(col(&v, "t"), vec![0.0, 0.05]);
+    assert!(col(&v, "kkt_residual")[1] <= 1e-9);
+    assert!((col(&v, "mass")[1] - 1.0).abs() < 1e-14);
+    // --dt is not an sjko argument; tau must be > 0; t_end a whole number of steps
+    for args in [
+        vec![
+            "sjko",
+            "--grid",
+            "0:1:5",
+            "--potential",
+            "quadratic",
+            "--mu0",
+            "uniform",
+            "--eps",
+            "0.2",
+            "--tau",
+            "0",
+            "--t-end",
+            "0.1",
+            "--json",
+        ],
+        vec![
+            "sjko",
+            "--grid",
+            "0:1:5",
+            "--potential",
+            "quadratic",
+            "--mu0",
+            "uniform",
+            "--eps",
+            "0.2",
+            "--tau",
+            "0.1",
+            "--t-end",
+            "0.15",
+            "--json",
+        ],
+        vec![
+            "sjko",
+            "--grid",
+            "0:1:5",
+            "--potential",
+            "quadratic",
+            "--mu0",
+            "uniform",
+            "--eps",
+            "0.2",
+            "--dt",
+            "0.1",
+            "--t-end",
+            "0.1",
+            "--json",
+        ],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty());
+    }
+}

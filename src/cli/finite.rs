@@ -1,4 +1,4 @@
-//! `sinkflow finite flow|metric`: the Sinkhorn potential flow on a finite space (seed 000,
+//! `sinkflow finite flow|sjko|metric`: the Sinkhorn potential flow on a finite space (seed 000,
 //! `theory/finite_flow.md`).
 //!
 //! Contract (issue 10): `--x` rows are points (or `--grid lo:hi:n[,lo:hi:n]`); `--v`, `--mu0`
@@ -15,8 +15,8 @@ use std::path::Path;
 use serde_json::json;
 use sinkflow::finite::catalog::{dirac_near, gaussian_bump, uniform, Potential};
 use sinkflow::finite::{
-    check_probability, resolvent_flow, FiniteSpace, FlowParams, Kernel, KernelParams, MuOperators,
-    DEFAULT_MAX_CONDITION,
+    check_probability, resolvent_flow, sjko_flow, FiniteSpace, FlowParams, Kernel, KernelParams,
+    MuOperators, SjkoParams, DEFAULT_MAX_CONDITION,
 };
 use sinkflow::{io, Cost};
 
@@ -35,6 +35,8 @@ pub struct FiniteArgs {
 pub enum FiniteCommand {
     /// The Sinkhorn potential flow by the implicit resolvent (b-variable LCP per step).
     Flow(FlowArgs),
+    /// The Sinkhorn JKO scheme (log domain, no kernel matrix; any eps).
+    Sjko(SjkoArgs),
     /// The metric tensor g_mu(sigma, sigma) of S_eps at mu.
     Metric(MetricArgs),
 }
@@ -85,6 +87,37 @@ pub struct FlowArgs {
     pub scheme: String,
     /// Report mu_k / sum(mu_k) (the resolvent is positively homogeneous, so this equals
     /// renormalising b after every step). `raw_mass` always holds the unrenormalised mass.
+    #[arg(long)]
+    pub renormalize: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sinkflow finite sjko`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SjkoArgs {
+    #[command(flatten)]
+    pub space: SpaceArgs,
+    /// Potential V, one value per point (`.npy`/`.csv`). Exclusive with --potential.
+    #[arg(long)]
+    pub v: Option<String>,
+    /// Catalogue potential: double-well, quadratic or tilted-multiwell.
+    #[arg(long)]
+    pub potential: Option<String>,
+    /// Initial probability (as for `flow`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub mu0: String,
+    /// Final time T >= 0 (a whole number of steps).
+    #[arg(long, allow_hyphen_values = true)]
+    pub t_end: String,
+    /// SJKO step tau > 0.
+    #[arg(long, allow_hyphen_values = true)]
+    pub tau: String,
+    /// Accepted scale-free KKT residual per step (default 1e-10).
+    #[arg(long, default_value = "1e-10", allow_hyphen_values = true)]
+    pub tol: String,
+    /// Accepted for symmetry with `flow`: SJKO iterates are probabilities already.
     #[arg(long)]
     pub renormalize: bool,
     /// Print one JSON object on stdout.
@@ -213,8 +246,12 @@ fn measure(spec: &str, space: &FiniteSpace, what: &str) -> Result<Vec<f64>, CliE
     Ok(mu)
 }
 
-fn potential(args: &FlowArgs, space: &FiniteSpace) -> Result<Vec<f64>, CliError> {
-    let v = match (&args.v, &args.potential) {
+fn potential(
+    v: &Option<String>,
+    potential: &Option<String>,
+    space: &FiniteSpace,
+) -> Result<Vec<f64>, CliError> {
+    let v = match (v, potential) {
         (Some(_), Some(_)) => {
             return Err(CliError::bad_input(
                 "give either --v or --potential, not both",
@@ -295,7 +332,7 @@ fn run_flow(args: &FlowArgs) -> Result<(), CliError> {
         )));
     }
     let (space, eps, max_cond) = build_space(&args.space)?;
-    let v = potential(args, &space)?;
+    let v = potential(&args.v, &args.potential, &space)?;
     let mu0 = measure(&args.mu0, &space, "--mu0")?;
     let dt = number(&args.dt, "--dt")?;
     let t_end = number(&args.t_end, "--t-end")?;
@@ -355,6 +392,46 @@ fn emit(value: &serde_json::Value, as_json: bool) {
     }
 }
 
+fn run_sjko(args: &SjkoArgs) -> Result<(), CliError> {
+    let (space, eps, _) = build_space(&args.space)?;
+    let v = potential(&args.v, &args.potential, &space)?;
+    let mu0 = measure(&args.mu0, &space, "--mu0")?;
+    let tau = number(&args.tau, "--tau")?;
+    let t_end = number(&args.t_end, "--t-end")?;
+    let tol = number(&args.tol, "--tol")?;
+    if tol <= 0.0 {
+        return Err(CliError::bad_input(format!("--tol must be > 0, got {tol}")));
+    }
+    let steps = step_count(t_end, tau, "--tau")?;
+    let params = SjkoParams {
+        tau,
+        steps,
+        tol,
+        ..SjkoParams::default()
+    };
+    let out = sjko_flow(&space, eps, &v, &mu0, &params).map_err(bad("sjko"))?;
+    let (rows, mass, energy) = report_rows(&out.mu, &v, args.renormalize);
+    let value = json!({
+        "t": out.t,
+        "mu": rows,
+        "energy": energy,
+        "mass": mass,
+        "kkt_residual": out.kkt_residual,
+        "cond_k": serde_json::Value::Null,
+        "newton_iterations": out.newton_iterations,
+        "hessian_cond": out.hessian_cond.iter().map(|c| if c.is_finite() { json!(c) } else { serde_json::Value::Null }).collect::<Vec<_>>(),
+        "scheme": "sjko",
+        "eps": eps,
+        "tau": tau,
+        "steps": steps,
+        "n": space.len(),
+        "d": space.dim(),
+        "s": space.s_of_eps(eps),
+    });
+    emit(&value, args.json);
+    Ok(())
+}
+
 fn run_metric(args: &MetricArgs) -> Result<(), CliError> {
     let (space, eps, _) = build_space(&args.space)?;
     let mu = measure(&args.mu, &space, "--mu")?;
@@ -377,6 +454,7 @@ fn run_metric(args: &MetricArgs) -> Result<(), CliError> {
 pub fn run(args: &FiniteArgs) -> Result<(), CliError> {
     match &args.command {
         FiniteCommand::Flow(a) => run_flow(a),
+        FiniteCommand::Sjko(a) => run_sjko(a),
         FiniteCommand::Metric(a) => run_metric(a),
     }
 }

@@ -14,6 +14,7 @@
 //! | resolvent LCP | [`LcpSolver`], [`LcpParams`], [`kkt_residual`] |
 //! | flow (implicit resolvent) | [`Resolvent`], [`resolvent_flow`] → [`FlowOutput`] |
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
+//! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
 //! | errors | [`FiniteError`] |
 
 pub mod catalog;
@@ -21,6 +22,7 @@ mod error;
 mod flow;
 mod lcp;
 mod rkhs;
+mod sjko;
 mod space;
 
 pub use error::{check_probability, FiniteError};
@@ -32,6 +34,7 @@ pub use lcp::{kkt_residual, LcpFailure, LcpMethod, LcpParams, LcpSolution, LcpSo
 pub use rkhs::{
     b_map, cone_test, h_inner, h_norm2_from_a, mu_from_a, mu_from_b, BMap, BMapParams, MuOperators,
 };
+pub use sjko::{sjko_flow, sjko_step, SjkoOutput, SjkoParams, SjkoStep};
 pub use space::{
     kernel_condition, largest_safe_eps, FiniteSpace, Kernel, KernelParams, DEFAULT_MAX_CONDITION,
     MAX_POINTS,
