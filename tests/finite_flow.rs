@@ -317,3 +317,30 @@ fn initial_coefficients_checks_mu0() {
     mu[0] = -0.1;
     assert!(initial_coefficients(&space, &kernel, &mu, &Default::default()).is_err());
 }
+
+#[test]
+fn upwind_wasserstein_flow_conserves_mass_and_stays_in_its_well() {
+    use sinkflow::finite::wasserstein_upwind_1d;
+    let space = FiniteSpace::grid_1d(-2.0, 2.0, 40, Cost::SqEuclidean).unwrap();
+    let x: Vec<f64> = (0..40).map(|i| space.point(i)[0]).collect();
+    let v = Potential::DoubleWell.on(&space);
+    let mu0 = sinkflow::finite::catalog::gaussian_bump(&space, &[0.8], 0.3).unwrap();
+    let out = wasserstein_upwind_1d(&x, &v, &mu0, &[1.0, 50.0]).unwrap();
+    for m in &out.mu {
+        // explicit upwind under CFL 1/2: non-negative, mass conserved to round-off (N u per step)
+        assert!(m.iter().all(|&y| y >= 0.0));
+        assert!((m.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+    // mass starting right of the barrier's top stays in the right (upper) well, and the
+    // energy decreases towards the value of the right well's minimum
+    let left: f64 = out.mu[1]
+        .iter()
+        .zip(&x)
+        .filter(|(_, x)| **x < 0.0)
+        .map(|(m, _)| m)
+        .sum();
+    let e = |m: &[f64]| m.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>();
+    assert!(e(&out.mu[1]) < e(&out.mu[0]));
+    assert!(left < 0.05, "left-well mass {left}");
+    assert!(wasserstein_upwind_1d(&[0.0, 0.0], &[0.0, 0.0], &[0.5, 0.5], &[1.0]).is_err());
+}

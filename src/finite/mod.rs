@@ -15,6 +15,7 @@
 //! | flow (implicit resolvent) | [`Resolvent`], [`resolvent_flow`] → [`FlowOutput`] |
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
+//! | Wasserstein flow of $E$ (upwind FV, 1-D) | [`wasserstein_upwind_1d`] |
 //! | errors | [`FiniteError`] |
 
 pub mod catalog;
@@ -24,6 +25,7 @@ mod lcp;
 mod rkhs;
 mod sjko;
 mod space;
+mod wasserstein;
 
 pub use error::{check_probability, FiniteError};
 pub use flow::{
@@ -39,3 +41,4 @@ pub use space::{
     kernel_condition, largest_safe_eps, FiniteSpace, Kernel, KernelParams, DEFAULT_MAX_CONDITION,
     MAX_POINTS,
 };
+pub use wasserstein::{wasserstein_upwind_1d, UpwindOutput};

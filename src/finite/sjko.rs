@@ -358,42 +358,64 @@ pub fn sjko_step(
             rho = (rho * 16.0).max(1e-12 * scale);
             continue;
         }
-        // ratio test at the boundary of the simplex
-        let mut alpha: f64 = 1.0;
-        let mut block = None;
-        for &i in &fidx {
-            if d[i] < 0.0 {
-                let a = -mu[i] / d[i];
-                if a < alpha {
-                    alpha = a;
-                    block = Some(i);
+        // Step. (i) the projected full step max(mu + d, 0), renormalised, which drops every
+        // index that the direction sends below zero at once (fast identification of the face
+        // when many tiny masses vanish); (ii) if Armijo rejects it, the step cut at the first
+        // boundary hit (ratio test). Armijo has a floor for the round-off of F near convergence.
+        let noise = 1e-13 * (e.obj.abs() + scale);
+        let gd_full = dot(&e.grad, &d);
+        let mut accepted = None;
+        if fidx.iter().any(|&i| mu[i] + d[i] < 0.0) {
+            let mut trial: Vec<f64> = mu.iter().zip(&d).map(|(x, y)| (x + y).max(0.0)).collect();
+            let ts: f64 = trial.iter().sum();
+            trial.iter_mut().for_each(|x| *x /= ts);
+            let step: Vec<f64> = trial.iter().zip(&mu).map(|(a, b)| a - b).collect();
+            let gd = dot(&e.grad, &step);
+            if gd < 0.0 {
+                let et = pb.eval(&trial, Some(&e))?;
+                if et.obj <= e.obj + 1e-4 * gd + noise {
+                    accepted = Some((trial, et));
                 }
             }
         }
-        let mut trial: Vec<f64> = mu
-            .iter()
-            .zip(&d)
-            .map(|(x, y)| (x + alpha * y).max(0.0))
-            .collect();
-        if let Some(b) = block {
-            trial[b] = 0.0;
-        }
-        let ts: f64 = trial.iter().sum();
-        trial.iter_mut().for_each(|x| *x /= ts);
-        let gd = dot(&e.grad, &d) * alpha;
-        let et = pb.eval(&trial, Some(&e))?;
-        // Armijo, with a floor for the round-off of F near convergence
-        let noise = 1e-13 * (e.obj.abs() + scale);
-        if et.obj <= e.obj + 1e-4 * gd + noise {
-            mu = trial;
-            e = et;
-            rho = (rho / 4.0).max(1e-14 * scale);
-            for (fi, &x) in free.iter_mut().zip(&mu) {
-                *fi = x > 0.0;
+        if accepted.is_none() {
+            let mut alpha: f64 = 1.0;
+            let mut block = None;
+            for &i in &fidx {
+                if d[i] < 0.0 {
+                    let a = -mu[i] / d[i];
+                    if a < alpha {
+                        alpha = a;
+                        block = Some(i);
+                    }
+                }
             }
-            last_h = None;
-        } else {
-            rho = (rho * 4.0).max(1e-10 * scale);
+            let mut trial: Vec<f64> = mu
+                .iter()
+                .zip(&d)
+                .map(|(x, y)| (x + alpha * y).max(0.0))
+                .collect();
+            if let Some(b) = block {
+                trial[b] = 0.0;
+            }
+            let ts: f64 = trial.iter().sum();
+            trial.iter_mut().for_each(|x| *x /= ts);
+            let et = pb.eval(&trial, Some(&e))?;
+            if et.obj <= e.obj + 1e-4 * gd_full * alpha + noise {
+                accepted = Some((trial, et));
+            }
+        }
+        match accepted {
+            Some((trial, et)) => {
+                mu = trial;
+                e = et;
+                rho = (rho / 4.0).max(1e-14 * scale);
+                for (fi, &x) in free.iter_mut().zip(&mu) {
+                    *fi = x > 0.0;
+                }
+                last_h = None;
+            }
+            None => rho = (rho * 4.0).max(1e-10 * scale),
         }
     }
 }
