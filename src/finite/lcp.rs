@@ -103,7 +103,12 @@ pub struct LcpFailure {
 pub struct LcpSolver {
     m: Mat<f64>,
     norm_inf: f64,
-    cache: Option<(Vec<usize>, faer::linalg::solvers::PartialPivLu<f64>)>,
+    /// The last support, its principal submatrix $M_{SS}$ and the LU of $M_{SS}$.
+    cache: Option<(
+        Vec<usize>,
+        Mat<f64>,
+        faer::linalg::solvers::PartialPivLu<f64>,
+    )>,
     factorisations: usize,
 }
 
@@ -145,29 +150,28 @@ impl LcpSolver {
 
     /// $a_S=M_{SS}^{-1}b_S$ (cached LU when $S$ is the cached support).
     fn solve_support(&mut self, s: &[usize], b: &[f64]) -> Vec<f64> {
-        let hit = matches!(&self.cache, Some((cs, _)) if cs.as_slice() == s);
+        let hit = matches!(&self.cache, Some((cs, _, _)) if cs.as_slice() == s);
         if !hit {
             let sub = Mat::from_fn(s.len(), s.len(), |i, j| self.m[(s[i], s[j])]);
-            self.cache = Some((s.to_vec(), sub.partial_piv_lu()));
+            let lu = sub.partial_piv_lu();
+            self.cache = Some((s.to_vec(), sub, lu));
             self.factorisations += 1;
         }
         let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-        let (_, lu) = self.cache.as_ref().expect("cache filled above");
-        let mut x = solve_lu(lu, &rhs);
-        // one step of iterative refinement (residual in working precision)
-        let mut r = rhs.clone();
-        for (ii, &i) in s.iter().enumerate() {
-            let mut acc = 0.0;
-            for (jj, &j) in s.iter().enumerate() {
-                acc += self.m[(i, j)] * x[jj];
+        let (_, _, lu) = self.cache.as_ref().expect("cache filled above");
+        solve_lu(lu, &rhs)
+    }
+
+    /// One correction $a_S\leftarrow a_S+M_{SS}^{-1}(b_S-(Ma)_S)$ with the cached LU (iterative
+    /// refinement; the residual rows are those of $w$ on $S$, so no extra product is needed).
+    fn refine(&self, s: &[usize], a: &mut [f64], w: &[f64]) {
+        if let Some((_, _, lu)) = &self.cache {
+            let r: Vec<f64> = s.iter().map(|&i| -w[i]).collect();
+            let dx = solve_lu(lu, &r);
+            for (k, &i) in s.iter().enumerate() {
+                a[i] += dx[k];
             }
-            r[ii] -= acc;
         }
-        let dx = solve_lu(lu, &r);
-        for (xi, d) in x.iter_mut().zip(dx) {
-            *xi += d;
-        }
-        x
     }
 
     fn iterate_from(&mut self, s: &[usize], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
@@ -179,9 +183,19 @@ impl LcpSolver {
                 a[i] = x[k];
             }
         }
-        let mut w = matvec(&self.m, &a);
-        for (wi, bi) in w.iter_mut().zip(b) {
-            *wi -= bi;
+        let residual = |m: &Mat<f64>, a: &[f64]| {
+            let mut w = matvec(m, a);
+            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+            w
+        };
+        let mut w = residual(&self.m, &a);
+        // refine once when the rows of S are not at round-off level (relative 1e-13)
+        let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let scale = self.norm_inf * amax + bmax;
+        if s.iter().any(|&i| w[i].abs() > 1e-13 * scale) {
+            self.refine(s, &mut a, &w);
+            w = residual(&self.m, &a);
         }
         (a, w)
     }
