@@ -394,3 +394,43 @@ fn sjko_json_contract_and_refusals() {
         assert!(out.is_empty());
     }
 }
+
+#[test]
+fn reflected_scheme_keeps_more_mass_than_the_implicit_one() {
+    let args = |scheme: &str| -> Vec<String> {
+        [
+            "flow",
+            "--grid",
+            "0:1:10",
+            "--potential",
+            "quadratic",
+            "--mu0",
+            "gaussian:0.6:0.25",
+            "--eps",
+            "0.05",
+            "--t-end",
+            "0.02",
+            "--dt",
+            "0.005",
+            "--scheme",
+            scheme,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let get = |scheme: &str| {
+        let a = args(scheme);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (code, out, err) = run(&a);
+        assert_eq!(code, 0, "{err}");
+        let v = json(&out);
+        assert_eq!(v["scheme"], scheme);
+        col(&v, "mass")
+    };
+    let (imp, refl) = (get("implicit"), get("reflected"));
+    // implicit: loses O(h) mass; reflected (full support here): conserves it to round-off
+    assert!(1.0 - imp[4] > 1e-4);
+    assert!((1.0 - refl[4]).abs() < 1e-13);
+}

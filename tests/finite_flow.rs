@@ -344,3 +344,48 @@ fn upwind_wasserstein_flow_conserves_mass_and_stays_in_its_well() {
     assert!(left < 0.05, "left-well mass {left}");
     assert!(wasserstein_upwind_1d(&[0.0, 0.0], &[0.0, 0.0], &[0.5, 0.5], &[1.0]).is_err());
 }
+
+#[test]
+fn reflected_resolvent_is_second_order_and_keeps_the_mass_off_the_boundary() {
+    use sinkflow::finite::catalog::gaussian_bump;
+    use sinkflow::finite::reflected_flow;
+    let space = FiniteSpace::grid_1d(0.0, 1.0, 10, Cost::SqEuclidean).unwrap();
+    let kernel = Kernel::new(&space, 0.05, &KernelParams::default()).unwrap();
+    let v: Vec<f64> = (0..10).map(|i| (space.point(i)[0] - 0.3).powi(2)).collect();
+    let mu0 = gaussian_bump(&space, &[0.6], 0.25).unwrap();
+    let run = |t_end: f64, m: usize| {
+        let p = FlowParams {
+            dt: t_end / m as f64,
+            steps: m,
+            lcp: LcpParams::default(),
+            bmap: Default::default(),
+        };
+        reflected_flow(&space, &kernel, &v, &mu0, &p).unwrap()
+    };
+    // short run, full support throughout: 2 J_{h/2} - I is the Cayley transform of the skew
+    // A, unitary in H, so the mass is conserved to round-off (N-term sums: a few N u)
+    let short = run(0.02, 8);
+    assert!(
+        short.a.iter().all(|a| a.iter().all(|&x| x > 0.0)),
+        "support not full"
+    );
+    for m in &short.mass {
+        assert!((m - short.mass[0]).abs() < 40.0 * U * 10.0, "mass {m}");
+    }
+    // order 2: errors against h = T/512 at h = T/16 and T/32 (ratio 4 = 2^2; 3.5 allows the
+    // O(h^3) term and the reference's own error)
+    let norm = |m: &[f64]| {
+        let s: f64 = m.iter().sum();
+        m.iter().map(|x| x / s).collect::<Vec<f64>>()
+    };
+    let reference = run(0.1, 512);
+    let err = |m: usize| {
+        let o = run(0.1, m);
+        let l1 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+        (0..=m)
+            .map(|k| l1(&norm(&o.mu[k]), &norm(&reference.mu[k * 512 / m])))
+            .fold(0.0, f64::max)
+    };
+    let ratio = err(16) / err(32);
+    assert!(ratio > 3.5, "error ratio {ratio}");
+}

@@ -12,7 +12,7 @@
 //! | $b=B(\mu)$, inverse, $H_c$, cone | [`b_map`], [`mu_from_a`], [`mu_from_b`], [`h_inner`], [`cone_test`] |
 //! | $K_\mu$, $H_\mu$, metric, derivatives | [`MuOperators`] |
 //! | resolvent LCP | [`LcpSolver`], [`LcpParams`], [`kkt_residual`] |
-//! | flow (implicit resolvent) | [`Resolvent`], [`resolvent_flow`] → [`FlowOutput`] |
+//! | flow (implicit resolvent; reflected resolvent, order 2) | [`Resolvent`], [`resolvent_flow`], [`reflected_flow`] → [`FlowOutput`] |
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
 //! | Wasserstein flow of $E$ (upwind FV, 1-D) | [`wasserstein_upwind_1d`] |
@@ -29,8 +29,8 @@ mod wasserstein;
 
 pub use error::{check_probability, FiniteError};
 pub use flow::{
-    initial_coefficients, resolvent_flow, resolvent_matrix, FlowOutput, FlowParams, Resolvent,
-    MAX_TRAJECTORY_ENTRIES,
+    initial_coefficients, reflected_flow, resolvent_flow, resolvent_matrix, FlowOutput, FlowParams,
+    Resolvent, MAX_TRAJECTORY_ENTRIES,
 };
 pub use lcp::{kkt_residual, LcpFailure, LcpMethod, LcpParams, LcpSolution, LcpSolver};
 pub use rkhs::{

@@ -25,5 +25,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(finite::Metric),
         Box::new(finite::DoubleWell),
         Box::new(finite::DiracConvex),
+        Box::new(finite::Reflected),
     ]
 }
