@@ -434,3 +434,43 @@ fn reflected_scheme_keeps_more_mass_than_the_implicit_one() {
     assert!(1.0 - imp[4] > 1e-4);
     assert!((1.0 - refl[4]).abs() < 1e-13);
 }
+
+#[test]
+fn double_double_runs_past_the_double_range() {
+    // 60 points on [-2, 2] at eps = 0.0735 (s = 16, cond(K) ~ 1e16): refused in double (exit 2),
+    // certified in double-double (KKT evaluated in double-double)
+    let base = [
+        "flow",
+        "--grid",
+        "-2:2:60",
+        "--potential",
+        "double-well",
+        "--mu0",
+        "gaussian:0.5:0.4",
+        "--eps",
+        "0.0735",
+        "--t-end",
+        "0.2",
+        "--dt",
+        "0.05",
+        "--json",
+    ];
+    let (code, out, err) = run(&base);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty() && err.contains("double-double"));
+    let mut dd: Vec<&str> = base.to_vec();
+    dd.extend(["--precision", "double-double"]);
+    let (code, out, err) = run(&dd);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["precision"], "double-double");
+    assert!(v["cond_k"].as_f64().unwrap() > 1e15);
+    assert!(col(&v, "kkt_residual").iter().all(|&r| r < 1e-25));
+    // bad precision / double-double with the reflected scheme: exit 2
+    let mut bad = base.to_vec();
+    bad.extend(["--precision", "quad"]);
+    assert_eq!(run(&bad).0, 2);
+    let mut bad = dd.clone();
+    bad.extend(["--scheme", "reflected"]);
+    assert_eq!(run(&bad).0, 2);
+}

@@ -389,3 +389,32 @@ fn reflected_resolvent_is_second_order_and_keeps_the_mass_off_the_boundary() {
     let ratio = err(16) / err(32);
     assert!(ratio > 3.5, "error ratio {ratio}");
 }
+
+#[test]
+fn double_double_path_agrees_with_double_where_both_are_safe() {
+    use sinkflow::finite::catalog::gaussian_bump;
+    use sinkflow::finite::{resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION};
+    let (space, kernel, v) = double_well_setup(24, 0.3); // s = 9.0, cond ~ 1e9
+    let mu0 = gaussian_bump(&space, &[0.5], 0.4).unwrap();
+    let p = FlowParams {
+        dt: 0.05,
+        steps: 20,
+        lcp: LcpParams::default(),
+        bmap: Default::default(),
+    };
+    let o = resolvent_flow(&space, &kernel, &v, &mu0, &p).unwrap();
+    let kd = ExtendedKernel::new(&space, 0.3, DD_MAX_CONDITION).unwrap();
+    // the two condition estimates agree (same algorithm, more digits)
+    assert!((kd.cond() / kernel.cond() - 1.0).abs() < 1e-3);
+    let od = resolvent_flow_dd(&space, &kd, &v, &mu0, &p).unwrap();
+    for k in 0..=20 {
+        // forward error of the double path: cond(K) u relative, mu <= 1
+        let d = o.mu[k]
+            .iter()
+            .zip(&od.mu[k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d <= kernel.cond() * U, "step {k}: {d:e}");
+        assert!(od.kkt_residual[k] < 1e-28);
+    }
+}

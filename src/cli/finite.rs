@@ -15,8 +15,9 @@ use std::path::Path;
 use serde_json::json;
 use sinkflow::finite::catalog::{dirac_near, gaussian_bump, uniform, Potential};
 use sinkflow::finite::{
-    check_probability, reflected_flow, resolvent_flow, sjko_flow, FiniteSpace, FlowParams, Kernel,
-    KernelParams, MuOperators, SjkoParams, DEFAULT_MAX_CONDITION,
+    check_probability, reflected_flow, resolvent_flow, resolvent_flow_dd, sjko_flow,
+    ExtendedKernel, FiniteSpace, FlowOutput, FlowParams, Kernel, KernelParams, MuOperators,
+    SjkoParams, DD_MAX_CONDITION, DEFAULT_MAX_CONDITION,
 };
 use sinkflow::{io, Cost};
 
@@ -87,6 +88,10 @@ pub struct FlowArgs {
     /// support changes).
     #[arg(long, default_value = "implicit")]
     pub scheme: String,
+    /// Arithmetic of the kernel algebra and the LCP: `double` (default) or `double-double`
+    /// (106-bit significands, accepts cond(K) up to 1e26; implicit scheme only, N <= 600).
+    #[arg(long, default_value = "double")]
+    pub precision: String,
     /// Report mu_k / sum(mu_k) (the resolvent is positively homogeneous, so this equals
     /// renormalising b after every step). `raw_mass` always holds the unrenormalised mass.
     #[arg(long)]
@@ -342,6 +347,48 @@ fn run_flow(args: &FlowArgs) -> Result<(), CliError> {
     let dt = number(&args.dt, "--dt")?;
     let t_end = number(&args.t_end, "--t-end")?;
     let steps = step_count(t_end, dt, "--dt")?;
+    let double_double = match args.precision.as_str() {
+        "double" => false,
+        "double-double" => true,
+        other => {
+            return Err(CliError::bad_input(format!(
+                "--precision: unknown precision '{other}' (expected double or double-double)"
+            )))
+        }
+    };
+    if double_double && reflected {
+        return Err(CliError::bad_input(
+            "--precision double-double runs the implicit scheme only",
+        ));
+    }
+    let params = FlowParams {
+        dt,
+        steps,
+        lcp: Default::default(),
+        bmap: Default::default(),
+    };
+    if double_double {
+        let limit = args
+            .space
+            .max_cond
+            .as_deref()
+            .map_or(Ok(DD_MAX_CONDITION), |t| number(t, "--max-cond"))?;
+        let kernel =
+            ExtendedKernel::new(&space, eps, limit).map_err(bad("kernel (double-double)"))?;
+        let out = resolvent_flow_dd(&space, &kernel, &v, &mu0, &params)
+            .map_err(bad("flow (double-double)"))?;
+        return emit_flow(
+            &out,
+            &v,
+            args,
+            "implicit",
+            "double-double",
+            eps,
+            dt,
+            steps,
+            &space,
+        );
+    }
     let kernel = Kernel::new(
         &space,
         eps,
@@ -350,20 +397,38 @@ fn run_flow(args: &FlowArgs) -> Result<(), CliError> {
         },
     )
     .map_err(bad("kernel"))?;
-    let params = FlowParams {
-        dt,
-        steps,
-        lcp: Default::default(),
-        bmap: Default::default(),
-    };
     let out = if reflected {
         reflected_flow(&space, &kernel, &v, &mu0, &params)
     } else {
         resolvent_flow(&space, &kernel, &v, &mu0, &params)
     }
     .map_err(bad("flow"))?;
-    let raw_mass = out.mass.clone();
-    let (rows, mass, energy) = report_rows(&out.mu, &v, args.renormalize);
+    emit_flow(
+        &out,
+        &v,
+        args,
+        if reflected { "reflected" } else { "implicit" },
+        "double",
+        eps,
+        dt,
+        steps,
+        &space,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_flow(
+    out: &FlowOutput,
+    v: &[f64],
+    args: &FlowArgs,
+    scheme: &str,
+    precision: &str,
+    eps: f64,
+    dt: f64,
+    steps: usize,
+    space: &FiniteSpace,
+) -> Result<(), CliError> {
+    let (rows, mass, energy) = report_rows(&out.mu, v, args.renormalize);
     let value = json!({
         "t": out.t,
         "mu": rows,
@@ -371,8 +436,9 @@ fn run_flow(args: &FlowArgs) -> Result<(), CliError> {
         "mass": mass,
         "kkt_residual": out.kkt_residual,
         "cond_k": out.cond_k,
-        "raw_mass": raw_mass,
-        "scheme": if reflected { "reflected" } else { "implicit" },
+        "raw_mass": out.mass,
+        "scheme": scheme,
+        "precision": precision,
         "renormalized": args.renormalize,
         "eps": eps,
         "dt": dt,

@@ -90,7 +90,7 @@ pub enum FiniteError {
     },
     /// The Gibbs kernel is too ill-conditioned for double precision (refused by default).
     #[error(
-        "the Gibbs kernel K = exp(-C/eps) is too ill-conditioned at eps = {eps}: cond(K) ~ {cond:.3e} > limit {limit:.1e}{chol}; the largest safe eps for this point set is {safe_eps:.6e} (cond(K) law: (exp(pi^2 s/4)/2)^d with s = eps/delta^2; see theory/finite_flow.md)"
+        "the Gibbs kernel K = exp(-C/eps) is too ill-conditioned at eps = {eps}: cond(K) ~ {cond:.3e} > limit {limit:.1e}{chol}; the largest safe eps for this point set is {safe_eps:.6e} (cond(K) law: (exp(pi^2 s/4)/2)^d with s = eps/delta^2; the double-double path accepts cond(K) up to 1e26, about 2.5x the s range of double in 1-D; see theory/finite_flow.md)"
     )]
     IllConditioned {
         /// The eps asked for.

@@ -16,10 +16,12 @@
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
 //! | Wasserstein flow of $E$ (upwind FV, 1-D) | [`wasserstein_upwind_1d`] |
+//! | double-double path (kernel, condition, LCP) | [`ExtendedKernel`], [`resolvent_flow_dd`] |
 //! | errors | [`FiniteError`] |
 
 pub mod catalog;
 mod error;
+mod extended;
 mod flow;
 mod lcp;
 mod rkhs;
@@ -28,6 +30,9 @@ mod space;
 mod wasserstein;
 
 pub use error::{check_probability, FiniteError};
+pub use extended::{
+    largest_safe_eps_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION, DD_MAX_POINTS,
+};
 pub use flow::{
     initial_coefficients, reflected_flow, resolvent_flow, resolvent_matrix, FlowOutput, FlowParams,
     Resolvent, MAX_TRAJECTORY_ENTRIES,

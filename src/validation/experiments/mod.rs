@@ -26,5 +26,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(finite::DoubleWell),
         Box::new(finite::DiracConvex),
         Box::new(finite::Reflected),
+        Box::new(finite::Extended),
     ]
 }
