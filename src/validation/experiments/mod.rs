@@ -27,5 +27,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(finite::DiracConvex),
         Box::new(finite::Reflected),
         Box::new(finite::Extended),
+        Box::new(finite::TwoD),
     ]
 }
