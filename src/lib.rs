@@ -52,6 +52,7 @@
 pub mod cost;
 pub mod error;
 
+pub mod finite;
 pub mod gaussian;
 pub mod io;
 pub mod linalg;

@@ -11,6 +11,7 @@ use sinkflow::{Classify, ErrorClass};
 
 use crate::validation;
 
+pub mod finite;
 pub mod gaussian;
 pub mod particles;
 mod sinkhorn;
@@ -37,6 +38,8 @@ pub enum Command {
     Particles(particles::ParticlesArgs),
     /// Entropic OT / Sinkhorn divergence between two point clouds read from files.
     Sinkhorn(sinkhorn::SinkhornArgs),
+    /// The Sinkhorn potential flow on a finite space (resolvent, SJKO, metric tensor).
+    Finite(finite::FiniteArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -189,6 +192,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Gaussian(args)) => gaussian::run(&args),
         Some(Command::Particles(args)) => particles::run(&args),
         Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
+        Some(Command::Finite(args)) => finite::run(&args),
     }
 }
 

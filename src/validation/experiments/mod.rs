@@ -1,5 +1,6 @@
 //! The registered experiments. Add a line to [`registry`] to add an experiment.
 
+mod finite;
 mod gaussian;
 
 use super::Experiment;
@@ -19,5 +20,13 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(particles::Identifiability),
         Box::new(particles::TemperatureSweep),
         Box::new(particles::SampleComplexity),
+        Box::new(finite::Invariants),
+        Box::new(finite::SjkoLimit),
+        Box::new(finite::Metric),
+        Box::new(finite::DoubleWell),
+        Box::new(finite::DiracConvex),
+        Box::new(finite::Reflected),
+        Box::new(finite::Extended),
+        Box::new(finite::TwoD),
     ]
 }

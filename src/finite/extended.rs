@@ -1,0 +1,424 @@
+//! The double-double path (theory/finite_flow.md §6b): the Gibbs kernel, its Cholesky
+//! factorisation and condition estimate, and the resolvent LCP in `faer::fx128` (a double-double,
+//! unit round-off $u_{dd}\approx2.5\cdot10^{-32}$), so that runs past the double-precision safe
+//! range are still certified.
+//!
+//! Everything the double path does is repeated with 106-bit significands: $C_{ij}$ from
+//! coordinate differences and $K_{ij}=e^{-C_{ij}/\varepsilon}$ in double-double, the condition
+//! estimate by power / inverse iteration, the active-set LCP on $\min(a,w)=0$ (after a cycle,
+//! Murty's least-index principal pivoting, finite for P-matrices) with LU
+//! factorisations of $M_{SS}$ in double-double, and the scale-free KKT residual evaluated in
+//! double-double. The default limit is $\mathrm{cond}(K)\le10^{26}$ (the same margin
+//! $10^{-6}/u$ as the double path's $10^{10}$): by the grid law
+//! $\mathrm{cond}(K)\approx(e^{\pi^2s/4}/2)^d$ this is $s\le24.4$ in 1-D and $s\le12.4$ in 2-D
+//! (double: 9.6 and 4.9). The initial coefficients come from the double-precision b-map
+//! (relative accuracy $10^{-13}$; exact for a Dirac), so the path certifies the *steps*, not
+//! $B(\mu_0)$.
+
+use std::collections::HashSet;
+
+use faer::linalg::solvers::Solve;
+use faer::{fx128, Col, Mat, Side};
+
+use super::error::{check_finite, check_len, FiniteError};
+use super::flow::{check_trajectory_size, initial_coefficients, FlowOutput, FlowParams};
+use super::lcp::{LcpMethod, LcpParams, LcpSolver};
+use super::space::{check_eps, FiniteSpace, Kernel, MAX_POINTS};
+
+/// Default limit of the double-double path on the condition estimate of $K$: $10^{26}$.
+pub const DD_MAX_CONDITION: f64 = 1e26;
+
+/// Largest number of points of the double-double path (its $O(N^3)$ factorisations run at
+/// about a twentieth of the double speed).
+pub const DD_MAX_POINTS: usize = 600;
+
+type Dd = fx128;
+
+fn dd(x: f64) -> Dd {
+    Dd::from(x)
+}
+
+/// The Gibbs kernel in double-double, factorised, with its condition estimate.
+pub struct ExtendedKernel {
+    eps: f64,
+    k: Mat<Dd>,
+    cond: f64,
+}
+
+impl std::fmt::Debug for ExtendedKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtendedKernel")
+            .field("n", &self.k.nrows())
+            .field("eps", &self.eps)
+            .field("cond", &self.cond)
+            .finish()
+    }
+}
+
+fn gibbs_dd(space: &FiniteSpace, eps: f64) -> Mat<Dd> {
+    let n = space.len();
+    let d = space.dim();
+    let kappa = dd(space.cost().factor());
+    let inv = Dd::ONE / dd(eps);
+    Mat::from_fn(n, n, |i, j| {
+        let mut c = Dd::ZERO;
+        for k in 0..d {
+            let t = dd(space.point(i)[k]) - dd(space.point(j)[k]);
+            c += t * t;
+        }
+        (-(kappa * c * inv)).exp()
+    })
+}
+
+fn norm2(v: &Col<Dd>) -> Dd {
+    let mut s = Dd::ZERO;
+    for i in 0..v.nrows() {
+        s += v[i] * v[i];
+    }
+    s.sqrt()
+}
+
+fn dot_dd(a: &Col<Dd>, b: &Col<Dd>) -> Dd {
+    let mut s = Dd::ZERO;
+    for i in 0..a.nrows() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// Condition estimate in double-double (as the double path: 40 power + 40 inverse iterations).
+fn factor_dd(k: &Mat<Dd>) -> f64 {
+    let n = k.nrows();
+    let Ok(llt) = k.llt(Side::Lower) else {
+        return f64::INFINITY;
+    };
+    let start = |i: usize| {
+        let sgn = if i.is_multiple_of(2) { 1.0 } else { -1.0 };
+        sgn + 0.3 * ((i as f64 * 12.9898).sin() * 43758.5453).fract()
+    };
+    let mut v = Col::<Dd>::from_fn(n, |i| dd(1.0 + 0.1 * start(i)));
+    let mut lmax = Dd::ZERO;
+    for _ in 0..40 {
+        let nv = norm2(&v);
+        v = Col::from_fn(n, |i| v[i] / nv);
+        let w: Col<Dd> = k * &v;
+        lmax = dot_dd(&v, &w);
+        v = w;
+    }
+    let mut v = Col::<Dd>::from_fn(n, |i| dd(start(i)));
+    let mut inv_lmin = Dd::ZERO;
+    for _ in 0..40 {
+        let nv = norm2(&v);
+        v = Col::from_fn(n, |i| v[i] / nv);
+        let w = llt.solve(&v);
+        inv_lmin = dot_dd(&v, &w);
+        v = w;
+    }
+    let c = (lmax * inv_lmin).0.abs();
+    if c.is_finite() {
+        c
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The largest eps whose double-double condition estimate is at most `limit` (bisection in
+/// $\log\varepsilon$ to 1%, started from the grid law).
+pub fn largest_safe_eps_dd(space: &FiniteSpace, limit: f64) -> f64 {
+    let law_s =
+        4.0 / std::f64::consts::PI.powi(2) * (2.0 * limit.powf(1.0 / space.dim() as f64)).ln();
+    let guess = law_s.max(0.05) * space.cost().factor() * space.min_dist2();
+    let ok = |e: f64| factor_dd(&gibbs_dd(space, e)) <= limit;
+    let (mut lo, mut hi) = (guess, guess);
+    let mut tries = 0;
+    while !ok(lo) && tries < 40 {
+        hi = lo;
+        lo *= 0.5;
+        tries += 1;
+    }
+    if hi == lo {
+        tries = 0;
+        while ok(hi) && tries < 40 {
+            lo = hi;
+            hi *= 2.0;
+            tries += 1;
+        }
+    }
+    while hi / lo > 1.01 {
+        let mid = (lo * hi).sqrt();
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+impl ExtendedKernel {
+    /// Build $K$ in double-double and check its condition estimate against `max_condition`
+    /// (range $[1, 10^{30}]$; [`DD_MAX_CONDITION`] by default).
+    ///
+    /// # Errors
+    /// eps out of range, more than [`DD_MAX_POINTS`] points, or
+    /// [`FiniteError::IllConditioned`] naming the largest safe eps of the double-double path.
+    pub fn new(
+        space: &FiniteSpace,
+        eps: f64,
+        max_condition: f64,
+    ) -> Result<ExtendedKernel, FiniteError> {
+        check_eps(eps)?;
+        if space.len() > DD_MAX_POINTS.min(MAX_POINTS) {
+            return Err(FiniteError::TooLarge {
+                what: format!("double-double path with {} points", space.len()),
+                needed: space.len() as u128,
+                limit: DD_MAX_POINTS as u128,
+            });
+        }
+        if !(max_condition.is_finite() && (1.0..=1e30).contains(&max_condition)) {
+            return Err(FiniteError::InvalidParameter {
+                name: "max_condition",
+                message: format!(
+                    "must lie in [1, 1e30] for the double-double path, got {max_condition}"
+                ),
+            });
+        }
+        let k = gibbs_dd(space, eps);
+        let cond = factor_dd(&k);
+        if cond <= max_condition {
+            Ok(ExtendedKernel { eps, k, cond })
+        } else {
+            Err(FiniteError::IllConditioned {
+                eps,
+                cond,
+                limit: max_condition,
+                safe_eps: largest_safe_eps_dd(space, max_condition),
+                chol: " in double-double".into(),
+            })
+        }
+    }
+    /// The condition estimate.
+    pub fn cond(&self) -> f64 {
+        self.cond
+    }
+    /// $\varepsilon$.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+}
+
+fn matvec_dd(a: &Mat<Dd>, x: &[Dd]) -> Vec<Dd> {
+    let n = a.nrows();
+    let mut y = vec![Dd::ZERO; n];
+    for (j, &xj) in x.iter().enumerate() {
+        if xj == Dd::ZERO {
+            continue;
+        }
+        for (i, yi) in y.iter_mut().enumerate() {
+            *yi += a[(i, j)] * xj;
+        }
+    }
+    y
+}
+
+/// Scale-free KKT residual (as [`super::kkt_residual`]) evaluated in double-double.
+fn kkt_dd(a: &[Dd], w: &[Dd], b: &[Dd], norm_m: Dd) -> f64 {
+    let absmax = |v: &[Dd]| {
+        v.iter()
+            .map(|t| t.abs())
+            .fold(Dd::ZERO, |m, t| if t > m { t } else { m })
+    };
+    let amax = absmax(a);
+    let sa = if amax > Dd::ZERO { amax } else { Dd::ONE };
+    let sw = norm_m * amax + absmax(b);
+    let sw = if sw > Dd::ZERO { sw } else { Dd::ONE };
+    a.iter()
+        .zip(w)
+        .map(|(&x, &y)| {
+            let (p, q) = (x / sa, y / sw);
+            (if p < q { p } else { q }).abs().0
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The resolvent flow of [`super::resolvent_flow`] with the kernel algebra and the LCP in
+/// double-double. Each step starts the double-double active set from the support found by the
+/// double chain on the rounded problem; after a cycle it switches to least-index pivoting. The
+/// output is rounded to double; `kkt_residual` is evaluated in double-double.
+///
+/// # Errors
+/// As [`super::resolvent_flow`].
+pub fn resolvent_flow_dd(
+    space: &FiniteSpace,
+    kernel: &ExtendedKernel,
+    v: &[f64],
+    mu0: &[f64],
+    params: &FlowParams,
+) -> Result<FlowOutput, FiniteError> {
+    let n = space.len();
+    check_len("length of V vs number of points", n, v.len())?;
+    check_finite(v, "V")?;
+    check_trajectory_size(params.steps, n)?;
+    if !(params.dt.is_finite() && params.dt > 0.0) {
+        return Err(FiniteError::InvalidParameter {
+            name: "dt",
+            message: format!("must be finite and > 0, got {}", params.dt),
+        });
+    }
+    // a_0 from the double b-map (the double kernel is only used for that, unchecked)
+    let k64 = Kernel::new(
+        space,
+        kernel.eps,
+        &super::KernelParams {
+            max_condition: 4.5e15,
+        },
+    )
+    .ok();
+    let a0: Vec<f64> = match &k64 {
+        Some(k) => initial_coefficients(space, k, mu0, &params.bmap)?.0,
+        None => {
+            let bm = super::b_map(space, kernel.eps, mu0, &params.bmap)?;
+            super::check_probability(mu0, n, "mu0")?;
+            bm.a
+        }
+    };
+    let c = dd(2.0 * params.dt / kernel.eps);
+    let vd: Vec<Dd> = v.iter().map(|&x| dd(x)).collect();
+    let m = Mat::from_fn(n, n, |i, j| {
+        kernel.k[(i, j)] * (Dd::ONE + c * (vd[i] - vd[j]))
+    });
+    let norm_m = (0..n)
+        .map(|i| (0..n).fold(Dd::ZERO, |s, j| s + m[(i, j)].abs()))
+        .fold(Dd::ZERO, |a, b| if b > a { b } else { a });
+    let mut guide = LcpSolver::new(Mat::from_fn(n, n, |i, j| m[(i, j)].0));
+    let mut cache: Option<(Vec<usize>, faer::linalg::solvers::PartialPivLu<Dd>)> = None;
+    let mut factorisations = 0;
+    let mut a: Vec<Dd> = a0.iter().map(|&x| dd(x)).collect();
+    let mut out = FlowOutput {
+        t: Vec::new(),
+        mu: Vec::new(),
+        a: Vec::new(),
+        energy: Vec::new(),
+        mass: Vec::new(),
+        kkt_residual: Vec::new(),
+        method: Vec::new(),
+        cond_k: kernel.cond,
+        initial_error: 0.0,
+        factorisations: 0,
+    };
+    let record = |out: &mut FlowOutput, k: usize, a: &[Dd], r: f64| {
+        let b = matvec_dd(&kernel.k, a);
+        let mu: Vec<Dd> = a.iter().zip(&b).map(|(&x, &y)| x * y).collect();
+        let mass = mu.iter().fold(Dd::ZERO, |s, &t| s + t);
+        let e = mu.iter().zip(&vd).fold(Dd::ZERO, |s, (&x, &y)| s + x * y);
+        out.t.push(k as f64 * params.dt);
+        out.mu.push(mu.iter().map(|t| t.0).collect());
+        out.a.push(a.iter().map(|t| t.0).collect());
+        out.energy.push(e.0);
+        out.mass.push(mass.0);
+        out.kkt_residual.push(r);
+        out.method.push((k > 0).then_some(LcpMethod::ActiveSet));
+    };
+    record(&mut out, 0, &a, 0.0);
+    out.initial_error = out.mu[0]
+        .iter()
+        .zip(mu0)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    let mut support: Vec<usize> = (0..n).filter(|&i| a[i] > Dd::ZERO).collect();
+    for step in 1..=params.steps {
+        let b = matvec_dd(&kernel.k, &a);
+        // the start support: the double-precision chain (active set, Fischer–Burmeister,
+        // Lemke) on the rounded problem; the double-double iteration then certifies or corrects
+        let b64: Vec<f64> = b.iter().map(|t| t.0).collect();
+        let guess = guide
+            .solve(&b64, Some(&support), &LcpParams::default())
+            .map(|sol| sol.support)
+            .unwrap_or_else(|_| support.clone());
+        let mut seen: HashSet<Vec<usize>> = HashSet::new();
+        let mut s = guess;
+        // after a cycle: Murty's least-index principal pivoting (flip only the smallest
+        // violating index), which terminates for every P-matrix (Murty 1974)
+        let mut murty = false;
+        let mut iters = 0usize;
+        let max_iters = params.lcp.max_active_set + 50 * n;
+        let (a_new, r) = loop {
+            iters += 1;
+            if !murty && !seen.insert(s.clone()) {
+                murty = true;
+            }
+            if iters > max_iters {
+                return Err(FiniteError::LcpNotSolved {
+                    step,
+                    residual: f64::NAN,
+                    tol: params.lcp.tol,
+                    path: format!("double-double active set then least-index pivoting: no fixed point in {max_iters} iterations"),
+                });
+            }
+            if !matches!(&cache, Some((cs, _)) if *cs == s) {
+                let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
+                cache = Some((s.clone(), sub.partial_piv_lu()));
+                factorisations += 1;
+            }
+            let mut x = vec![Dd::ZERO; n];
+            if !s.is_empty() {
+                let (_, lu) = cache.as_ref().expect("set above");
+                let rhs = Col::<Dd>::from_fn(s.len(), |i| b[s[i]]);
+                let sol = lu.solve(&rhs);
+                for (kk, &i) in s.iter().enumerate() {
+                    x[i] = sol[kk];
+                }
+            }
+            let mx = matvec_dd(&m, &x);
+            let w: Vec<Dd> = mx.iter().zip(&b).map(|(&p, &q)| p - q).collect();
+            let mut in_s = vec![false; n];
+            s.iter().for_each(|&i| in_s[i] = true);
+            let next: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    if in_s[i] {
+                        x[i] > Dd::ZERO
+                    } else {
+                        w[i] < Dd::ZERO
+                    }
+                })
+                .collect();
+            if next == s {
+                let r = kkt_dd(&x, &w, &b, norm_m);
+                break (x, r);
+            }
+            if murty {
+                // flip the smallest index whose sign condition is violated
+                let i = (0..n)
+                    .find(|&i| {
+                        if in_s[i] {
+                            x[i] <= Dd::ZERO
+                        } else {
+                            w[i] < Dd::ZERO
+                        }
+                    })
+                    .expect("next != s implies a violated index");
+                if in_s[i] {
+                    s.retain(|&j| j != i);
+                } else {
+                    s.push(i);
+                    s.sort_unstable();
+                }
+            } else {
+                s = next;
+            }
+        };
+        if r > params.lcp.tol {
+            return Err(FiniteError::LcpNotSolved {
+                step,
+                residual: r,
+                tol: params.lcp.tol,
+                path: "double-double active set".into(),
+            });
+        }
+        support = (0..n).filter(|&i| a_new[i] > Dd::ZERO).collect();
+        a = a_new;
+        record(&mut out, step, &a, r);
+    }
+    out.factorisations = factorisations;
+    Ok(out)
+}

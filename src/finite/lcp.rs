@@ -1,0 +1,561 @@
+//! The linear complementarity problem of the resolvent step (theory/finite_flow.md §3):
+//! find $a\ge0$ with $w=Ma-b\ge0$ and $a^\top w=0$, for a P-matrix $M$ (the resolvent matrix
+//! $M=K+\frac{2h}{\varepsilon}(\mathrm{diag}(V)K-K\,\mathrm{diag}(V))$ has symmetric part $K\succ0$,
+//! so it is positive definite, hence a P-matrix, and the LCP has exactly one solution for every
+//! $b$; Cottle–Pang–Stone, *The Linear Complementarity Problem*, Thm 3.3.7).
+//!
+//! Solver chain (MATH.md §2):
+//! 1. **active set** — the semismooth Newton method on $\min(a,w)=0$ (Hintermüller–Ito–Kunisch
+//!    2002, "primal-dual active set"): guess the support $S$, solve $M_{SS}a_S=b_S$, set $a=0$
+//!    off $S$, and take the next support $\{i\in S:a_i>0\}\cup\{i\notin S:w_i<0\}$. Warm-started from
+//!    the previous step's support, so an unchanged support costs one cached solve;
+//! 2. on a repeated support (a cycle) or no progress, **Fischer–Burmeister** semismooth Newton
+//!    on $\varphi(a_i,w_i)=a_i+w_i-\sqrt{a_i^2+w_i^2}=0$ with an Armijo line search on
+//!    $\tfrac12\lVert\Phi\rVert^2$ (De Luca–Facchinei–Kanzow 1996);
+//! 3. **Lemke**'s complementary pivoting with covering vector $\mathbb1$ (terminates for a
+//!    P-matrix; Cottle–Pang–Stone §4.4).
+//!
+//! The result of 2 or 3 is **polished**: the active-set iteration restarted from its support,
+//! so the accepted solution always solves $M_{SS}a_S=b_S$ on its support. Accepted only if the
+//! scale-free KKT residual
+//! $$r=\max_i\Bigl\lvert\min\Bigl(\frac{a_i}{\lVert a\rVert_\infty},\ \frac{w_i}{\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty}\Bigr)\Bigr\rvert$$
+//! (zero iff $(a,w)$ solves the LCP; invariant under $b\mapsto\lambda b$ and $M\mapsto\lambda M$)
+//! is at most `tol`.
+
+use std::collections::HashSet;
+
+use faer::linalg::solvers::Solve;
+use faer::Mat;
+
+use super::rkhs::solve_lu;
+use super::space::matvec;
+
+/// Parameters of [`LcpSolver::solve`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LcpParams {
+    /// Accept a solution whose scale-free KKT residual is at most this. Default `1e-9`.
+    pub tol: f64,
+    /// Maximal active-set iterations before the fallback (default 60).
+    pub max_active_set: usize,
+    /// Maximal Fischer–Burmeister Newton iterations (default 200).
+    pub max_fb: usize,
+}
+
+impl Default for LcpParams {
+    fn default() -> Self {
+        LcpParams {
+            tol: 1e-9,
+            max_active_set: 60,
+            max_fb: 200,
+        }
+    }
+}
+
+/// Which method produced the accepted solution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LcpMethod {
+    /// The active-set (semismooth Newton on min) iteration.
+    ActiveSet,
+    /// Fischer–Burmeister Newton, then polished.
+    FischerBurmeister,
+    /// Lemke's pivoting, then polished.
+    Lemke,
+}
+
+impl LcpMethod {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LcpMethod::ActiveSet => "active-set",
+            LcpMethod::FischerBurmeister => "fischer-burmeister",
+            LcpMethod::Lemke => "lemke",
+        }
+    }
+}
+
+/// A solved LCP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LcpSolution {
+    /// $a\ge0$.
+    pub a: Vec<f64>,
+    /// $w=Ma-b$.
+    pub w: Vec<f64>,
+    /// The scale-free KKT residual.
+    pub residual: f64,
+    /// The method that produced it.
+    pub method: LcpMethod,
+    /// Active-set iterations (all phases).
+    pub iterations: usize,
+    /// The support $\{i:a_i>0\}$, sorted.
+    pub support: Vec<usize>,
+}
+
+/// Failure: the best residual reached and the path tried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LcpFailure {
+    /// Smallest residual reached by any method.
+    pub residual: f64,
+    /// The methods tried, e.g. `active-set(cycle) > fischer-burmeister > lemke`.
+    pub path: String,
+}
+
+/// A dense LCP matrix with a cache of the last support's LU factorisation.
+pub struct LcpSolver {
+    m: Mat<f64>,
+    norm_inf: f64,
+    /// The last support, its principal submatrix $M_{SS}$ and the LU of $M_{SS}$.
+    cache: Option<(
+        Vec<usize>,
+        Mat<f64>,
+        faer::linalg::solvers::PartialPivLu<f64>,
+    )>,
+    factorisations: usize,
+}
+
+impl LcpSolver {
+    /// Wrap a square matrix.
+    ///
+    /// # Panics
+    /// A non-square matrix (a caller bug).
+    #[track_caller]
+    pub fn new(m: Mat<f64>) -> LcpSolver {
+        assert_eq!(m.nrows(), m.ncols(), "LCP matrix must be square");
+        let n = m.nrows();
+        let norm_inf = (0..n)
+            .map(|i| (0..n).map(|j| m[(i, j)].abs()).sum::<f64>())
+            .fold(0.0, f64::max);
+        LcpSolver {
+            m,
+            norm_inf,
+            cache: None,
+            factorisations: 0,
+        }
+    }
+
+    /// The matrix.
+    pub fn matrix(&self) -> &Mat<f64> {
+        &self.m
+    }
+
+    /// LU factorisations of principal submatrices done so far (the cache avoids one per step
+    /// when the support does not change).
+    pub fn factorisations(&self) -> usize {
+        self.factorisations
+    }
+
+    /// The scale-free KKT residual of `(a, w)` for right-hand side `b` (module docs).
+    pub fn residual(&self, a: &[f64], w: &[f64], b: &[f64]) -> f64 {
+        kkt_residual(a, w, b, self.norm_inf)
+    }
+
+    /// $a_S=M_{SS}^{-1}b_S$ (cached LU when $S$ is the cached support).
+    fn solve_support(&mut self, s: &[usize], b: &[f64]) -> Vec<f64> {
+        let hit = matches!(&self.cache, Some((cs, _, _)) if cs.as_slice() == s);
+        if !hit {
+            let sub = Mat::from_fn(s.len(), s.len(), |i, j| self.m[(s[i], s[j])]);
+            let lu = sub.partial_piv_lu();
+            self.cache = Some((s.to_vec(), sub, lu));
+            self.factorisations += 1;
+        }
+        let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
+        let (_, _, lu) = self.cache.as_ref().expect("cache filled above");
+        solve_lu(lu, &rhs)
+    }
+
+    /// One correction $a_S\leftarrow a_S+M_{SS}^{-1}(b_S-(Ma)_S)$ with the cached LU (iterative
+    /// refinement; the residual rows are those of $w$ on $S$, so no extra product is needed).
+    fn refine(&self, s: &[usize], a: &mut [f64], w: &[f64]) {
+        if let Some((_, _, lu)) = &self.cache {
+            let r: Vec<f64> = s.iter().map(|&i| -w[i]).collect();
+            let dx = solve_lu(lu, &r);
+            for (k, &i) in s.iter().enumerate() {
+                a[i] += dx[k];
+            }
+        }
+    }
+
+    fn iterate_from(&mut self, s: &[usize], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let n = b.len();
+        let mut a = vec![0.0; n];
+        if !s.is_empty() {
+            let x = self.solve_support(s, b);
+            for (k, &i) in s.iter().enumerate() {
+                a[i] = x[k];
+            }
+        }
+        let residual = |m: &Mat<f64>, a: &[f64]| {
+            let mut w = matvec(m, a);
+            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+            w
+        };
+        let mut w = residual(&self.m, &a);
+        // refine once when the rows of S are not at round-off level (relative 1e-13)
+        let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let scale = self.norm_inf * amax + bmax;
+        if s.iter().any(|&i| w[i].abs() > 1e-13 * scale) {
+            self.refine(s, &mut a, &w);
+            w = residual(&self.m, &a);
+        }
+        (a, w)
+    }
+
+    /// The active-set iteration from support `s`. Returns the last iterate, its residual,
+    /// iterations, and whether it stopped on a fixed point (`true`) or a cycle / the limit.
+    fn active_set(
+        &mut self,
+        mut s: Vec<usize>,
+        b: &[f64],
+        max_iter: usize,
+    ) -> (Vec<f64>, Vec<f64>, f64, usize, bool) {
+        let mut seen: HashSet<Vec<usize>> = HashSet::new();
+        let mut best: Option<(Vec<f64>, Vec<f64>, f64)> = None;
+        let mut it = 0;
+        while it < max_iter {
+            it += 1;
+            if !seen.insert(s.clone()) {
+                break;
+            }
+            let (a, w) = self.iterate_from(&s, b);
+            let in_s: Vec<bool> = {
+                let mut v = vec![false; b.len()];
+                s.iter().for_each(|&i| v[i] = true);
+                v
+            };
+            let next: Vec<usize> = (0..b.len())
+                .filter(|&i| if in_s[i] { a[i] > 0.0 } else { w[i] < 0.0 })
+                .collect();
+            let r = self.residual(&a, &w, b);
+            let fixed = next == s;
+            if best.as_ref().is_none_or(|(_, _, rb)| r < *rb) {
+                best = Some((a, w, r));
+            }
+            if fixed {
+                let (a, w, r) = best.expect("set above");
+                return (a, w, r, it, true);
+            }
+            s = next;
+        }
+        let (a, w, r) = best.unwrap_or_else(|| {
+            let n = b.len();
+            (vec![0.0; n], b.iter().map(|x| -x).collect(), f64::INFINITY)
+        });
+        (a, w, r, it, false)
+    }
+
+    /// Solve the LCP for right-hand side `b`, warm-started from `warm` (a support guess; `None`
+    /// starts from the full index set).
+    ///
+    /// # Errors
+    /// [`LcpFailure`] with the smallest residual reached when no method reaches `params.tol`.
+    pub fn solve(
+        &mut self,
+        b: &[f64],
+        warm: Option<&[usize]>,
+        params: &LcpParams,
+    ) -> Result<LcpSolution, LcpFailure> {
+        let n = self.m.nrows();
+        assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
+        let start: Vec<usize> = match warm {
+            Some(s) => s.to_vec(),
+            None => (0..n).collect(),
+        };
+        let mut path = Vec::new();
+        let (a, w, r, it, fixed) = self.active_set(start, b, params.max_active_set);
+        let mut iterations = it;
+        if fixed && r <= params.tol {
+            return Ok(self.finish(a, w, r, LcpMethod::ActiveSet, iterations));
+        }
+        let mut best_r = r;
+        path.push(format!(
+            "active-set({}, residual {r:.2e})",
+            if fixed { "fixed point" } else { "cycle/limit" }
+        ));
+        // Fischer–Burmeister from the clamped active-set iterate.
+        let a0: Vec<f64> = a.iter().map(|x| x.max(0.0)).collect();
+        let a_fb = self.fischer_burmeister(a0, b, params.max_fb);
+        if let Some((a, w, r, it)) = self.polish(&a_fb, b, params.max_active_set) {
+            iterations += it;
+            best_r = best_r.min(r);
+            if r <= params.tol {
+                return Ok(self.finish(a, w, r, LcpMethod::FischerBurmeister, iterations));
+            }
+        }
+        path.push(format!("fischer-burmeister(residual {best_r:.2e})"));
+        if let Some(a_l) = self.lemke(b) {
+            if let Some((a, w, r, it)) = self.polish(&a_l, b, params.max_active_set) {
+                iterations += it;
+                best_r = best_r.min(r);
+                if r <= params.tol {
+                    return Ok(self.finish(a, w, r, LcpMethod::Lemke, iterations));
+                }
+            }
+            path.push(format!("lemke(residual {best_r:.2e})"));
+        } else {
+            path.push("lemke(ray termination)".into());
+        }
+        Err(LcpFailure {
+            residual: best_r,
+            path: path.join(" > "),
+        })
+    }
+
+    /// Solve with one method forced (for cross-checks): the active set from the full index set,
+    /// or Fischer–Burmeister / Lemke from scratch, each polished as in [`LcpSolver::solve`].
+    ///
+    /// # Errors
+    /// [`LcpFailure`] when the method does not reach `params.tol`.
+    pub fn solve_by(
+        &mut self,
+        b: &[f64],
+        method: LcpMethod,
+        params: &LcpParams,
+    ) -> Result<LcpSolution, LcpFailure> {
+        let n = self.m.nrows();
+        assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
+        let approx = match method {
+            LcpMethod::ActiveSet => {
+                let (a, w, r, it, _) = self.active_set((0..n).collect(), b, params.max_active_set);
+                return if r <= params.tol {
+                    Ok(self.finish(a, w, r, method, it))
+                } else {
+                    Err(LcpFailure {
+                        residual: r,
+                        path: "active-set".into(),
+                    })
+                };
+            }
+            LcpMethod::FischerBurmeister => {
+                Some(self.fischer_burmeister(vec![0.0; n], b, params.max_fb))
+            }
+            LcpMethod::Lemke => self.lemke(b),
+        };
+        match approx.and_then(|x| self.polish(&x, b, params.max_active_set)) {
+            Some((a, w, r, it)) if r <= params.tol => Ok(self.finish(a, w, r, method, it)),
+            other => Err(LcpFailure {
+                residual: other.map_or(f64::INFINITY, |o| o.2),
+                path: method.name().into(),
+            }),
+        }
+    }
+
+    fn finish(
+        &self,
+        a: Vec<f64>,
+        w: Vec<f64>,
+        r: f64,
+        method: LcpMethod,
+        iterations: usize,
+    ) -> LcpSolution {
+        let support = (0..a.len()).filter(|&i| a[i] > 0.0).collect();
+        LcpSolution {
+            a,
+            w,
+            residual: r,
+            method,
+            iterations,
+            support,
+        }
+    }
+
+    /// Restart the active set from the support of an approximate solution.
+    fn polish(
+        &mut self,
+        approx: &[f64],
+        b: &[f64],
+        max_iter: usize,
+    ) -> Option<(Vec<f64>, Vec<f64>, f64, usize)> {
+        if approx.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let w = {
+            let mut w = matvec(&self.m, approx);
+            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+            w
+        };
+        let s: Vec<usize> = (0..b.len()).filter(|&i| approx[i] > w[i]).collect();
+        let (a, w, r, it, _) = self.active_set(s, b, max_iter);
+        Some((a, w, r, it))
+    }
+
+    /// Fischer–Burmeister semismooth Newton with Armijo line search; returns the last iterate.
+    fn fischer_burmeister(&self, mut a: Vec<f64>, b: &[f64], max_iter: usize) -> Vec<f64> {
+        let n = b.len();
+        let phi = |a: &[f64]| -> (Vec<f64>, Vec<f64>) {
+            let mut w = matvec(&self.m, a);
+            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+            let p = a
+                .iter()
+                .zip(&w)
+                .map(|(&x, &y)| x + y - x.hypot(y))
+                .collect();
+            (p, w)
+        };
+        let theta = |p: &[f64]| 0.5 * p.iter().map(|t| t * t).sum::<f64>();
+        let (mut p, mut w) = phi(&a);
+        for _ in 0..max_iter {
+            let th = theta(&p);
+            if th == 0.0 {
+                break;
+            }
+            let (da, dw): (Vec<f64>, Vec<f64>) = (0..n)
+                .map(|i| {
+                    let r = a[i].hypot(w[i]);
+                    if r > 0.0 {
+                        (1.0 - a[i] / r, 1.0 - w[i] / r)
+                    } else {
+                        (
+                            1.0 - std::f64::consts::FRAC_1_SQRT_2,
+                            1.0 - std::f64::consts::FRAC_1_SQRT_2,
+                        )
+                    }
+                })
+                .unzip();
+            let j = Mat::from_fn(n, n, |i, k| {
+                let d = if i == k { da[i] } else { 0.0 };
+                d + dw[i] * self.m[(i, k)]
+            });
+            // gradient of theta: J^T p
+            let grad: Vec<f64> = (0..n)
+                .map(|k| (0..n).map(|i| j[(i, k)] * p[i]).sum())
+                .collect();
+            let rhs = faer::Col::<f64>::from_fn(n, |i| -p[i]);
+            let dcol = j.partial_piv_lu().solve(&rhs);
+            let mut d: Vec<f64> = (0..n).map(|i| dcol[i]).collect();
+            let gd: f64 = grad.iter().zip(&d).map(|(g, x)| g * x).sum();
+            let dn2: f64 = d.iter().map(|x| x * x).sum();
+            if !gd.is_finite() || gd > -1e-12 * dn2 {
+                d = grad.iter().map(|g| -g).collect();
+            }
+            let gd: f64 = grad.iter().zip(&d).map(|(g, x)| g * x).sum();
+            let mut t = 1.0;
+            let mut accepted = false;
+            for _ in 0..40 {
+                let trial: Vec<f64> = a.iter().zip(&d).map(|(x, y)| x + t * y).collect();
+                let (pt, wt) = phi(&trial);
+                if theta(&pt) <= th + 1e-4 * t * gd {
+                    a = trial;
+                    p = pt;
+                    w = wt;
+                    accepted = true;
+                    break;
+                }
+                t *= 0.5;
+            }
+            if !accepted {
+                break;
+            }
+        }
+        a
+    }
+
+    /// Lemke's method with covering vector 1 on the tableau $w-Mz-\mathbb1z_0=q$, $q=-b$.
+    /// Returns `None` on ray termination or the pivot limit.
+    fn lemke(&self, b: &[f64]) -> Option<Vec<f64>> {
+        let n = b.len();
+        let cols = 2 * n + 2;
+        let rhs = 2 * n + 1;
+        let z0 = 2 * n;
+        // row-major tableau
+        let mut t = vec![0.0; n * cols];
+        for i in 0..n {
+            t[i * cols + i] = 1.0;
+            for j in 0..n {
+                t[i * cols + n + j] = -self.m[(i, j)];
+            }
+            t[i * cols + z0] = -1.0;
+            t[i * cols + rhs] = -b[i];
+        }
+        let mut basis: Vec<usize> = (0..n).collect();
+        // q >= 0: z = 0 solves it
+        let (r0, qmin) =
+            (0..n)
+                .map(|i| (i, t[i * cols + rhs]))
+                .fold(
+                    (0, f64::INFINITY),
+                    |acc, x| if x.1 < acc.1 { x } else { acc },
+                );
+        if qmin >= 0.0 {
+            return Some(vec![0.0; n]);
+        }
+        let pivot = |t: &mut Vec<f64>, r: usize, c: usize| {
+            let p = t[r * cols + c];
+            for k in 0..cols {
+                t[r * cols + k] /= p;
+            }
+            for i in 0..n {
+                if i != r {
+                    let f = t[i * cols + c];
+                    if f != 0.0 {
+                        for k in 0..cols {
+                            t[i * cols + k] -= f * t[r * cols + k];
+                        }
+                    }
+                }
+            }
+        };
+        pivot(&mut t, r0, z0);
+        let mut leaving = basis[r0];
+        basis[r0] = z0;
+        let max_pivots = 50 * n + 100;
+        for _ in 0..max_pivots {
+            let entering = if leaving < n {
+                leaving + n
+            } else {
+                leaving - n
+            };
+            // ratio test: rows with positive coefficient limit the entering variable
+            let mut best: Option<(usize, f64, f64)> = None;
+            for i in 0..n {
+                let c = t[i * cols + entering];
+                if c > 1e-12 {
+                    let ratio = t[i * cols + rhs] / c;
+                    let better = match best {
+                        None => true,
+                        Some((bi, br, bc)) => {
+                            ratio < br - 1e-14 * br.abs().max(1e-300)
+                                || ((ratio - br).abs() <= 1e-14 * br.abs().max(1e-300)
+                                    && (basis[i] == z0 || (basis[bi] != z0 && c > bc)))
+                        }
+                    };
+                    if better {
+                        best = Some((i, ratio, c));
+                    }
+                }
+            }
+            let (r, _, _) = best?;
+            pivot(&mut t, r, entering);
+            leaving = basis[r];
+            basis[r] = entering;
+            if leaving == z0 {
+                let mut z = vec![0.0; n];
+                for (i, &v) in basis.iter().enumerate() {
+                    if (n..2 * n).contains(&v) {
+                        z[v - n] = t[i * cols + rhs].max(0.0);
+                    }
+                }
+                return Some(z);
+            }
+        }
+        None
+    }
+}
+
+/// The scale-free KKT residual (module docs).
+pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
+    let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let sa = if amax > 0.0 { amax } else { 1.0 };
+    let sw = norm_m * amax + bmax;
+    let sw = if sw > 0.0 { sw } else { 1.0 };
+    let r = a
+        .iter()
+        .zip(w)
+        .map(|(&x, &y)| (x / sa).min(y / sw).abs())
+        .fold(0.0f64, f64::max);
+    if a.iter().chain(w).any(|t| !t.is_finite()) {
+        f64::INFINITY
+    } else {
+        r
+    }
+}

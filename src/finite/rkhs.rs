@@ -1,0 +1,279 @@
+//! The b-variable: $\mu\mapsto b=B(\mu)=e^{-f_{\mu,\mu}/\varepsilon}$, its inverse, the RKHS
+//! $H_c$, the cone $\{Ka:a\ge0\}$, and the operators $K_\mu$, $H_\mu$, the metric tensor and the
+//! derivatives of the potentials at $\nu=\mu$ (MATH.md §2; theory/finite_flow.md §2–§4).
+//!
+//! Conventions: $c$ is the [`crate::Cost`] of the space, $K=e^{-C/\varepsilon}$,
+//! $f_{\mu,\mu}$ the symmetric Schrödinger potential $f=T(f,\mu)$ of DESIGN.md, computed by the
+//! engine's averaged symmetric solve ([`crate::sinkhorn::solve_symmetric`]) and stopped on
+//! $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon$.
+
+use faer::{Mat, MatRef};
+
+use super::error::{check_measure, FiniteError};
+use super::space::{check_eps, dot, FiniteSpace, Kernel};
+use crate::sinkhorn::{solve_symmetric, Mode, PointCloud, SinkhornParams};
+
+/// Parameters of the b-map.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BMapParams {
+    /// Stop the symmetric solve when $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon\le$ `tol`
+    /// (this is the relative error of $b$). Range $(0,\infty)$, default `1e-13`.
+    pub tol: f64,
+    /// Maximal averaged iterations (default 100 000).
+    pub max_iters: usize,
+}
+
+impl Default for BMapParams {
+    fn default() -> Self {
+        BMapParams {
+            tol: 1e-13,
+            max_iters: 100_000,
+        }
+    }
+}
+
+/// The result of [`b_map`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BMap {
+    /// $f_{\hat\mu,\hat\mu}$ of the normalised measure $\hat\mu=\mu/\sum\mu$, at every point.
+    pub f: Vec<f64>,
+    /// $b=\sqrt{m}\,e^{-f/\varepsilon}$ with $m=\sum\mu$ ($B$ is positively homogeneous of
+    /// degree 1/2: $b=K(\mu\oslash b)$ scales so).
+    pub b: Vec<f64>,
+    /// $a=\mu\oslash b$ (0 off the support): $b=Ka$ and $\mu=a\odot Ka$.
+    pub a: Vec<f64>,
+    /// $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon$ at the returned $f$.
+    pub residual: f64,
+    /// Averaged iterations done.
+    pub iterations: usize,
+}
+
+/// $\mu\mapsto B(\mu)$ for a non-negative measure of positive mass (any total mass).
+///
+/// # Errors
+/// Wrong length, negative or non-finite entries, zero mass, eps out of range; engine
+/// non-convergence (numerical, with the residual).
+pub fn b_map(
+    space: &FiniteSpace,
+    eps: f64,
+    mu: &[f64],
+    params: &BMapParams,
+) -> Result<BMap, FiniteError> {
+    check_eps(eps)?;
+    let m = check_measure(mu, space.len(), "mu")?;
+    let cloud = PointCloud::from_flat(
+        space.points_flat().to_vec(),
+        space.dim(),
+        Some(mu.to_vec()),
+        true,
+    )?;
+    let sp = SinkhornParams {
+        eps,
+        cost: space.cost(),
+        tol: params.tol,
+        max_iters: params.max_iters,
+        mode: Mode::Dense,
+        strict: true,
+        record_history: false,
+        ..SinkhornParams::default()
+    };
+    let out = solve_symmetric(&cloud, &sp)?;
+    let sq = m.sqrt();
+    let b: Vec<f64> = out.f.iter().map(|&f| sq * (-f / eps).exp()).collect();
+    let a: Vec<f64> = mu
+        .iter()
+        .zip(&b)
+        .map(|(&u, &bi)| if u > 0.0 { u / bi } else { 0.0 })
+        .collect();
+    if a.iter().chain(&b).any(|t| !t.is_finite()) {
+        return Err(FiniteError::Breakdown {
+            what: "b = exp(-f/eps) under- or overflowed on the support (eps too small for the diameter)".into(),
+        });
+    }
+    Ok(BMap {
+        f: out.f,
+        b,
+        a,
+        residual: out.residual,
+        iterations: out.iterations,
+    })
+}
+
+/// The inverse map on the cone: $\mu=b\odot a$ with $b=Ka$ (no $K^{-1}$ needed when the
+/// coefficients $a\ge0$ are stored, which is what the flow does).
+pub fn mu_from_a(kernel: &Kernel, a: &[f64]) -> Vec<f64> {
+    let b = kernel.apply(a);
+    a.iter().zip(&b).map(|(x, y)| x * y).collect()
+}
+
+/// The inverse map from $b$: $a=K^{-1}b$ (Cholesky), $\mu=b\odot a$.
+///
+/// # Errors
+/// [`FiniteError::NotInCone`] when $\min_ia_i<-$`tol`$\,\max_ia_i$ ($b$ is not the image of a
+/// measure).
+pub fn mu_from_b(kernel: &Kernel, b: &[f64], tol: f64) -> Result<Vec<f64>, FiniteError> {
+    let (ok, a, ratio) = cone_test(kernel, b, tol);
+    if !ok {
+        return Err(FiniteError::NotInCone {
+            what: "b".into(),
+            ratio,
+        });
+    }
+    Ok(a.iter().zip(b).map(|(x, y)| x.max(0.0) * y).collect())
+}
+
+/// The cone test: is $b\in\{Ka:a\ge0\}$? Returns `(inside, a, min_i a_i / max_i |a_i|)`;
+/// inside iff that ratio is $\ge-$`tol` (round-off of the Cholesky solve is about
+/// $\mathrm{cond}(K)\,u$ relative, so `tol` should exceed it).
+pub fn cone_test(kernel: &Kernel, b: &[f64], tol: f64) -> (bool, Vec<f64>, f64) {
+    let a = kernel.solve(b);
+    let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let amin = a.iter().fold(f64::INFINITY, |m, &t| m.min(t));
+    let ratio = if amax > 0.0 { amin / amax } else { 0.0 };
+    (ratio >= -tol, a, ratio)
+}
+
+/// $\langle u,w\rangle_H=u^\top K^{-1}w$ (Cholesky solve; $K^{-1}$ is never formed).
+pub fn h_inner(kernel: &Kernel, u: &[f64], w: &[f64]) -> f64 {
+    dot(u, &kernel.solve(w))
+}
+
+/// $\lVert b\rVert_H^2$ from the coefficients: $a^\top Ka$ ($=\sum\mu$ for $b=B(\mu)$).
+pub fn h_norm2_from_a(kernel: &Kernel, a: &[f64]) -> f64 {
+    kernel.quad(a, a)
+}
+
+/// The operators of a probability $\mu$ at $\nu=\mu$ (MATH.md §2, "mu-form"):
+/// $k_{\mu,\mu}(x_i,x_j)=e^{(f_i+f_j-C_{ij})/\varepsilon}=K_{ij}/(b_ib_j)$ computed in the log
+/// domain (never as $K\oslash bb^\top$, which loses up to 10 digits where $b$ is tiny),
+/// $K_\mu\varphi=k\,(\mu\odot\varphi)$ (Markov: $K_\mu\mathbb1=\mathbb1$), $H_\mu\sigma=k\sigma$.
+pub struct MuOperators {
+    eps: f64,
+    mu: Vec<f64>,
+    f: Vec<f64>,
+    k: Mat<f64>,
+    /// LU of $I-K_\mu^2+\mathbb1\mu^\top$.
+    lu_minus: faer::linalg::solvers::PartialPivLu<f64>,
+    /// LU of $I+K_\mu$.
+    lu_plus: faer::linalg::solvers::PartialPivLu<f64>,
+}
+
+impl MuOperators {
+    /// Build the operators of a probability vector `mu` (sum one within 1e-12 relative).
+    pub fn new(
+        space: &FiniteSpace,
+        eps: f64,
+        mu: &[f64],
+        params: &BMapParams,
+    ) -> Result<MuOperators, FiniteError> {
+        super::error::check_probability(mu, space.len(), "mu")?;
+        let bm = b_map(space, eps, mu, params)?;
+        let n = space.len();
+        let f = bm.f;
+        let inv = 1.0 / eps;
+        let k = Mat::from_fn(n, n, |i, j| ((f[i] + f[j] - space.c(i, j)) * inv).exp());
+        let km = Mat::from_fn(n, n, |i, j| k[(i, j)] * mu[j]);
+        let km2 = &km * &km;
+        let minus = Mat::from_fn(n, n, |i, j| {
+            let id = if i == j { 1.0 } else { 0.0 };
+            id - km2[(i, j)] + mu[j]
+        });
+        let plus = Mat::from_fn(n, n, |i, j| if i == j { 1.0 } else { 0.0 } + km[(i, j)]);
+        Ok(MuOperators {
+            eps,
+            mu: mu.to_vec(),
+            f,
+            lu_minus: minus.partial_piv_lu(),
+            lu_plus: plus.partial_piv_lu(),
+            k,
+        })
+    }
+    /// $f_{\mu,\mu}$.
+    pub fn potential(&self) -> &[f64] {
+        &self.f
+    }
+    /// The kernel $k_{\mu,\mu}$ ($N\times N$).
+    pub fn kernel(&self) -> MatRef<'_, f64> {
+        self.k.as_ref()
+    }
+    /// $K_\mu\varphi=k(\mu\odot\varphi)$.
+    pub fn k_mu(&self, phi: &[f64]) -> Vec<f64> {
+        let v: Vec<f64> = phi.iter().zip(&self.mu).map(|(p, m)| p * m).collect();
+        super::space::matvec(&self.k, &v)
+    }
+    /// $H_\mu\sigma=k\sigma=B^{-1}KB^{-1}\sigma$.
+    pub fn h_mu(&self, sigma: &[f64]) -> Vec<f64> {
+        super::space::matvec(&self.k, sigma)
+    }
+    fn check_zero_mass(&self, sigma: &[f64]) -> Result<(), FiniteError> {
+        super::error::check_len("length of sigma", self.mu.len(), sigma.len())?;
+        super::error::check_finite(sigma, "sigma")?;
+        let s: f64 = sigma.iter().sum();
+        let l1: f64 = sigma.iter().map(|t| t.abs()).sum();
+        if s.abs() > 1e-12 * l1.max(f64::MIN_POSITIVE) {
+            return Err(FiniteError::InvalidParameter {
+                name: "sigma",
+                message: format!("a tangent direction must have zero mass, got sum {s:e}"),
+            });
+        }
+        Ok(())
+    }
+    /// $(I-K_\mu^2)^{-1}r$ for a right-hand side of zero $\mu$-mass, normalised by
+    /// $\sum\mu x=0$ (solved as $(I-K_\mu^2+\mathbb1\mu^\top)x=r$; the constant mode of
+    /// $I-K_\mu^2$ has left null vector $\mu$).
+    fn solve_minus(&self, r: &[f64]) -> Vec<f64> {
+        solve_lu(&self.lu_minus, r)
+    }
+    /// $\partial_\nu f_{\mu,\nu}\rvert_{\nu=\mu}[\sigma]=-\varepsilon(I-K_\mu^2)^{-1}H_\mu\sigma$ for
+    /// zero-mass $\sigma$, the representative with $\sum\mu x=0$ (potentials are defined modulo
+    /// constants).
+    pub fn d_nu_f(&self, sigma: &[f64]) -> Result<Vec<f64>, FiniteError> {
+        self.check_zero_mass(sigma)?;
+        let x = self.solve_minus(&self.h_mu(sigma));
+        Ok(x.iter().map(|t| -self.eps * t).collect())
+    }
+    /// $\partial_\mu f_{\mu,\nu}\rvert_{\nu=\mu}[\sigma]=\varepsilon(I-K_\mu^2)^{-1}K_\mu H_\mu\sigma$
+    /// (zero-mass $\sigma$, representative with $\sum\mu x=0$).
+    pub fn d_mu_f(&self, sigma: &[f64]) -> Result<Vec<f64>, FiniteError> {
+        self.check_zero_mass(sigma)?;
+        let x = self.solve_minus(&self.k_mu(&self.h_mu(sigma)));
+        Ok(x.iter().map(|t| self.eps * t).collect())
+    }
+    /// $\frac{d}{d\mu}f_{\mu,\mu}[\sigma]=-\varepsilon(I+K_\mu)^{-1}H_\mu\sigma$ (no constant
+    /// freedom; any $\sigma$ that keeps $\mu+t\sigma$ a probability, i.e. zero mass).
+    pub fn d_sym_f(&self, sigma: &[f64]) -> Result<Vec<f64>, FiniteError> {
+        self.check_zero_mass(sigma)?;
+        let x = solve_lu(&self.lu_plus, &self.h_mu(sigma));
+        Ok(x.iter().map(|t| -self.eps * t).collect())
+    }
+    /// The metric tensor $g_\mu(\sigma,\sigma)=\frac\varepsilon2\langle\sigma,(I-K_\mu^2)^{-1}H_\mu\sigma\rangle$
+    /// (seed 000: $S_\varepsilon(\mu,\mu+t\sigma)=t^2g_\mu(\sigma,\sigma)+O(t^3)$).
+    pub fn metric(&self, sigma: &[f64]) -> Result<f64, FiniteError> {
+        self.check_zero_mass(sigma)?;
+        let x = self.solve_minus(&self.h_mu(sigma));
+        Ok(0.5 * self.eps * dot(sigma, &x))
+    }
+}
+
+/// $x=A^{-1}r$ from a partial-pivoting LU, on the calling thread: the solve is memory-bound
+/// (BLAS-2), and a parallel triangular solve costs more in synchronisation than it saves at the
+/// sizes of this module (measured 4x slower at N = 1000 on 2 cores).
+pub(crate) fn solve_lu(lu: &faer::linalg::solvers::PartialPivLu<f64>, r: &[f64]) -> Vec<f64> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::lu::partial_pivoting::solve::{
+        solve_in_place_scratch, solve_in_place_with_conj,
+    };
+    let n = r.len();
+    let mut x = faer::Col::<f64>::from_fn(n, |i| r[i]);
+    let mut buf = MemBuffer::new(solve_in_place_scratch::<usize, f64>(n, 1, faer::Par::Seq));
+    solve_in_place_with_conj(
+        lu.L(),
+        lu.U(),
+        lu.P(),
+        faer::Conj::No,
+        x.as_mat_mut(),
+        faer::Par::Seq,
+        MemStack::new(&mut buf),
+    );
+    (0..n).map(|i| x[i]).collect()
+}

@@ -1,0 +1,466 @@
+//! The Sinkhorn JKO scheme (SJKO, seed 000) in the log domain (theory/finite_flow.md §5):
+//! $$\mu_{k+1}\in\operatorname*{argmin}_{\mu\in\Delta_N}\ F(\mu)=\sum_iV_i\mu_i+\frac{S_\varepsilon(\mu,\mu_k)}{2\tau}.$$
+//!
+//! No $K$ and no $K^{-1}$ are formed: every quantity comes from Schrödinger potentials of the
+//! engine (the cross solve [`crate::sinkhorn::solve_warm`] for $(f_{\mu,\nu},g_{\mu,\nu})$, the
+//! symmetric solve for $f_{\mu,\mu}$) and kernels $e^{(f_i+g_j-C_{ij})/\varepsilon}$ evaluated in
+//! the log domain, so the step runs at any $s=\varepsilon/\delta^2$.
+//!
+//! * Gradient (first variation, MATH.md §2): $G=V+(f_{\mu,\nu}-f_{\mu,\mu})/(2\tau)$.
+//! * Hessian on zero-mass directions:
+//!   $\nabla^2F=\frac{\varepsilon}{2\tau}\bigl[(I-PQ)^{-1}Pk^\top+(I+K_\mu)^{-1}H_\mu\bigr]$ with
+//!   $k=e^{(f\oplus g-C)/\varepsilon}$, $P=k\,\mathrm{diag}(\nu)$, $Q=k^\top\mathrm{diag}(\mu)$,
+//!   $K_\mu=k_s\mathrm{diag}(\mu)$, $H_\mu=k_s=e^{(f_s\oplus f_s-C)/\varepsilon}$; $(I-PQ)$ is
+//!   inverted as $(I-PQ+\mathbb1\mu^\top)$ on zero-$\mu$-mass right-hand sides (left null vector
+//!   $\mu$, right null vector $\mathbb1$).
+//! * Newton on the face $\{\mu_i=0,i\notin F\}$ of the simplex with an equality-constrained KKT
+//!   system, regularised à la Levenberg–Marquardt ($\nabla^2F+\rho I$, $\rho$ divided by 4 after
+//!   an accepted step and multiplied by 4 after a rejected one); steps are cut at the boundary
+//!   (the blocking index leaves $F$), and an index $i\notin F$ with $G_i<\lambda$ joins $F$.
+//!   At large $s$ the Hessian is nearly singular along oscillating directions the kernel cannot
+//!   see, so a plain Newton active set stalls there; $\rho$ keeps the steps bounded.
+//! * Scale-free KKT residual:
+//!   $r=\max_i\lvert\min(\mu_i/\lVert\mu\rVert_\infty,(G_i-\lambda)/\gamma)\rvert$ with $\lambda$
+//!   the $\mu$-mean of $G$ and $\gamma=\max(\mathrm{ptp}\,V,\varepsilon/(2\tau))$ the scale of $G$.
+
+use faer::linalg::solvers::Solve;
+use faer::{Col, Mat, Side};
+
+use super::error::{check_finite, check_len, check_probability, FiniteError};
+use super::flow::check_trajectory_size;
+use super::space::{dot, FiniteSpace};
+use crate::sinkhorn::{solve_symmetric_warm, solve_warm, Mode, PointCloud, SinkhornParams};
+
+/// Parameters of [`sjko_flow`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SjkoParams {
+    /// Step $\tau>0$.
+    pub tau: f64,
+    /// Number of steps.
+    pub steps: usize,
+    /// Accept a step when its scale-free KKT residual is at most this (default `1e-10`).
+    pub tol: f64,
+    /// Maximal Newton iterations per step (default 300).
+    pub max_newton: usize,
+    /// Tolerance of the Sinkhorn solves (L1 marginal error / symmetric residual; default
+    /// `1e-13`).
+    pub sinkhorn_tol: f64,
+}
+
+impl Default for SjkoParams {
+    fn default() -> Self {
+        SjkoParams {
+            tau: 0.05,
+            steps: 1,
+            tol: 1e-10,
+            max_newton: 300,
+            sinkhorn_tol: 1e-13,
+        }
+    }
+}
+
+/// One solved SJKO step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SjkoStep {
+    /// $\mu_{k+1}$.
+    pub mu: Vec<f64>,
+    /// Scale-free KKT residual.
+    pub residual: f64,
+    /// Newton iterations (accepted and rejected).
+    pub iterations: usize,
+    /// Condition number of the Hessian on the tangent space of the final face
+    /// (largest / smallest eigenvalue in absolute value).
+    pub hessian_cond: f64,
+    /// The objective $F(\mu_{k+1})$.
+    pub objective: f64,
+}
+
+/// A trajectory of SJKO; row $k$ after $k$ steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SjkoOutput {
+    /// $t_k=k\tau$.
+    pub t: Vec<f64>,
+    /// $\mu_k$ (probabilities).
+    pub mu: Vec<Vec<f64>>,
+    /// $\sum V\mu_k$.
+    pub energy: Vec<f64>,
+    /// $\sum\mu_k$.
+    pub mass: Vec<f64>,
+    /// KKT residual per step (0 at $k=0$).
+    pub kkt_residual: Vec<f64>,
+    /// Newton iterations per step (0 at $k=0$).
+    pub newton_iterations: Vec<usize>,
+    /// Hessian condition per step (NaN at $k=0$: no step).
+    pub hessian_cond: Vec<f64>,
+}
+
+struct Eval {
+    obj: f64,
+    grad: Vec<f64>,
+    f: Vec<f64>,
+    g: Vec<f64>,
+    fs: Vec<f64>,
+}
+
+struct Problem<'a> {
+    space: &'a FiniteSpace,
+    eps: f64,
+    v: &'a [f64],
+    nu: &'a [f64],
+    nu_cloud: PointCloud,
+    ot_nu: f64,
+    tau: f64,
+    sp: SinkhornParams,
+}
+
+impl Problem<'_> {
+    fn cloud(&self, w: &[f64]) -> Result<PointCloud, FiniteError> {
+        Ok(PointCloud::from_flat(
+            self.space.points_flat().to_vec(),
+            self.space.dim(),
+            Some(w.to_vec()),
+            true,
+        )?)
+    }
+
+    fn eval(&self, mu: &[f64], warm: Option<&Eval>) -> Result<Eval, FiniteError> {
+        let n = mu.len();
+        let x = self.cloud(mu)?;
+        let zeros = vec![0.0; n];
+        let (f0, g0, fs0) = match warm {
+            Some(e) => (&e.f, &e.g, &e.fs),
+            None => (&zeros, &zeros, &zeros),
+        };
+        let cross = solve_warm(&x, &self.nu_cloud, &self.sp, f0, g0)?;
+        let sym = solve_symmetric_warm(&x, &self.sp, fs0)?;
+        let s = cross.ot - 0.5 * sym.ot - 0.5 * self.ot_nu;
+        let obj = dot(self.v, mu) + s / (2.0 * self.tau);
+        let grad = (0..n)
+            .map(|i| self.v[i] + (cross.f[i] - sym.f[i]) / (2.0 * self.tau))
+            .collect();
+        Ok(Eval {
+            obj,
+            grad,
+            f: cross.f,
+            g: cross.g,
+            fs: sym.f,
+        })
+    }
+
+    /// The Hessian (module docs), symmetrised.
+    fn hessian(&self, mu: &[f64], e: &Eval) -> Mat<f64> {
+        let n = mu.len();
+        let inv = 1.0 / self.eps;
+        let c = |i: usize, j: usize| self.space.c(i, j);
+        let k = Mat::from_fn(n, n, |i, j| ((e.f[i] + e.g[j] - c(i, j)) * inv).exp());
+        let ks = Mat::from_fn(n, n, |i, j| ((e.fs[i] + e.fs[j] - c(i, j)) * inv).exp());
+        let p = Mat::from_fn(n, n, |i, j| k[(i, j)] * self.nu[j]);
+        let q = Mat::from_fn(n, n, |i, j| k[(j, i)] * mu[j]);
+        let pq = &p * &q;
+        let a1 = Mat::from_fn(n, n, |i, j| {
+            (if i == j { 1.0 } else { 0.0 }) - pq[(i, j)] + mu[j]
+        });
+        let pkt = &p * k.transpose();
+        let x1 = a1.partial_piv_lu().solve(&pkt);
+        let a2 = Mat::from_fn(n, n, |i, j| {
+            (if i == j { 1.0 } else { 0.0 }) + ks[(i, j)] * mu[j]
+        });
+        let x2 = a2.partial_piv_lu().solve(&ks);
+        let s = self.eps / (2.0 * self.tau);
+        Mat::from_fn(n, n, |i, j| {
+            s * (x1[(i, j)] + x2[(i, j)] + x1[(j, i)] + x2[(j, i)]) * 0.5
+        })
+    }
+}
+
+fn scale_of(v: &[f64], eps: f64, tau: f64) -> f64 {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &t| {
+            (l.min(t), h.max(t))
+        });
+    (hi - lo).max(eps / (2.0 * tau))
+}
+
+/// $\lambda$ ($\mu$-mean of $G$) and the scale-free KKT residual.
+fn kkt(mu: &[f64], grad: &[f64], scale: f64) -> (f64, f64) {
+    let m: f64 = mu.iter().sum();
+    let lambda = dot(mu, grad) / m;
+    let mmax = mu.iter().cloned().fold(0.0, f64::max);
+    let r = mu
+        .iter()
+        .zip(grad)
+        .map(|(&x, &g)| (x / mmax).min((g - lambda) / scale).abs())
+        .fold(0.0, f64::max);
+    (lambda, r)
+}
+
+/// The regularised Newton direction on the face `fidx`: the KKT system
+/// $\begin{pmatrix}H_{FF}+\rho I&\mathbb1\\\mathbb1^\top&0\end{pmatrix}\binom{d}{l}=\binom{-G_F}{0}$.
+fn face_direction(h: &Mat<f64>, grad: &[f64], fidx: &[usize], rho: f64, n: usize) -> Vec<f64> {
+    let m = fidx.len();
+    let kk = Mat::from_fn(m + 1, m + 1, |i, j| {
+        if i < m && j < m {
+            h[(fidx[i], fidx[j])] + if i == j { rho } else { 0.0 }
+        } else if i == m && j == m {
+            0.0
+        } else {
+            1.0
+        }
+    });
+    let rhs = Col::<f64>::from_fn(m + 1, |i| if i < m { -grad[fidx[i]] } else { 0.0 });
+    let sol = kk.partial_piv_lu().solve(&rhs);
+    let mut d = vec![0.0; n];
+    for (k, &i) in fidx.iter().enumerate() {
+        d[i] = sol[k];
+    }
+    d
+}
+
+/// Condition number of the Hessian on the tangent space of the face `free`.
+fn tangent_cond(h: &Mat<f64>, free: &[usize]) -> f64 {
+    let m = free.len();
+    if m < 2 {
+        return 1.0;
+    }
+    // Pi H_FF Pi with Pi = I - 11^T/m: the constant direction gives one (round-off) zero
+    let hf = Mat::from_fn(m, m, |i, j| h[(free[i], free[j])]);
+    let rm: Vec<f64> = (0..m)
+        .map(|i| (0..m).map(|j| hf[(i, j)]).sum::<f64>() / m as f64)
+        .collect();
+    let tot: f64 = rm.iter().sum::<f64>() / m as f64;
+    let ph = Mat::from_fn(m, m, |i, j| hf[(i, j)] - rm[i] - rm[j] + tot);
+    match ph.self_adjoint_eigenvalues(Side::Lower) {
+        Ok(mut ev) => {
+            ev.iter_mut().for_each(|x| *x = x.abs());
+            ev.sort_by(f64::total_cmp);
+            let max = ev[m - 1];
+            let min = ev[1];
+            if min > 0.0 {
+                max / min
+            } else {
+                f64::INFINITY
+            }
+        }
+        Err(_) => f64::NAN,
+    }
+}
+
+/// One SJKO step from $\nu=\mu_k$ (a probability), warm-started from `start` (a probability,
+/// e.g. $\mu_k$).
+///
+/// # Errors
+/// Bad input, an engine failure, or [`FiniteError::SjkoNotConverged`] with the residual.
+pub fn sjko_step(
+    space: &FiniteSpace,
+    eps: f64,
+    v: &[f64],
+    nu: &[f64],
+    start: &[f64],
+    params: &SjkoParams,
+    step: usize,
+) -> Result<SjkoStep, FiniteError> {
+    let n = space.len();
+    check_len("length of V vs number of points", n, v.len())?;
+    check_finite(v, "V")?;
+    check_probability(nu, n, "mu_k")?;
+    check_probability(start, n, "start")?;
+    let sp = SinkhornParams {
+        eps,
+        cost: space.cost(),
+        tol: params.sinkhorn_tol,
+        max_iters: 1_000_000,
+        mode: Mode::Dense,
+        strict: true,
+        record_history: false,
+        ..SinkhornParams::default()
+    };
+    let nu_cloud = PointCloud::from_flat(
+        space.points_flat().to_vec(),
+        space.dim(),
+        Some(nu.to_vec()),
+        true,
+    )?;
+    let ot_nu = solve_symmetric_warm(&nu_cloud, &sp, &vec![0.0; n])?.ot;
+    let pb = Problem {
+        space,
+        eps,
+        v,
+        nu,
+        nu_cloud,
+        ot_nu,
+        tau: params.tau,
+        sp,
+    };
+    let scale = scale_of(v, eps, params.tau);
+    let mut mu = start.to_vec();
+    let mut e = pb.eval(&mu, None)?;
+    let mut free: Vec<bool> = mu.iter().map(|&x| x > 0.0).collect();
+    let mut rho = 1e-8 * scale;
+    let mut last_h: Option<Mat<f64>> = None;
+    let mut it = 0;
+    loop {
+        let (lambda, r) = kkt(&mu, &e.grad, scale);
+        if r <= params.tol {
+            let fidx: Vec<usize> = (0..n).filter(|&i| mu[i] > 0.0).collect();
+            let h = match last_h {
+                Some(h) => h,
+                None => pb.hessian(&mu, &e),
+            };
+            return Ok(SjkoStep {
+                hessian_cond: tangent_cond(&h, &fidx),
+                mu,
+                residual: r,
+                iterations: it,
+                objective: e.obj,
+            });
+        }
+        if it >= params.max_newton {
+            return Err(FiniteError::SjkoNotConverged {
+                step,
+                residual: r,
+                tol: params.tol,
+                iterations: it,
+            });
+        }
+        it += 1;
+        // release the most violating index outside the face
+        let worst_out = (0..n)
+            .filter(|&i| !free[i])
+            .map(|i| (i, e.grad[i] - lambda))
+            .filter(|&(_, d)| d < -params.tol * scale)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, _)) = worst_out {
+            free[i] = true;
+        }
+        let h = match last_h.take() {
+            Some(h) => h,
+            None => pb.hessian(&mu, &e),
+        };
+        // Newton direction on the face; an index at zero whose direction points outwards
+        // leaves the face and the system is solved again (at most n times)
+        let d = loop {
+            let fidx: Vec<usize> = (0..n).filter(|&i| free[i]).collect();
+            let d = face_direction(&h, &e.grad, &fidx, rho, n);
+            let outward: Vec<usize> = fidx
+                .iter()
+                .copied()
+                .filter(|&i| mu[i] == 0.0 && d[i] < 0.0)
+                .collect();
+            if outward.is_empty() || d.iter().any(|x| !x.is_finite()) {
+                break d;
+            }
+            outward.iter().for_each(|&i| free[i] = false);
+        };
+        let fidx: Vec<usize> = (0..n).filter(|&i| free[i]).collect();
+        last_h = Some(h);
+        if d.iter().any(|x| !x.is_finite()) {
+            rho = (rho * 16.0).max(1e-12 * scale);
+            continue;
+        }
+        // Step. (i) the projected full step max(mu + d, 0), renormalised, which drops every
+        // index that the direction sends below zero at once (fast identification of the face
+        // when many tiny masses vanish); (ii) if Armijo rejects it, the step cut at the first
+        // boundary hit (ratio test). Armijo has a floor for the round-off of F near convergence.
+        let noise = 1e-13 * (e.obj.abs() + scale);
+        let gd_full = dot(&e.grad, &d);
+        let mut accepted = None;
+        if fidx.iter().any(|&i| mu[i] + d[i] < 0.0) {
+            let mut trial: Vec<f64> = mu.iter().zip(&d).map(|(x, y)| (x + y).max(0.0)).collect();
+            let ts: f64 = trial.iter().sum();
+            trial.iter_mut().for_each(|x| *x /= ts);
+            let step: Vec<f64> = trial.iter().zip(&mu).map(|(a, b)| a - b).collect();
+            let gd = dot(&e.grad, &step);
+            if gd < 0.0 {
+                let et = pb.eval(&trial, Some(&e))?;
+                if et.obj <= e.obj + 1e-4 * gd + noise {
+                    accepted = Some((trial, et));
+                }
+            }
+        }
+        if accepted.is_none() {
+            let mut alpha: f64 = 1.0;
+            let mut block = None;
+            for &i in &fidx {
+                if d[i] < 0.0 {
+                    let a = -mu[i] / d[i];
+                    if a < alpha {
+                        alpha = a;
+                        block = Some(i);
+                    }
+                }
+            }
+            let mut trial: Vec<f64> = mu
+                .iter()
+                .zip(&d)
+                .map(|(x, y)| (x + alpha * y).max(0.0))
+                .collect();
+            if let Some(b) = block {
+                trial[b] = 0.0;
+            }
+            let ts: f64 = trial.iter().sum();
+            trial.iter_mut().for_each(|x| *x /= ts);
+            let et = pb.eval(&trial, Some(&e))?;
+            if et.obj <= e.obj + 1e-4 * gd_full * alpha + noise {
+                accepted = Some((trial, et));
+            }
+        }
+        match accepted {
+            Some((trial, et)) => {
+                mu = trial;
+                e = et;
+                rho = (rho / 4.0).max(1e-14 * scale);
+                for (fi, &x) in free.iter_mut().zip(&mu) {
+                    *fi = x > 0.0;
+                }
+                last_h = None;
+            }
+            None => rho = (rho * 4.0).max(1e-10 * scale),
+        }
+    }
+}
+
+/// Run SJKO from the probability `mu0`.
+///
+/// # Errors
+/// As [`sjko_step`]; also `tau` not finite and positive, trajectory too large.
+pub fn sjko_flow(
+    space: &FiniteSpace,
+    eps: f64,
+    v: &[f64],
+    mu0: &[f64],
+    params: &SjkoParams,
+) -> Result<SjkoOutput, FiniteError> {
+    super::space::check_eps(eps)?;
+    if !(params.tau.is_finite() && params.tau > 0.0) {
+        return Err(FiniteError::InvalidParameter {
+            name: "tau",
+            message: format!("must be finite and > 0, got {}", params.tau),
+        });
+    }
+    check_len("length of V vs number of points", space.len(), v.len())?;
+    check_finite(v, "V")?;
+    check_probability(mu0, space.len(), "mu0")?;
+    check_trajectory_size(params.steps, space.len())?;
+    let mut out = SjkoOutput {
+        t: vec![0.0],
+        mu: vec![mu0.to_vec()],
+        energy: vec![dot(v, mu0)],
+        mass: vec![mu0.iter().sum()],
+        kkt_residual: vec![0.0],
+        newton_iterations: vec![0],
+        hessian_cond: vec![f64::NAN],
+    };
+    for k in 1..=params.steps {
+        let prev = out.mu.last().expect("row 0").clone();
+        let st = sjko_step(space, eps, v, &prev, &prev, params, k)?;
+        out.t.push(k as f64 * params.tau);
+        out.energy.push(dot(v, &st.mu));
+        out.mass.push(st.mu.iter().sum());
+        out.kkt_residual.push(st.residual);
+        out.newton_iterations.push(st.iterations);
+        out.hessian_cond.push(st.hessian_cond);
+        out.mu.push(st.mu);
+    }
+    Ok(out)
+}
