@@ -1,0 +1,137 @@
+//! The parabolic Monge–Ampère (PMA) flow and the Sinkhorn/IPFP iterates that discretise it
+//! (seed 002: Berman 2020; Deb, Kim, Pal, Schiebinger 2023; Deb & Liang 2025).
+//!
+//! ## The objects (MATH.md §3, derivations in `theory/pma.md`)
+//!
+//! Two densities $e^{-f}$ (the $X$-marginal) and $e^{-g}$ (the $Y$-marginal) on $\mathbb R^d$.
+//!
+//! * **PMA.** $\partial_t\varphi = f(x) - g(\nabla\varphi(x)) + \log\det\nabla^2\varphi(x)$,
+//!   $\varphi_0 = \lvert x\rvert^2/2$. With $\rho_t = (\nabla\varphi_t^*)_\#e^{-g}$,
+//!   $\partial_t\varphi = f + \log\rho_t$; stationary points are the Brenier potentials
+//!   $e^{-f}\to e^{-g}$, and $\nabla\varphi_t$ tends to the Brenier map.
+//! * **IPFP in the seed's form** (kernel $e^{\langle x,y\rangle/\varepsilon}$, equivalently the
+//!   cost $\lvert x-y\rvert^2/2$ — *not* the crate's default $\lvert x-y\rvert^2$):
+//!   $\psi_k(y) = \varepsilon\log\int e^{\langle x,y\rangle/\varepsilon-\varphi_{k-1}(x)/\varepsilon-f(x)}dx$,
+//!   $\varphi_k(x) = \varepsilon\log\int e^{\langle x,y\rangle/\varepsilon-\psi_k(y)/\varepsilon-g(y)}dy$,
+//!   and the $X$-marginal of the $k$-th coupling is $\rho_k = e^{(\varphi_k-\varphi_{k-1})/\varepsilon-f}$.
+//!   Seed claim: $\varphi_{t/\varepsilon}\to\varphi_t$ as $\varepsilon\to0$.
+//!
+//! ## Map of the module
+//!
+//! * [`gaussian`] — the exact Gaussian case in any dimension: the IPFP matrix recursion
+//!   $P_k$, the Riccati solution $A_t$ of the PMA in closed form (stable for all $t$) and by
+//!   the crate's ODE path, the marginals $\rho_k$, $\rho_t$, their Bures distance, the
+//!   first-order correction, the fixed point $P_\infty$ and the linear rate of $P_k\to P_\infty$.
+//! * [`PmaError`] — the typed errors (bad input vs numerical failure, [`crate::Classify`]).
+//!
+//! Dependency direction: `linalg` ← `gaussian` ← `pma` (the closed forms of
+//! [`crate::gaussian`] are the oracle of the fixed point $P_\infty$ and of the Bures distances).
+
+pub mod gaussian;
+
+use thiserror::Error;
+
+use crate::error::{Classify, ErrorClass};
+use crate::gaussian::GaussianError;
+use crate::linalg::LinalgError;
+
+/// Largest number of IPFP iterations $k = \mathrm{round}(T/\varepsilon)$ the Gaussian recursion
+/// accepts ($10^7$: a few seconds for $d\le 4$); larger requests are bad input.
+pub const MAX_IPFP_ITERATIONS: usize = 10_000_000;
+
+/// Errors of the PMA module.
+///
+/// Bad input (CLI exit code 2): everything except [`PmaError::Integration`],
+/// [`PmaError::NonFiniteResult`] and [`PmaError::NotPositiveDefinite`] raised on a computed
+/// matrix (`computed = true`), which are numerical failures on valid input (exit code 1).
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PmaError {
+    /// A covariance failed validation (non-finite, not square, not symmetric).
+    #[error(transparent)]
+    Linalg(#[from] LinalgError),
+    /// An error of the Gaussian closed forms used as oracle.
+    #[error(transparent)]
+    Gaussian(#[from] GaussianError),
+    /// The regularisation must be finite and $>0$.
+    #[error("eps must be finite and > 0, got {0}")]
+    InvalidEps(f64),
+    /// A matrix must have at least one row.
+    #[error("{0} is empty (dimension 0)")]
+    EmptyDimension(String),
+    /// A time must be finite and $\ge 0$.
+    #[error("time must be finite and >= 0, got {0}")]
+    InvalidTime(f64),
+    /// A tolerance must be finite and $>0$.
+    #[error("{name} must be finite and > 0, got {value}")]
+    InvalidTolerance {
+        /// Which tolerance.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// Two matrices that must have the same size do not.
+    #[error("dimension mismatch: {what} has dimension {found}, expected {expected}")]
+    DimensionMismatch {
+        /// What was mismatched.
+        what: String,
+        /// Expected dimension.
+        expected: usize,
+        /// Dimension found.
+        found: usize,
+    },
+    /// A matrix that must be symmetric positive definite is not (smallest eigenvalue shown).
+    #[error("{what} is not positive definite: smallest eigenvalue {min_eig:.6e}")]
+    NotPositiveDefinite {
+        /// Which matrix.
+        what: String,
+        /// Its smallest eigenvalue.
+        min_eig: f64,
+        /// `true` if the matrix was computed (a numerical failure), `false` if given.
+        computed: bool,
+    },
+    /// Too many iterations requested.
+    #[error(
+        "T/eps = {ratio:.6e} asks for more than {max} IPFP iterations; increase eps or decrease T"
+    )]
+    TooManyIterations {
+        /// $T/\varepsilon$.
+        ratio: f64,
+        /// The limit ([`MAX_IPFP_ITERATIONS`]).
+        max: usize,
+    },
+    /// The ODE integrator failed at time `t`.
+    #[error("integration failed at t = {t}: {message}")]
+    Integration {
+        /// Time reached.
+        t: f64,
+        /// The integrator's diagnosis.
+        message: String,
+    },
+    /// A result overflowed or is NaN although the input was valid.
+    #[error("{what} is not finite (input entries too large for double precision?)")]
+    NonFiniteResult {
+        /// Which quantity.
+        what: String,
+    },
+}
+
+impl Classify for PmaError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PmaError::Linalg(e) => e.class(),
+            PmaError::Gaussian(e) => e.class(),
+            PmaError::Integration { .. } | PmaError::NonFiniteResult { .. } => {
+                ErrorClass::Numerical
+            }
+            PmaError::NotPositiveDefinite { computed, .. } => {
+                if *computed {
+                    ErrorClass::Numerical
+                } else {
+                    ErrorClass::BadInput
+                }
+            }
+            _ => ErrorClass::BadInput,
+        }
+    }
+}
