@@ -13,6 +13,7 @@ use crate::validation;
 
 pub mod gaussian;
 pub mod particles;
+pub mod pma;
 mod sinkhorn;
 
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
@@ -37,6 +38,8 @@ pub enum Command {
     Particles(particles::ParticlesArgs),
     /// Entropic OT / Sinkhorn divergence between two point clouds read from files.
     Sinkhorn(sinkhorn::SinkhornArgs),
+    /// Parabolic Monge-Ampere flow against Sinkhorn/IPFP iterates; Wasserstein mirror flows.
+    Pma(pma::PmaArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -163,6 +166,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Gaussian(args)) => gaussian::run(&args),
         Some(Command::Particles(args)) => particles::run(&args),
         Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
+        Some(Command::Pma(args)) => pma::run(&args),
     }
 }
 

@@ -22,12 +22,15 @@
 //!   $P_k$, the Riccati solution $A_t$ of the PMA in closed form (stable for all $t$) and by
 //!   the crate's ODE path, the marginals $\rho_k$, $\rho_t$, their Bures distance, the
 //!   first-order correction, the fixed point $P_\infty$ and the linear rate of $P_k\to P_\infty$.
+//! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
+//!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
 //! * [`PmaError`] — the typed errors (bad input vs numerical failure, [`crate::Classify`]).
 //!
 //! Dependency direction: `linalg` ← `gaussian` ← `pma` (the closed forms of
 //! [`crate::gaussian`] are the oracle of the fixed point $P_\infty$ and of the Bures distances).
 
 pub mod gaussian;
+pub mod mirror;
 
 use thiserror::Error;
 
