@@ -22,6 +22,9 @@
 //!   $P_k$, the Riccati solution $A_t$ of the PMA in closed form (stable for all $t$) and by
 //!   the crate's ODE path, the marginals $\rho_k$, $\rho_t$, their Bures distance, the
 //!   first-order correction, the fixed point $P_\infty$ and the linear rate of $P_k\to P_\infty$.
+//! * [`grid`] — the PMA on 1-D grids (torus and interval; explicit under a CFL bound, implicit
+//!   by Newton with faer), the Brenier map from the CDFs, and the seed's IPFP on the same grids
+//!   through the engine's [`crate::sinkhorn::Stepper`] and separable grid kernel.
 //! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
 //!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
 //! * [`PmaError`] — the typed errors (bad input vs numerical failure, [`crate::Classify`]).
@@ -30,6 +33,7 @@
 //! [`crate::gaussian`] are the oracle of the fixed point $P_\infty$ and of the Bures distances).
 
 pub mod gaussian;
+pub mod grid;
 pub mod mirror;
 
 use thiserror::Error;
@@ -103,6 +107,57 @@ pub enum PmaError {
         /// The limit ([`MAX_IPFP_ITERATIONS`]).
         max: usize,
     },
+    /// A grid that cannot be built (size out of range).
+    #[error("invalid grid: {0}")]
+    InvalidGrid(String),
+    /// Nodal density values that are not acceptable (zero, NaN, not normalised, unknown name).
+    #[error("invalid density: {0}")]
+    InvalidDensity(String),
+    /// A time step that is not acceptable (dt <= 0, T/dt not whole, outputs off the steps).
+    #[error("invalid time step: {0}")]
+    InvalidStep(String),
+    /// An explicit step beyond the CFL bound $\Delta t\le\tfrac{h^2}{2}\min_j\varphi''_j$.
+    #[error("explicit step {step}: dt = {dt:e} exceeds the stability bound; the largest stable dt is {dt_max:e} (h^2 min phi''/2), or use --scheme implicit")]
+    Cfl {
+        /// The step about to be taken (1-based).
+        step: usize,
+        /// The step size asked for.
+        dt: f64,
+        /// The largest stable step at that state.
+        dt_max: f64,
+    },
+    /// $\varphi$ stopped being convex.
+    #[error(
+        "phi is not convex at step {step}: phi'' = {second_derivative:e} at node {index} (x = {x})"
+    )]
+    NotConvex {
+        /// The step (1-based; 0 = initial state).
+        step: usize,
+        /// Node index.
+        index: usize,
+        /// Node position.
+        x: f64,
+        /// The discrete second derivative found.
+        second_derivative: f64,
+    },
+    /// Newton did not converge in an implicit step.
+    #[error("Newton did not converge at step {step}: residual {residual:e}")]
+    NewtonFailed {
+        /// The step.
+        step: usize,
+        /// The last residual.
+        residual: f64,
+    },
+    /// The kernel width $\sqrt\varepsilon$ does not span two grid cells.
+    #[error("grid too coarse for eps = {eps:e}: sqrt(eps) must span two cells of the {n}-node grid; the smallest safe eps is {smallest_safe_eps:e} (= 4 h^2)")]
+    GridTooCoarse {
+        /// The eps given.
+        eps: f64,
+        /// $4h^2$.
+        smallest_safe_eps: f64,
+        /// Number of nodes.
+        n: usize,
+    },
     /// The ODE integrator failed at time `t`.
     #[error("integration failed at t = {t}: {message}")]
     Integration {
@@ -124,9 +179,10 @@ impl Classify for PmaError {
         match self {
             PmaError::Linalg(e) => e.class(),
             PmaError::Gaussian(e) => e.class(),
-            PmaError::Integration { .. } | PmaError::NonFiniteResult { .. } => {
-                ErrorClass::Numerical
-            }
+            PmaError::Integration { .. }
+            | PmaError::NonFiniteResult { .. }
+            | PmaError::NotConvex { .. }
+            | PmaError::NewtonFailed { .. } => ErrorClass::Numerical,
             PmaError::NotPositiveDefinite { computed, .. } => {
                 if *computed {
                     ErrorClass::Numerical
