@@ -205,3 +205,134 @@ fn mirror_examples_from_the_shell() {
         2,
     );
 }
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("sinkflow-cli-pma-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn grid_and_ipfp_json_contract_and_library_agreement() {
+    use sinkflow::pma::grid::{catalogue, ipfp, solve_pma, Domain, Grid1d, PmaParams};
+    let common = [
+        "--f",
+        "pushed:0.3:cos_0.4_1",
+        "--g",
+        "cos:0.4:1",
+        "--domain",
+        "torus",
+        "--n",
+        "32",
+        "--t-end",
+        "0.5",
+        "--samples",
+        "2",
+        "--json",
+    ];
+    let mut args = vec!["pma", "grid", "--dt", "0.0001"];
+    args.extend_from_slice(&common);
+    let v = json_ok(&args);
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["grad_phi", "phi", "residual", "rho", "t", "x"]);
+    assert_eq!(v["t"].as_array().unwrap().len(), 3);
+    assert_eq!(v["x"][1].as_f64(), Some(1.0 / 32.0));
+    let grid = Grid1d::new(Domain::Torus, 32).unwrap();
+    let f = catalogue(&grid, "pushed:0.3:cos_0.4_1").unwrap();
+    let g = catalogue(&grid, "cos:0.4:1").unwrap();
+    let lib = solve_pma(
+        &grid,
+        &f,
+        &g,
+        &PmaParams {
+            t_end: 0.5,
+            dt: 1e-4,
+            samples: 2,
+            ..PmaParams::default()
+        },
+    )
+    .unwrap();
+    for j in 0..32 {
+        let a = v["grad_phi"][2][j].as_f64().unwrap();
+        assert!((a - lib[2].grad_phi[j]).abs() <= 4.0 * f64::EPSILON);
+    }
+    // phi_0 = x^2/2 exactly
+    assert_eq!(v["phi"][0][2].as_f64(), Some(0.5 * (2.0f64 / 32.0).powi(2)));
+    let mut args = vec!["pma", "ipfp", "--eps", "0.02"];
+    args.extend_from_slice(&common);
+    let v = json_ok(&args);
+    assert_eq!(v["k"].as_u64(), Some(25));
+    let (_, snaps) = ipfp(&grid, &f, &g, 0.02, 0.5, 2).unwrap();
+    for j in 0..32 {
+        let a = v["phi"][2][j].as_f64().unwrap();
+        assert!((a - snaps[2].phi[j]).abs() <= 4.0 * f64::EPSILON);
+    }
+}
+
+#[test]
+fn grid_bad_input_exits_2() {
+    let n = 16;
+    let ones: String = (0..n).map(|_| "0\n").collect();
+    let good = temp_file("good.csv", &ones);
+    let mut zero: Vec<String> = (0..n).map(|_| "0".to_string()).collect();
+    zero[5] = "inf".into();
+    let zero = temp_file("zero.csv", &zero.join("\n"));
+    let nan = temp_file("nan.csv", &ones.replacen('0', "nan", 1));
+    let short = temp_file("short.csv", &"0\n".repeat(n - 1));
+    let heavy = temp_file("heavy.csv", &"-0.1\n".repeat(n));
+    let (good, zero, nan, short, heavy) = (
+        good.to_str().unwrap().to_string(),
+        zero.to_str().unwrap().to_string(),
+        nan.to_str().unwrap().to_string(),
+        short.to_str().unwrap().to_string(),
+        heavy.to_str().unwrap().to_string(),
+    );
+    let grid = |f: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "pma", "grid", "--f", f, "--g", &good, "--domain", "torus", "--n", "16", "--t-end",
+            "0.01", "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let dt = ["--dt", "0.001"];
+    for f in [&zero, &nan, &short, &heavy] {
+        let a = grid(f, &dt);
+        assert_fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2);
+    }
+    // the mean of e^{-f} off by 10%: accepted with --normalise
+    let a = grid(&heavy, &["--dt", "0.001", "--normalise"]);
+    json_ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    for bad in [
+        vec!["--dt", "0"],
+        vec!["--dt", "-0.001"],
+        vec!["--dt", "0.003"],
+        vec!["--dt", "0.001", "--scheme", "rk4"],
+        vec!["--dt", "0.001", "--samples", "3"],
+    ] {
+        let a = grid(&good, &bad);
+        assert_fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2);
+    }
+    // past the CFL bound h^2/2 = 1/512: the message names the largest stable dt
+    let a = grid(&good, &["--dt", "0.005"]);
+    let err = assert_fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2);
+    assert!(err.contains("1.953125e-3"), "{err}");
+    let a: Vec<String> = grid(&good, &["--dt", "0.001"])
+        .into_iter()
+        .map(|s| if s == "torus" { "box".to_string() } else { s })
+        .collect();
+    assert_fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2);
+    // a grid too coarse for eps: 4 h^2 = 1/64 named
+    let err = assert_fails(
+        &[
+            "pma", "ipfp", "--f", &good, "--g", &good, "--domain", "torus", "--n", "16", "--t-end",
+            "0.1", "--eps", "0.01", "--json",
+        ],
+        2,
+    );
+    assert!(err.contains("1.5625e-2"), "{err}");
+}

@@ -8,6 +8,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sinkflow::pma::gaussian::GaussianPma;
+use sinkflow::pma::grid::{self, Domain, Grid1d, GridSnapshot, PmaParams, Scheme};
 use sinkflow::pma::mirror::{self, MirrorEnergy, MirrorParams};
 
 use super::{matrix_json, parse_matrix, print_json, CliError};
@@ -25,9 +26,68 @@ pub struct PmaArgs {
 pub enum PmaCommand {
     /// Exact Gaussian case: IPFP iterate P_k (k = round(T/eps)) against the Riccati solution A_T.
     Gaussian(GaussianArgs),
+    /// PMA on a 1-D grid (torus or interval): phi_t, grad phi_t, rho_t and the stationary residual.
+    Grid(GridArgs),
+    /// The seed's IPFP on the same grid through the Sinkhorn engine: phi_k with k = round(T/eps).
+    Ipfp(IpfpArgs),
     /// Wasserstein mirror gradient flow of Gaussians (seed 002, examples 1-3) beside the
     /// Wasserstein gradient flow of the same energy.
     Mirror(MirrorArgs),
+}
+
+/// The grid and the two densities e^{-f}, e^{-g}.
+#[derive(Args, Debug)]
+pub struct GridProblemArgs {
+    /// Potential f of the X-density e^{-f}: a file of n values (`.csv` one per row, or `.npy`)
+    /// or a catalogue name (uniform, cos:A:K, gauss:M:S, pushed:C:G).
+    #[arg(long, allow_hyphen_values = true)]
+    pub f: String,
+    /// Potential g of the Y-density e^{-g} (file or catalogue name).
+    #[arg(long, allow_hyphen_values = true)]
+    pub g: String,
+    /// Domain: `torus` ([0,1), nodes j/n) or `interval` ([0,1], nodes (j+1/2)/n).
+    #[arg(long)]
+    pub domain: String,
+    /// Number of grid nodes n.
+    #[arg(long)]
+    pub n: usize,
+    /// Final time T >= 0.
+    #[arg(long, allow_hyphen_values = true)]
+    pub t_end: f64,
+    /// Number K of output intervals (K + 1 times from 0 to T).
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Rescale e^{-f}, e^{-g} to grid mean 1 (otherwise a mean off by more than 1e-6 is an error).
+    #[arg(long)]
+    pub normalise: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pma grid` arguments.
+#[derive(Args, Debug)]
+pub struct GridArgs {
+    /// Grid and densities.
+    #[command(flatten)]
+    pub problem: GridProblemArgs,
+    /// Fixed time step dt > 0 (T/dt must be a whole number within 1e-9 relative).
+    #[arg(long, allow_hyphen_values = true)]
+    pub dt: f64,
+    /// `explicit` (forward Euler under dt <= h^2 min phi''/2) or `implicit` (backward Euler, Newton).
+    #[arg(long, default_value = "explicit")]
+    pub scheme: String,
+}
+
+/// `pma ipfp` arguments.
+#[derive(Args, Debug)]
+pub struct IpfpArgs {
+    /// Grid and densities.
+    #[command(flatten)]
+    pub problem: GridProblemArgs,
+    /// Regularisation eps > 0 (kernel exp(<x,y>/eps); periodic cost d(x,y)^2/2 on the torus).
+    #[arg(long, allow_hyphen_values = true)]
+    pub eps: f64,
 }
 
 /// `pma gaussian` arguments: e^{-f} = N(0, Sigma), e^{-g} = N(0, Theta), phi_0 = |x|^2/2.
@@ -85,8 +145,104 @@ fn lib<E: sinkflow::Classify + std::fmt::Display>(e: E) -> CliError {
 pub fn run(args: &PmaArgs) -> Result<(), CliError> {
     match &args.command {
         PmaCommand::Gaussian(a) => gaussian(a),
+        PmaCommand::Grid(a) => grid_pma(a),
+        PmaCommand::Ipfp(a) => grid_ipfp(a),
         PmaCommand::Mirror(a) => mirror_flow(a),
     }
+}
+
+/// Read a potential: an existing file, else a catalogue name.
+fn potential(spec: &str, grid: &Grid1d, what: &str) -> Result<Vec<f64>, CliError> {
+    let path = std::path::Path::new(spec);
+    if path.is_file() {
+        sinkflow::io::read_weights(path).map_err(|e| CliError::from_lib(what, e))
+    } else {
+        grid::catalogue(grid, spec).map_err(|e| {
+            CliError::bad_input(format!(
+                "{what}: '{spec}' is neither a readable file nor a catalogue entry ({e})"
+            ))
+        })
+    }
+}
+
+fn grid_problem(p: &GridProblemArgs) -> Result<(Grid1d, Vec<f64>, Vec<f64>), CliError> {
+    if p.domain == "box" {
+        return Err(CliError::bad_input(
+            "--domain box (2-D Gaussians on a box) is not available yet; use torus or interval (1-D)",
+        ));
+    }
+    let domain: Domain = p.domain.parse().map_err(CliError::bad_input)?;
+    let grid = Grid1d::new(domain, p.n).map_err(lib)?;
+    let f = potential(&p.f, &grid, "--f")?;
+    let g = potential(&p.g, &grid, "--g")?;
+    let f = grid
+        .check_density(&f, "f", p.normalise)
+        .map_err(|e| CliError::from_lib("--f", e))?;
+    let g = grid
+        .check_density(&g, "g", p.normalise)
+        .map_err(|e| CliError::from_lib("--g", e))?;
+    Ok((grid, f, g))
+}
+
+fn snapshots_json(grid: &Grid1d, snaps: &[GridSnapshot]) -> serde_json::Value {
+    json!({
+        "x": grid.x(),
+        "t": snaps.iter().map(|s| s.t).collect::<Vec<_>>(),
+        "phi": snaps.iter().map(|s| s.phi.clone()).collect::<Vec<_>>(),
+        "grad_phi": snaps.iter().map(|s| s.grad_phi.clone()).collect::<Vec<_>>(),
+        "rho": snaps.iter().map(|s| s.rho.clone()).collect::<Vec<_>>(),
+        "residual": snaps.iter().map(|s| s.residual).collect::<Vec<_>>(),
+    })
+}
+
+fn print_snapshots(grid: &Grid1d, snaps: &[GridSnapshot]) {
+    println!(
+        "{:>12}  {:>22}  {:>22}",
+        "t", "residual", "max |grad phi - x|"
+    );
+    for s in snaps {
+        let gap = s
+            .grad_phi
+            .iter()
+            .zip(grid.x())
+            .map(|(gp, x)| (gp - x).abs())
+            .fold(0.0, f64::max);
+        println!("{:>12.6}  {:>22.12e}  {:>22.12e}", s.t, s.residual, gap);
+    }
+}
+
+fn grid_pma(a: &GridArgs) -> Result<(), CliError> {
+    let (grid, f, g) = grid_problem(&a.problem)?;
+    let scheme: Scheme = a.scheme.parse().map_err(CliError::bad_input)?;
+    let params = PmaParams {
+        t_end: a.problem.t_end,
+        dt: a.dt,
+        samples: a.problem.samples,
+        scheme,
+        ..PmaParams::default()
+    };
+    let snaps = grid::solve_pma(&grid, &f, &g, &params).map_err(lib)?;
+    if a.problem.json {
+        print_json(&snapshots_json(&grid, &snaps));
+    } else {
+        print_snapshots(&grid, &snaps);
+    }
+    Ok(())
+}
+
+fn grid_ipfp(a: &IpfpArgs) -> Result<(), CliError> {
+    let (grid, f, g) = grid_problem(&a.problem)?;
+    let (k, snaps) =
+        grid::ipfp(&grid, &f, &g, a.eps, a.problem.t_end, a.problem.samples).map_err(lib)?;
+    if a.problem.json {
+        let mut v = snapshots_json(&grid, &snaps);
+        v["k"] = json!(k);
+        print_json(&v);
+    } else {
+        println!("k = round(T/eps) = {k}");
+        print_snapshots(&grid, &snaps);
+    }
+    Ok(())
 }
 
 fn gaussian(a: &GaussianArgs) -> Result<(), CliError> {
