@@ -899,3 +899,44 @@ fn raw_potential(name: &str, parts: &[&str], domain: Domain, x: f64) -> Result<f
         )),
     }
 }
+
+/// The Jacobian $\partial r/\partial u$ of the discrete PMA right-hand side at the nodal values
+/// `phi` of $\varphi$ (dense $n\times n$; tridiagonal, cyclic on the torus). At a steady state its
+/// spectrum gives the linearised exponential rate of $\nabla\varphi_t\to\nabla\varphi_\infty$: the
+/// eigenvalue 0 belongs to the constants (the additive constant of $\varphi$), the rate is the
+/// smallest $\lvert\mathrm{Re}\,\lambda\rvert$ of the others (the Gaussian analogue is
+/// $2\sqrt{\lambda_{\min}(Q)}$). Errors if $\varphi$ is not convex at a node.
+pub fn jacobian(grid: &Grid1d, g: &[f64], phi: &[f64]) -> Result<nalgebra::DMatrix<f64>, PmaError> {
+    let n = grid.len();
+    if phi.len() != n || g.len() != n {
+        return Err(PmaError::DimensionMismatch {
+            what: "number of nodal values".to_string(),
+            expected: n,
+            found: phi.len().min(g.len()),
+        });
+    }
+    let u: Vec<f64> = (0..n)
+        .map(|j| phi[j] - 0.5 * grid.x[j] * grid.x[j])
+        .collect();
+    let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
+    derivatives(grid, &u, &mut d2, &mut d1);
+    let h = grid.h();
+    let mut jac = nalgebra::DMatrix::zeros(n, n);
+    for j in 0..n {
+        if d2[j].is_nan() || d2[j] <= 0.0 {
+            return Err(PmaError::NotConvex {
+                step: 0,
+                index: j,
+                x: grid.x[j],
+                second_derivative: d2[j],
+            });
+        }
+        let (l, r) = grid.nbrs(j);
+        let gp = grid.interp(g, d1[j]).1;
+        let a = 1.0 / (h * h * d2[j]);
+        jac[(j, j)] -= 2.0 * a;
+        jac[(j, l)] += a + gp / (2.0 * h);
+        jac[(j, r)] += a - gp / (2.0 * h);
+    }
+    Ok(jac)
+}

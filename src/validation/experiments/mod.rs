@@ -5,6 +5,7 @@ mod gaussian;
 use super::Experiment;
 
 pub mod particles;
+pub mod pma;
 
 /// Every experiment of the campaign, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
@@ -19,5 +20,9 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(particles::Identifiability),
         Box::new(particles::TemperatureSweep),
         Box::new(particles::SampleComplexity),
+        Box::new(pma::GaussianCase),
+        Box::new(pma::GridOrders),
+        Box::new(pma::IpfpVsPma),
+        Box::new(pma::MirrorExamples),
     ]
 }
