@@ -25,6 +25,8 @@
 //! * [`grid`] — the PMA on 1-D grids (torus and interval; explicit under a CFL bound, implicit
 //!   by Newton with faer), the Brenier map from the CDFs, and the seed's IPFP on the same grids
 //!   through the engine's [`crate::sinkhorn::Stepper`] and separable grid kernel.
+//! * [`grid2d`] — the PMA (explicit) and the seed's IPFP on the 2-D torus, with a manufactured
+//!   pair whose Brenier map is known.
 //! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
 //!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
 //! * [`PmaError`] — the typed errors (bad input vs numerical failure, [`crate::Classify`]).
@@ -34,6 +36,7 @@
 
 pub mod gaussian;
 pub mod grid;
+pub mod grid2d;
 pub mod mirror;
 
 use thiserror::Error;
