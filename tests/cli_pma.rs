@@ -336,3 +336,40 @@ fn grid_bad_input_exits_2() {
     );
     assert!(err.contains("1.5625e-2"), "{err}");
 }
+
+#[test]
+fn two_dimensional_torus_from_the_shell() {
+    let common = [
+        "--dim",
+        "2",
+        "--f",
+        "pushed:0.2:cos_0.3_1",
+        "--g",
+        "cos:0.3:1",
+        "--domain",
+        "torus",
+        "--n",
+        "16",
+        "--t-end",
+        "0.1",
+        "--json",
+    ];
+    let mut args = vec!["pma", "grid", "--dt", "0.0001"];
+    args.extend_from_slice(&common);
+    let v = json_ok(&args);
+    assert_eq!(v["x"].as_array().unwrap().len(), 256);
+    assert_eq!(v["x"][17], serde_json::json!([0.0625, 0.0625]));
+    assert_eq!(v["grad_phi"][1][0].as_array().unwrap().len(), 2);
+    let mut args = vec!["pma", "ipfp", "--eps", "0.02"];
+    args.extend_from_slice(&common);
+    let v = json_ok(&args);
+    assert_eq!(v["k"].as_u64(), Some(5));
+    // 2-D needs the torus, explicit stepping, and a safe eps (4 h^2 = 1/64)
+    let mut bad = vec!["pma", "grid", "--dt", "0.0001", "--scheme", "implicit"];
+    bad.extend_from_slice(&common);
+    assert_fails(&bad, 2);
+    let mut bad = vec!["pma", "ipfp", "--eps", "0.01"];
+    bad.extend_from_slice(&common);
+    let err = assert_fails(&bad, 2);
+    assert!(err.contains("1.5625e-2"), "{err}");
+}

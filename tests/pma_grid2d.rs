@@ -54,7 +54,7 @@ fn cfl_and_coarse_grid_are_bad_input() {
         other => panic!("expected a CFL error, got {other:?}"),
     }
     assert!(matches!(
-        ipfp_2d(&grid, &f, &g, 1e-3, 0.1),
+        ipfp_2d(&grid, &f, &g, 1e-3, 0.1, 1),
         Err(PmaError::GridTooCoarse { .. })
     ));
     assert!(solve_pma_2d(&grid, &f[..10], &g, 0.01, 1e-4, 1).is_err());
@@ -70,7 +70,8 @@ fn ipfp_2d_tends_to_the_pma() {
     let pma = solve_pma_2d(&grid, &f, &g, t_end, dt, 1).unwrap();
     let mut errs = Vec::new();
     for eps in [0.0125, 0.00625] {
-        let (k, it) = ipfp_2d(&grid, &f, &g, eps, t_end).unwrap();
+        let (k, its) = ipfp_2d(&grid, &f, &g, eps, t_end, 1).unwrap();
+        let it = &its[1];
         assert_eq!(k as f64, (t_end / eps).round());
         let mass: f64 = it.rho.iter().sum::<f64>() * h * h;
         assert!((mass - 1.0).abs() < 1e-10, "mass {mass}");

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sinkflow::pma::gaussian::GaussianPma;
 use sinkflow::pma::grid::{self, Domain, Grid1d, GridSnapshot, PmaParams, Scheme};
+use sinkflow::pma::grid2d::{self, Grid2d, Snapshot2d};
 use sinkflow::pma::mirror::{self, MirrorEnergy, MirrorParams};
 
 use super::{matrix_json, parse_matrix, print_json, CliError};
@@ -48,9 +49,12 @@ pub struct GridProblemArgs {
     /// Domain: `torus` ([0,1), nodes j/n) or `interval` ([0,1], nodes (j+1/2)/n).
     #[arg(long)]
     pub domain: String,
-    /// Number of grid nodes n.
+    /// Number of grid nodes n (per side in 2-D).
     #[arg(long)]
     pub n: usize,
+    /// Dimension: 1, or 2 (torus [0,1)^2, values row-major n x n, explicit scheme).
+    #[arg(long, default_value_t = 1)]
+    pub dim: usize,
     /// Final time T >= 0.
     #[arg(long, allow_hyphen_values = true)]
     pub t_end: f64,
@@ -166,6 +170,12 @@ fn potential(spec: &str, grid: &Grid1d, what: &str) -> Result<Vec<f64>, CliError
 }
 
 fn grid_problem(p: &GridProblemArgs) -> Result<(Grid1d, Vec<f64>, Vec<f64>), CliError> {
+    if p.dim != 1 {
+        return Err(CliError::bad_input(format!(
+            "--dim must be 1 or 2, got {}",
+            p.dim
+        )));
+    }
     if p.domain == "box" {
         return Err(CliError::bad_input(
             "--domain box (2-D Gaussians on a box) is not available yet; use torus or interval (1-D)",
@@ -182,6 +192,72 @@ fn grid_problem(p: &GridProblemArgs) -> Result<(Grid1d, Vec<f64>, Vec<f64>), Cli
         .check_density(&g, "g", p.normalise)
         .map_err(|e| CliError::from_lib("--g", e))?;
     Ok((grid, f, g))
+}
+
+fn grid_problem_2d(p: &GridProblemArgs) -> Result<(Grid2d, Vec<f64>, Vec<f64>), CliError> {
+    if p.domain != "torus" {
+        return Err(CliError::bad_input(format!(
+            "--dim 2 supports --domain torus only, got '{}'",
+            p.domain
+        )));
+    }
+    let grid = Grid2d::new(p.n).map_err(lib)?;
+    let read = |spec: &str, what: &str| -> Result<Vec<f64>, CliError> {
+        let path = std::path::Path::new(spec);
+        if path.is_file() {
+            sinkflow::io::read_weights(path).map_err(|e| CliError::from_lib(what, e))
+        } else {
+            grid2d::catalogue_2d(&grid, spec).map_err(|e| {
+                CliError::bad_input(format!(
+                    "{what}: '{spec}' is neither a readable file nor a catalogue entry ({e})"
+                ))
+            })
+        }
+    };
+    let f = read(&p.f, "--f")?;
+    let g = read(&p.g, "--g")?;
+    let f = grid
+        .check_density(&f, "f", p.normalise)
+        .map_err(|e| CliError::from_lib("--f", e))?;
+    let g = grid
+        .check_density(&g, "g", p.normalise)
+        .map_err(|e| CliError::from_lib("--g", e))?;
+    Ok((grid, f, g))
+}
+
+fn print_2d(
+    grid: &Grid2d,
+    snaps: &[Snapshot2d],
+    k: Option<usize>,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let n = grid.n();
+    if as_json {
+        let mut v = json!({
+            "x": (0..n * n).map(|i| grid.point(i).to_vec()).collect::<Vec<_>>(),
+            "t": snaps.iter().map(|s| s.t).collect::<Vec<_>>(),
+            "phi": snaps.iter().map(|s| s.phi.clone()).collect::<Vec<_>>(),
+            "grad_phi": snaps
+                .iter()
+                .map(|s| s.grad_phi.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            "rho": snaps.iter().map(|s| s.rho.clone()).collect::<Vec<_>>(),
+            "residual": snaps.iter().map(|s| s.residual).collect::<Vec<_>>(),
+        });
+        if let Some(k) = k {
+            v["k"] = json!(k);
+        }
+        print_json(&v);
+    } else {
+        if let Some(k) = k {
+            println!("k = round(T/eps) = {k}");
+        }
+        println!("{:>12}  {:>22}", "t", "residual");
+        for s in snaps {
+            println!("{:>12.6}  {:>22.12e}", s.t, s.residual);
+        }
+    }
+    Ok(())
 }
 
 fn snapshots_json(grid: &Grid1d, snaps: &[GridSnapshot]) -> serde_json::Value {
@@ -212,6 +288,17 @@ fn print_snapshots(grid: &Grid1d, snaps: &[GridSnapshot]) {
 }
 
 fn grid_pma(a: &GridArgs) -> Result<(), CliError> {
+    if a.problem.dim == 2 {
+        let (grid, f, g) = grid_problem_2d(&a.problem)?;
+        if a.scheme != "explicit" {
+            return Err(CliError::bad_input(
+                "--dim 2 supports --scheme explicit only (implicit stepping is 1-D)",
+            ));
+        }
+        let snaps = grid2d::solve_pma_2d(&grid, &f, &g, a.problem.t_end, a.dt, a.problem.samples)
+            .map_err(lib)?;
+        return print_2d(&grid, &snaps, None, a.problem.json);
+    }
     let (grid, f, g) = grid_problem(&a.problem)?;
     let scheme: Scheme = a.scheme.parse().map_err(CliError::bad_input)?;
     let params = PmaParams {
@@ -231,6 +318,12 @@ fn grid_pma(a: &GridArgs) -> Result<(), CliError> {
 }
 
 fn grid_ipfp(a: &IpfpArgs) -> Result<(), CliError> {
+    if a.problem.dim == 2 {
+        let (grid, f, g) = grid_problem_2d(&a.problem)?;
+        let (k, snaps) = grid2d::ipfp_2d(&grid, &f, &g, a.eps, a.problem.t_end, a.problem.samples)
+            .map_err(lib)?;
+        return print_2d(&grid, &snaps, Some(k), a.problem.json);
+    }
     let (grid, f, g) = grid_problem(&a.problem)?;
     let (k, snaps) =
         grid::ipfp(&grid, &f, &g, a.eps, a.problem.t_end, a.problem.samples).map_err(lib)?;

@@ -252,15 +252,16 @@ pub fn solve_pma_2d(
 
 /// The seed's IPFP on the 2-D torus grid through the engine's [`Stepper`] and the separable
 /// periodic kernel (cost $d(x,y)^2/2$), as [`super::grid::ipfp`] in 1-D: $\varphi_k$, the exact
-/// $\nabla\varphi_k$ (barycentric projection, $y$ lifted next to $x$), $\rho_k$. Coarse grids
-/// ($\varepsilon < 4h^2$) are rejected naming $4h^2$.
+/// $\nabla\varphi_k$ (barycentric projection, $y$ lifted next to $x$), $\rho_k$, at the $K+1$
+/// iterations $\mathrm{round}(ik/K)$. Coarse grids ($\varepsilon < 4h^2$) are rejected naming $4h^2$.
 pub fn ipfp_2d(
     grid: &Grid2d,
     f: &[f64],
     g: &[f64],
     eps: f64,
     t_end: f64,
-) -> Result<(usize, Snapshot2d), PmaError> {
+    samples: usize,
+) -> Result<(usize, Vec<Snapshot2d>), PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
@@ -272,32 +273,68 @@ pub fn ipfp_2d(
             n: grid.n,
         });
     }
+    if samples == 0 {
+        return Err(PmaError::InvalidStep("samples must be >= 1".to_string()));
+    }
     let n = grid.n;
     let axis: Vec<f64> = (0..n).map(|i| i as f64 * h).collect();
     let a: Vec<f64> = f.iter().map(|v| h * h * (-v).exp()).collect();
     let b: Vec<f64> = g.iter().map(|v| h * h * (-v).exp()).collect();
     let axes = vec![axis.clone(), axis];
-    let tg = TensorGrid::periodic(
-        axes.clone(),
-        axes,
-        vec![1.0, 1.0],
-        Some(a),
-        Some(b.clone()),
-        true,
-    )
-    .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
+    let tg = TensorGrid::periodic(axes.clone(), axes, vec![1.0, 1.0], Some(a), Some(b), true)
+        .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
     let params = SinkhornParams::new(eps).with_cost(Cost::HalfSqEuclidean);
     let zeros = vec![0.0; n * n];
     let mut st = Stepper::from_geometry(Geometry::Grid(&tg), &params, &zeros, &zeros)
         .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
+    let outs: Vec<usize> = (0..=samples)
+        .map(|i| ((i as f64 * k as f64 / samples as f64).round() as usize).max(usize::from(i > 0)))
+        .collect();
+    let mut snaps = vec![Snapshot2d {
+        t: 0.0,
+        phi: (0..n * n)
+            .map(|i| {
+                let p = grid.point(i);
+                0.5 * (p[0] * p[0] + p[1] * p[1])
+            })
+            .collect(),
+        grad_phi: (0..n * n).map(|i| grid.point(i)).collect(),
+        rho: f.iter().map(|v| (-v).exp()).collect(),
+        residual: 0.0,
+    }];
     let mut prev = zeros.clone();
-    for _ in 0..k {
+    for it in 1..=k {
         prev.copy_from_slice(st.f());
         st.step_g();
         st.step_f();
+        while snaps.len() < outs.len() && outs[snaps.len()] == it {
+            snaps.push(ipfp_snapshot_2d(
+                grid,
+                &tg,
+                &f,
+                &prev,
+                st.f(),
+                st.g(),
+                eps,
+                it,
+            ));
+        }
     }
-    let fe = st.f();
-    let ge = st.g();
+    Ok((k, snaps))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ipfp_snapshot_2d(
+    grid: &Grid2d,
+    tg: &TensorGrid,
+    f: &[f64],
+    prev: &[f64],
+    fe: &[f64],
+    ge: &[f64],
+    eps: f64,
+    k: usize,
+) -> Snapshot2d {
+    let n = grid.n;
     let lb: Vec<f64> = tg.b().iter().map(|v| v.ln()).collect();
     let mut grad = Vec::with_capacity(n * n);
     let mut phi = Vec::with_capacity(n * n);
@@ -327,19 +364,16 @@ pub fn ipfp_2d(
         .collect();
     let residual = rho
         .iter()
-        .zip(&f)
+        .zip(f)
         .map(|(r, fi)| (fi + r.ln()).abs())
         .fold(0.0, f64::max);
-    Ok((
-        k,
-        Snapshot2d {
-            t: k as f64 * eps,
-            phi,
-            grad_phi: grad,
-            rho,
-            residual,
-        },
-    ))
+    Snapshot2d {
+        t: k as f64 * eps,
+        phi,
+        grad_phi: grad,
+        rho,
+        residual,
+    }
 }
 
 /// 2-D catalogue (densities normalised to grid mean 1):
