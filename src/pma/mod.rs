@@ -29,6 +29,8 @@
 //!   pair whose Brenier map is known.
 //! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
 //!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
+//! * [`particles`] — the seed's IPFP on samples (the engine's point clouds) and the barycentric
+//!   projection $\nabla\varphi_k$ at the samples.
 //! * [`PmaError`] — the typed errors (bad input vs numerical failure, [`crate::Classify`]).
 //!
 //! Dependency direction: `linalg` ← `gaussian` ← `pma` (the closed forms of
@@ -38,6 +40,7 @@ pub mod gaussian;
 pub mod grid;
 pub mod grid2d;
 pub mod mirror;
+pub mod particles;
 
 use thiserror::Error;
 
