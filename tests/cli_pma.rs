@@ -373,3 +373,74 @@ fn two_dimensional_torus_from_the_shell() {
     let err = assert_fails(&bad, 2);
     assert!(err.contains("1.5625e-2"), "{err}");
 }
+
+#[test]
+fn particles_from_sample_files() {
+    let xs: String = (0..40)
+        .map(|i| format!("{},{}\n", (i as f64 * 0.37).sin(), (i as f64 * 0.71).cos()))
+        .collect();
+    let ys: String = (0..30)
+        .map(|i| {
+            format!(
+                "{},{}\n",
+                0.5 * (i as f64 * 0.53).sin(),
+                (i as f64 * 0.29).cos()
+            )
+        })
+        .collect();
+    let x = temp_file("x.csv", &xs);
+    let y = temp_file("y.csv", &ys);
+    let (x, y) = (x.to_str().unwrap(), y.to_str().unwrap());
+    let v = json_ok(&[
+        "pma",
+        "particles",
+        "--x",
+        x,
+        "--y",
+        y,
+        "--eps",
+        "0.1",
+        "--t-end",
+        "0.25",
+        "--json",
+    ]);
+    assert_eq!(v["k"].as_u64(), Some(3));
+    let g = v["grad_phi"][0].as_array().unwrap();
+    assert_eq!(g.len(), 40);
+    // a barycentric projection: inside the bounding box of the y samples
+    for p in g {
+        let p = p.as_array().unwrap();
+        assert!(p[0].as_f64().unwrap().abs() <= 0.5 && p[1].as_f64().unwrap().abs() <= 1.0);
+    }
+    assert_fails(
+        &[
+            "pma",
+            "particles",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--eps",
+            "0",
+            "--t-end",
+            "1",
+            "--json",
+        ],
+        2,
+    );
+    assert_fails(
+        &[
+            "pma",
+            "particles",
+            "--x",
+            "/nonexistent.csv",
+            "--y",
+            y,
+            "--eps",
+            "0.1",
+            "--t-end",
+            "1",
+        ],
+        2,
+    );
+}

@@ -31,9 +31,31 @@ pub enum PmaCommand {
     Grid(GridArgs),
     /// The seed's IPFP on the same grid through the Sinkhorn engine: phi_k with k = round(T/eps).
     Ipfp(IpfpArgs),
+    /// The seed's IPFP on samples (point clouds from files): grad phi_k at the samples.
+    Particles(ParticlesArgs),
     /// Wasserstein mirror gradient flow of Gaussians (seed 002, examples 1-3) beside the
     /// Wasserstein gradient flow of the same energy.
     Mirror(MirrorArgs),
+}
+
+/// `pma particles` arguments.
+#[derive(Args, Debug)]
+pub struct ParticlesArgs {
+    /// Samples of e^{-f} (`.npy` or `.csv`, one point per row).
+    #[arg(long)]
+    pub x: String,
+    /// Samples of e^{-g}.
+    #[arg(long)]
+    pub y: String,
+    /// Regularisation eps > 0 (cost |x-y|^2/2).
+    #[arg(long, allow_hyphen_values = true)]
+    pub eps: f64,
+    /// Final time T >= 0; k = round(T/eps), half up, at least 1.
+    #[arg(long, allow_hyphen_values = true)]
+    pub t_end: f64,
+    /// Print one JSON object {"k","t","x","grad_phi"} on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The grid and the two densities e^{-f}, e^{-g}.
@@ -151,8 +173,40 @@ pub fn run(args: &PmaArgs) -> Result<(), CliError> {
         PmaCommand::Gaussian(a) => gaussian(a),
         PmaCommand::Grid(a) => grid_pma(a),
         PmaCommand::Ipfp(a) => grid_ipfp(a),
+        PmaCommand::Particles(a) => particles(a),
         PmaCommand::Mirror(a) => mirror_flow(a),
     }
+}
+
+fn particles(a: &ParticlesArgs) -> Result<(), CliError> {
+    use sinkflow::sinkhorn::PointCloud;
+    let read = |path: &str, what: &str| -> Result<PointCloud, CliError> {
+        let arr = sinkflow::io::read_points(path).map_err(|e| CliError::from_lib(what, e))?;
+        PointCloud::from_flat(arr.data, arr.cols, None, false)
+            .map_err(|e| CliError::from_lib(what, e))
+    };
+    let x = read(&a.x, "--x")?;
+    let y = read(&a.y, "--y")?;
+    let (k, grad) = sinkflow::pma::particles::particle_ipfp(&x, &y, a.eps, a.t_end).map_err(lib)?;
+    let d = x.dim();
+    let rows: Vec<Vec<f64>> = grad.chunks(d).map(|c| c.to_vec()).collect();
+    if a.json {
+        print_json(&json!({
+            "k": k,
+            "t": [k as f64 * a.eps],
+            "x": (0..x.len()).map(|i| x.point(i).to_vec()).collect::<Vec<_>>(),
+            "grad_phi": [rows],
+        }));
+    } else {
+        println!("k = round(T/eps) = {k}");
+        for (i, r) in rows.iter().enumerate().take(10) {
+            println!("x = {:?} -> grad phi_k = {:?}", x.point(i), r);
+        }
+        if rows.len() > 10 {
+            println!("... ({} samples)", rows.len());
+        }
+    }
+    Ok(())
 }
 
 /// Read a potential: an existing file, else a catalogue name.
