@@ -23,6 +23,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(pma::GaussianCase),
         Box::new(pma::GridOrders),
         Box::new(pma::IpfpVsPma),
+        Box::new(pma::GridCorrection),
         Box::new(pma::Grid2dCase),
         Box::new(pma::Particles),
         Box::new(pma::MirrorExamples),

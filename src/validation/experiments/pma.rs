@@ -966,3 +966,107 @@ impl Experiment for Particles {
         Ok(())
     }
 }
+
+/// The seed's first-order correction on the circle.
+pub struct GridCorrection;
+
+impl Experiment for GridCorrection {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/pma-grid-correction.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let n = ctx.usize("n")?;
+        let t_end = ctx.f64("t_end")?;
+        let epss = ctx.vec_f64("eps_list")?;
+        ctx.set_steps(2 * (epss.len() as u64 + 1));
+        let grid = Grid1d::new(Domain::Torus, n).map_err(e2s)?;
+        let h = grid.h();
+        let f = catalogue(&grid, &format!("cos:{}:1", ctx.f64("f_amp")?)).map_err(e2s)?;
+        let half: Vec<f64> = f.iter().map(|v| v / 2.0).collect();
+        let g_comp = grid.check_density(&half, "g", true).map_err(e2s)?;
+        let g_other =
+            catalogue(&grid, &format!("cos:{}:2", ctx.f64("other_g_amp")?)).map_err(e2s)?;
+        let mut rows = Vec::new();
+        let mut comp_gaps = Vec::new();
+        let mut comp_rel = 0.0;
+        for (label, g) in [
+            ("g = f/2 + c", &g_comp),
+            ("e^{-g} ∝ 1 + 0.4 cos 4πx", &g_other),
+        ] {
+            let dt = t_end / (t_end / (h * h / 8.0)).ceil();
+            let pma = solve_pma(
+                &grid,
+                &f,
+                g,
+                &PmaParams {
+                    t_end,
+                    dt,
+                    ..PmaParams::default()
+                },
+            )
+            .map_err(e2s)?;
+            let pm = &pma[1];
+            ctx.step();
+            let lr: Vec<f64> = pm.rho.iter().map(|r| r.ln()).collect();
+            let seed_form: Vec<f64> = (0..n)
+                .map(|j| {
+                    let (l, r) = ((j + n - 1) % n, (j + 1) % n);
+                    (f[r] - f[l]) / (4.0 * h) + (lr[r] - lr[l]) / (2.0 * h)
+                })
+                .collect();
+            let smax = seed_form.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            for &eps in &epss {
+                let (k, it) = ipfp(&grid, &f, g, eps, t_end, 1).map_err(e2s)?;
+                let gap = (0..n)
+                    .map(|j| ((it[1].grad_phi[j] - pm.grad_phi[j]) / eps - seed_form[j]).abs())
+                    .fold(0.0, f64::max);
+                if label.starts_with("g = f/2") {
+                    comp_gaps.push(gap);
+                    comp_rel = gap / smax;
+                }
+                rows.push(vec![
+                    label.to_string(),
+                    fmt_num(eps),
+                    k.to_string(),
+                    fmt_num(gap),
+                    fmt_num(smax),
+                ]);
+                ctx.step();
+            }
+        }
+        let fit = loglog_fit(&epss, &comp_gaps).ok_or("fit failed")?;
+        ctx.measure("compatible_slope", fit.slope);
+        ctx.measure("compatible_rel_gap", comp_rel);
+        ctx.table(
+            format!("(∇φ^eps − ∇φ_t)/eps against f'/2 + (log ρ_t)' on the circle (n = {n}, t = {t_end})"),
+            &["data", "eps", "k", "max gap", "max |f'/2 + (log ρ_t)'|"],
+            rows,
+        );
+        let fig = Figure::new(
+            format!("First-order correction on the circle, compatible data (n = {n}, t = {t_end})"),
+            "eps",
+            "|D_eps − (f'/2 + (log ρ_t)')|_∞",
+        )
+        .log(true, true)
+        .with(Series::new(
+            format!("measured (slope {})", fmt_num(fit.slope)),
+            &epss,
+            &comp_gaps,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            "slope 1",
+            &epss,
+            &reference_line(&epss, fit.intercept, 1.0),
+            Style::Dashed,
+        ));
+        ctx.plot(&fig, "pma_grid_correction")?;
+        ctx.note(
+            "With incompatible data (second block of the table) the gap does not fall at O(eps) on this \
+             range: the exact Gaussian analysis (theory/pma.md §3.4) predicts a transient added to the \
+             seed's term; on the circle it is not computed here, so no check is attached to it.",
+        );
+        Ok(())
+    }
+}
