@@ -34,10 +34,9 @@
 //!   $\Sigma^{-1}/2 = \Theta^{-1}$ and decays at the rate $2\sqrt{\lambda_{\min}(Q)}$.
 
 use nalgebra::{DMatrix, DVector};
-use ode_solvers::dop_shared::IntegrationError;
 use ode_solvers::{Dop853, OutputType, System};
 
-use super::{PmaError, MAX_IPFP_ITERATIONS};
+use super::{integration_error, PmaError, MAX_IPFP_ITERATIONS};
 use crate::gaussian::{bures_wasserstein_sq, Gaussian};
 use crate::linalg::{symmetrize, validate_psd, SymEigen};
 
@@ -49,7 +48,10 @@ fn spd_threshold(d: usize, lmax: f64) -> f64 {
 }
 
 /// Validate a given covariance as symmetric positive definite.
-fn validate_spd(m: &DMatrix<f64>, what: &str) -> Result<(DMatrix<f64>, SymEigen), PmaError> {
+pub(crate) fn validate_spd(
+    m: &DMatrix<f64>,
+    what: &str,
+) -> Result<(DMatrix<f64>, SymEigen), PmaError> {
     if m.nrows() == 0 || m.ncols() == 0 {
         return Err(PmaError::EmptyDimension(what.to_string()));
     }
@@ -586,18 +588,6 @@ impl System<f64, DVector<f64>> for &RiccatiSystem<'_> {
         let a = DMatrix::from_column_slice(self.d, self.d, y.as_slice());
         let rhs = self.sigma_inv - &a * self.theta_inv * &a;
         dy.as_mut_slice().copy_from_slice(rhs.as_slice());
-    }
-}
-
-fn integration_error(e: IntegrationError) -> PmaError {
-    let t = match e {
-        IntegrationError::MaxNumStepReached { x, .. }
-        | IntegrationError::StepSizeUnderflow { x }
-        | IntegrationError::StiffnessDetected { x } => x,
-    };
-    PmaError::Integration {
-        t,
-        message: e.to_string(),
     }
 }
 

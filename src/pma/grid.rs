@@ -126,41 +126,9 @@ impl Grid1d {
         what: &str,
         normalise: bool,
     ) -> Result<Vec<f64>, PmaError> {
-        if f.len() != self.len() {
-            return Err(PmaError::DimensionMismatch {
-                what: format!("number of values of {what}"),
-                expected: self.len(),
-                found: f.len(),
-            });
-        }
-        if let Some(j) = f.iter().position(|v| v.is_nan() || *v == f64::NEG_INFINITY) {
-            return Err(PmaError::InvalidDensity(format!(
-                "{what} has a non-finite value {} at node {j}",
-                f[j]
-            )));
-        }
-        if let Some(j) = f.iter().position(|v| *v == f64::INFINITY) {
-            return Err(PmaError::InvalidDensity(format!(
-                "the density e^-{what} vanishes at node {j} (x = {}); PMA needs positive densities",
-                self.x[j]
-            )));
-        }
-        let mean = f.iter().map(|v| (-v).exp()).sum::<f64>() / f.len() as f64;
-        if !(mean.is_finite() && mean > 0.0) {
-            return Err(PmaError::InvalidDensity(format!(
-                "the grid mean of e^-{what} is {mean}"
-            )));
-        }
-        if normalise {
-            let lm = mean.ln();
-            Ok(f.iter().map(|v| v + lm).collect())
-        } else if (mean - 1.0).abs() > MASS_TOL {
-            Err(PmaError::InvalidDensity(format!(
-                "the grid mean of e^-{what} is {mean:.9}, not 1 within {MASS_TOL:e}; normalise it (CLI: --normalise)"
-            )))
-        } else {
-            Ok(f.to_vec())
-        }
+        super::check_potential(f, self.len(), what, normalise, |j| {
+            format!("x = {}", self.x[j])
+        })
     }
 
     /// [`Self::interp`] without the derivative (the explicit scheme's hot loop).

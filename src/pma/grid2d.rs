@@ -12,7 +12,6 @@
 //! term makes the scheme monotone only where $\lvert a_{12}\rvert$ is small against $a_{11}$,
 //! $a_{22}$ (not enforced). Convexity ($H_{11}>0$, $\det H>0$) is checked every step.
 
-use super::grid::MASS_TOL;
 use super::PmaError;
 use crate::sinkhorn::{Geometry, SinkhornParams, Stepper, TensorGrid};
 use crate::Cost;
@@ -75,41 +74,9 @@ impl Grid2d {
         what: &str,
         normalise: bool,
     ) -> Result<Vec<f64>, PmaError> {
-        let nn = self.n * self.n;
-        if f.len() != nn {
-            return Err(PmaError::DimensionMismatch {
-                what: format!("number of values of {what} (n x n, row-major)"),
-                expected: nn,
-                found: f.len(),
-            });
-        }
-        if let Some(k) = f.iter().position(|v| v.is_nan() || *v == f64::NEG_INFINITY) {
-            return Err(PmaError::InvalidDensity(format!(
-                "{what} has a non-finite value {} at node {k}",
-                f[k]
-            )));
-        }
-        if let Some(k) = f.iter().position(|v| *v == f64::INFINITY) {
-            return Err(PmaError::InvalidDensity(format!(
-                "the density e^-{what} vanishes at node {k} ({:?})",
-                self.point(k)
-            )));
-        }
-        let mean = f.iter().map(|v| (-v).exp()).sum::<f64>() / nn as f64;
-        if !(mean.is_finite() && mean > 0.0) {
-            return Err(PmaError::InvalidDensity(format!(
-                "the grid mean of e^-{what} is {mean}"
-            )));
-        }
-        if normalise {
-            Ok(f.iter().map(|v| v + mean.ln()).collect())
-        } else if (mean - 1.0).abs() > MASS_TOL {
-            Err(PmaError::InvalidDensity(format!(
-                "the grid mean of e^-{what} is {mean:.9}, not 1 within {MASS_TOL:e}; normalise it (CLI: --normalise)"
-            )))
-        } else {
-            Ok(f.to_vec())
-        }
+        super::check_potential(f, self.n * self.n, what, normalise, |k| {
+            format!("x = {:?}", self.point(k))
+        })
     }
 
     #[inline]

@@ -18,11 +18,10 @@
 //! $s' = -(2/\eta)(s^{3/2}-s^{1/2})$, linear rate $2/\eta$ against Fokker–Planck's 2.
 
 use nalgebra::{DMatrix, DVector};
-use ode_solvers::dop_shared::IntegrationError;
 use ode_solvers::{Dop853, OutputType, System};
 
-use super::PmaError;
-use crate::linalg::{symmetrize, validate_psd, SymEigen};
+use super::{integration_error, PmaError};
+use crate::linalg::{symmetrize, SymEigen};
 
 /// The energy $F$ of a mirror flow.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,20 +71,7 @@ pub struct MirrorTrajectory {
 }
 
 fn spd(m: &DMatrix<f64>, what: &str) -> Result<DMatrix<f64>, PmaError> {
-    if m.nrows() == 0 {
-        return Err(PmaError::EmptyDimension(what.to_string()));
-    }
-    let (s, eig) = validate_psd(m, what)?;
-    let d = eig.values.len();
-    let (lmin, lmax) = (eig.values[0], eig.values[d - 1]);
-    if lmin.is_nan() || lmin <= 64.0 * d as f64 * f64::EPSILON * lmax {
-        return Err(PmaError::NotPositiveDefinite {
-            what: what.to_string(),
-            min_eig: lmin,
-            computed: false,
-        });
-    }
-    Ok(s)
+    super::gaussian::validate_spd(m, what).map(|(s, _)| s)
 }
 
 /// $(\nabla^2u)^{-1} = S^{1/2}(S^{1/2}\Theta S^{1/2})^{-1/2}S^{1/2}$, the inverse Hessian of the
@@ -139,18 +125,6 @@ impl System<f64, DVector<f64>> for &MirrorSystem<'_> {
         let dw = &mw * &sw + &sw * mw.transpose();
         dy.as_mut_slice()[..n].copy_from_slice(dm.as_slice());
         dy.as_mut_slice()[n..].copy_from_slice(dw.as_slice());
-    }
-}
-
-fn integration_error(e: IntegrationError) -> PmaError {
-    let t = match e {
-        IntegrationError::MaxNumStepReached { x, .. }
-        | IntegrationError::StepSizeUnderflow { x }
-        | IntegrationError::StiffnessDetected { x } => x,
-    };
-    PmaError::Integration {
-        t,
-        message: e.to_string(),
     }
 }
 

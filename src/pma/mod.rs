@@ -200,3 +200,66 @@ impl Classify for PmaError {
         }
     }
 }
+
+/// The `ode_solvers` failure as a [`PmaError::Integration`] carrying the time reached.
+pub(crate) fn integration_error(e: ode_solvers::dop_shared::IntegrationError) -> PmaError {
+    use ode_solvers::dop_shared::IntegrationError as E;
+    let t = match e {
+        E::MaxNumStepReached { x, .. }
+        | E::StepSizeUnderflow { x }
+        | E::StiffnessDetected { x } => x,
+    };
+    PmaError::Integration {
+        t,
+        message: e.to_string(),
+    }
+}
+
+/// Validate nodal values of a potential $f$ of a density $e^{-f}$ on a grid of `len` nodes:
+/// no NaN or $-\infty$, no $+\infty$ (a zero of the density; `locate(j)` names node `j`), and
+/// grid mean of $e^{-f}$ equal to 1 within `grid::MASS_TOL` unless `normalise` (then $f$ is
+/// shifted by $\log$ of the mean). Shared by the 1-D and 2-D grids.
+pub(crate) fn check_potential(
+    f: &[f64],
+    len: usize,
+    what: &str,
+    normalise: bool,
+    locate: impl Fn(usize) -> String,
+) -> Result<Vec<f64>, PmaError> {
+    if f.len() != len {
+        return Err(PmaError::DimensionMismatch {
+            what: format!("number of values of {what}"),
+            expected: len,
+            found: f.len(),
+        });
+    }
+    if let Some(j) = f.iter().position(|v| v.is_nan() || *v == f64::NEG_INFINITY) {
+        return Err(PmaError::InvalidDensity(format!(
+            "{what} has a non-finite value {} at node {j}",
+            f[j]
+        )));
+    }
+    if let Some(j) = f.iter().position(|v| *v == f64::INFINITY) {
+        return Err(PmaError::InvalidDensity(format!(
+            "the density e^-{what} vanishes at node {j} ({}); PMA needs positive densities",
+            locate(j)
+        )));
+    }
+    let mean = f.iter().map(|v| (-v).exp()).sum::<f64>() / f.len() as f64;
+    if !(mean.is_finite() && mean > 0.0) {
+        return Err(PmaError::InvalidDensity(format!(
+            "the grid mean of e^-{what} is {mean}"
+        )));
+    }
+    let tol = grid::MASS_TOL;
+    if normalise {
+        let lm = mean.ln();
+        Ok(f.iter().map(|v| v + lm).collect())
+    } else if (mean - 1.0).abs() > tol {
+        Err(PmaError::InvalidDensity(format!(
+            "the grid mean of e^-{what} is {mean:.9}, not 1 within {tol:e}; normalise it (CLI: --normalise)"
+        )))
+    } else {
+        Ok(f.to_vec())
+    }
+}
