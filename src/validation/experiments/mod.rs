@@ -24,6 +24,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(pma::GridOrders),
         Box::new(pma::IpfpVsPma),
         Box::new(pma::GridCorrection),
+        Box::new(pma::BoxGaussian),
         Box::new(pma::Grid2dCase),
         Box::new(pma::Particles),
         Box::new(pma::MirrorExamples),

@@ -1070,3 +1070,78 @@ impl Experiment for GridCorrection {
         Ok(())
     }
 }
+
+/// PMA on a box against the exact Gaussian (Riccati) solution.
+pub struct BoxGaussian;
+
+impl Experiment for BoxGaussian {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/pma-box-gaussian.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        use sinkflow::pma::gaussian::scalar_riccati;
+        let n = ctx.usize("n")?;
+        let (sd, td) = (ctx.f64("sigma")?, ctx.f64("theta")?);
+        let t = ctx.f64("t_end")?;
+        let steps = ctx.vec_usize("steps")?;
+        ctx.set_steps(steps.len() as u64);
+        let a = scalar_riccati(sd * sd, td * td, 1.0, t);
+        let grid = Grid1d::new(Domain::Interval, n).map_err(e2s)?;
+        let f = catalogue(&grid, &format!("gauss:0.5:{sd}")).map_err(e2s)?;
+        let g = catalogue(&grid, &format!("gauss:0.5:{td}")).map_err(e2s)?;
+        let (mut dts, mut errs) = (vec![], vec![]);
+        for &m in &steps {
+            let dt = t / m as f64;
+            let s = solve_pma(
+                &grid,
+                &f,
+                &g,
+                &PmaParams {
+                    t_end: t,
+                    dt,
+                    scheme: Scheme::Implicit,
+                    ..PmaParams::default()
+                },
+            )
+            .map_err(e2s)?;
+            let err = grid
+                .x()
+                .iter()
+                .zip(&s[1].grad_phi)
+                .filter(|(x, _)| (*x - 0.5).abs() < 2.0 * sd)
+                .map(|(x, gp)| (gp - (0.5 + a * (x - 0.5))).abs())
+                .fold(0.0, f64::max);
+            dts.push(dt);
+            errs.push(err);
+            ctx.step();
+        }
+        let diffs: Vec<f64> = errs.windows(2).map(|w| w[0] - w[1]).collect();
+        let ratios: Vec<f64> = diffs.windows(2).map(|w| w[0] / w[1]).collect();
+        let mean_ratio = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+        ctx.measure("dt_difference_ratio", mean_ratio);
+        // e(dt) = C dt + floor: floor = 2 e(dt/2) − e(dt) from the two finest steps
+        let k = errs.len();
+        ctx.measure("bulk_floor", (2.0 * errs[k - 1] - errs[k - 2]).abs());
+        ctx.table(
+            format!(
+                "Bulk error against 1/2 + a_t (x − 1/2), a_t = {} (n = {n}, t = {t})",
+                fmt_num(a)
+            ),
+            &["dt", "bulk error"],
+            dts.iter()
+                .zip(&errs)
+                .map(|(d, e)| vec![fmt_num(*d), fmt_num(*e)])
+                .collect(),
+        );
+        let fig = Figure::new(
+            format!("PMA on [0,1] vs the Gaussian Riccati solution (n = {n}, t = {t})"),
+            "dt",
+            "bulk max |∇φ − (1/2 + a_t(x − 1/2))|",
+        )
+        .log(true, true)
+        .with(Series::new("implicit PMA", &dts, &errs, Style::LinePoints));
+        ctx.plot(&fig, "pma_box_gaussian")?;
+        Ok(())
+    }
+}
