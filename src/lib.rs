@@ -28,6 +28,8 @@
 //! * [`particles`] — particle Sinkhorn flows and drifting fields (seed 003): one-sided,
 //!   two-sided, L-step and converged drifts, the particle gradient flow of $S_\varepsilon$,
 //!   exact $W_2$ metrics, toy 2-D targets, and Lemma A.1 by interval arithmetic.
+//! * [`pma`] — the parabolic Monge–Ampère flow against Sinkhorn/IPFP iterates (seed 002): the
+//!   exact Gaussian case (IPFP recursion, Riccati closed form, correction, fixed point).
 //! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).
@@ -57,6 +59,7 @@ pub mod gaussian;
 pub mod io;
 pub mod linalg;
 pub mod particles;
+pub mod pma;
 pub mod rates;
 pub mod sinkhorn;
 

@@ -14,6 +14,7 @@ use crate::validation;
 pub mod finite;
 pub mod gaussian;
 pub mod particles;
+pub mod pma;
 mod sinkhorn;
 
 /// Entropic optimal-transport flows: closed forms, Sinkhorn, and the validation campaign.
@@ -40,6 +41,8 @@ pub enum Command {
     Sinkhorn(sinkhorn::SinkhornArgs),
     /// The Sinkhorn potential flow on a finite space (resolvent, SJKO, metric tensor).
     Finite(finite::FiniteArgs),
+    /// Parabolic Monge-Ampere flow against Sinkhorn/IPFP iterates; Wasserstein mirror flows.
+    Pma(pma::PmaArgs),
 }
 
 /// An error on its way to the terminal: a message and its policy class.
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Particles(args)) => particles::run(&args),
         Some(Command::Sinkhorn(args)) => sinkhorn::run(&args),
         Some(Command::Finite(args)) => finite::run(&args),
+        Some(Command::Pma(args)) => pma::run(&args),
     }
 }
 

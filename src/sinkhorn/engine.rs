@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::error::SinkhornError;
+use super::grid::TensorGrid;
 use super::kernel::{
     fill_cost_row_dispatch, log_weights, lse_row_cloud_dispatch, lse_row_dispatch,
     scaled_potential, ExpFn, ExpKernel, FastExp, StdExp,
@@ -39,6 +40,13 @@ enum RowSource<'a> {
     },
     /// Columns of a row-major `rows × len` matrix `c` (gathered, strided).
     Column { c: &'a [f64], stride: usize },
+    /// Rows of the cost of a tensor grid (plans and objectives; the iteration itself runs the
+    /// separable log-sum-exp).
+    Grid {
+        grid: &'a TensorGrid,
+        transpose: bool,
+        factor: f64,
+    },
 }
 
 impl RowSource<'_> {
@@ -95,6 +103,14 @@ impl RowSource<'_> {
                 }
                 &buf[..len]
             }
+            RowSource::Grid {
+                grid,
+                transpose,
+                factor,
+            } => {
+                grid.fill_row(r, *transpose, *factor, buf);
+                &buf[..len]
+            }
         }
     }
 }
@@ -127,6 +143,10 @@ enum Kind<'a> {
         symmetric: bool,
     },
     Matrix(&'a CostMatrix),
+    Grid {
+        grid: &'a TensorGrid,
+        factor: f64,
+    },
 }
 
 impl<'a> Engine<'a> {
@@ -167,6 +187,30 @@ impl<'a> Engine<'a> {
                     dense_rows: None,
                     dense_cols,
                     cost_spread: c.range(),
+                })
+            }
+            Geometry::Grid(g) => {
+                let factor = cost.factor();
+                if !g.cost_scale(factor).is_finite() {
+                    return Err(SinkhornError::InvalidParameter {
+                        name: "grid",
+                        message: "squared distances overflow f64; rescale the coordinates".into(),
+                    });
+                }
+                // The separable kernel is the grid's only mode: O(N) memory plus the axis tables.
+                Ok(Engine {
+                    n: g.len_x(),
+                    m: g.len_y(),
+                    a: g.a(),
+                    b: g.b(),
+                    log_a: log_weights(g.a()),
+                    log_b: log_weights(g.b()),
+                    mode: Mode::Streaming,
+                    exp,
+                    kind: Kind::Grid { grid: g, factor },
+                    dense_rows: None,
+                    dense_cols: None,
+                    cost_spread: g.cost_scale(factor),
                 })
             }
         }
@@ -273,6 +317,11 @@ impl<'a> Engine<'a> {
                 c: c.costs(),
                 stride: c.ncols(),
             },
+            (Kind::Grid { grid, factor }, side) => RowSource::Grid {
+                grid,
+                transpose: side == Side::Cols,
+                factor: *factor,
+            },
         }
     }
 
@@ -357,6 +406,10 @@ impl<'a> Engine<'a> {
         let inv_eps = 1.0 / eps;
         let mut u = vec![0.0; len];
         scaled_potential(h, self.log_w(side), inv_eps, &mut u);
+        if let Kind::Grid { grid, factor } = &self.kind {
+            grid.separable_lse::<E>(side == Side::Cols, &u, inv_eps, *factor, lse);
+            return;
+        }
         let src = self.source(side);
         let u = &u[..];
         if rows * len < PAR_MIN_PAIRS {

@@ -321,6 +321,9 @@ pub enum Geometry<'a> {
     },
     /// A given cost matrix with its two marginals.
     Matrix(&'a CostMatrix),
+    /// Two tensor grids with an axis-separable (squared-Euclidean or periodic) cost; the engine
+    /// runs the separable log-sum-exp ([`super::TensorGrid`]), `params.cost` gives $\kappa$.
+    Grid(&'a super::TensorGrid),
 }
 
 impl Geometry<'_> {
@@ -329,6 +332,7 @@ impl Geometry<'_> {
         match self {
             Geometry::Clouds { x, y } => (x.len(), y.len()),
             Geometry::Matrix(c) => (c.nrows(), c.ncols()),
+            Geometry::Grid(g) => (g.len_x(), g.len_y()),
         }
     }
 }

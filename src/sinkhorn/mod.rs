@@ -23,7 +23,7 @@
 //!
 //! | object / algorithm | items |
 //! |---|---|
-//! | measures | [`PointCloud`], [`CostMatrix`], [`Geometry`] |
+//! | measures | [`PointCloud`], [`CostMatrix`], [`TensorGrid`] (separable kernel), [`Geometry`] |
 //! | parameters | [`SinkhornParams`], [`EpsScaling`], [`Mode`], [`Termination`] |
 //! | alternating solve | [`solve`], [`solve_warm`], [`solve_matrix`], [`solve_geometry`] → [`SinkhornOutput`] |
 //! | symmetric solve (averaged update) | [`solve_symmetric`], [`solve_symmetric_warm`] → [`SymmetricOutput`] |
@@ -55,6 +55,7 @@
 mod divergence;
 mod engine;
 mod error;
+mod grid;
 pub mod kernel;
 mod measure;
 mod params;
@@ -65,6 +66,7 @@ mod symmetric;
 
 pub use divergence::{divergence, DivergenceOutput};
 pub use error::SinkhornError;
+pub use grid::{TensorGrid, MAX_GRID_POINTS};
 pub use measure::{CostMatrix, Geometry, PointCloud};
 pub use params::{
     physical_memory_bytes, EpsScaling, Mode, OverRelaxation, SinkhornParams, Termination,

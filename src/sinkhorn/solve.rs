@@ -161,6 +161,7 @@ pub(crate) fn cost_scale(geom: Geometry<'_>, cost: Cost) -> f64 {
     match geom {
         Geometry::Clouds { x, y } => cost.factor() * x.bbox_sq_diameter(y),
         Geometry::Matrix(c) => c.range(),
+        Geometry::Grid(g) => g.cost_scale(cost.factor()),
     }
 }
 

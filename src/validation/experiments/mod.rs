@@ -6,6 +6,7 @@ mod gaussian;
 use super::Experiment;
 
 pub mod particles;
+pub mod pma;
 
 /// Every experiment of the campaign, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
@@ -28,5 +29,13 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(finite::Reflected),
         Box::new(finite::Extended),
         Box::new(finite::TwoD),
+        Box::new(pma::GaussianCase),
+        Box::new(pma::GridOrders),
+        Box::new(pma::IpfpVsPma),
+        Box::new(pma::GridCorrection),
+        Box::new(pma::BoxGaussian),
+        Box::new(pma::Grid2dCase),
+        Box::new(pma::Particles),
+        Box::new(pma::MirrorExamples),
     ]
 }
