@@ -28,6 +28,7 @@
 //! * [`particles`] — particle Sinkhorn flows and drifting fields (seed 003): one-sided,
 //!   two-sided, L-step and converged drifts, the particle gradient flow of $S_\varepsilon$,
 //!   exact $W_2$ metrics, toy 2-D targets, and Lemma A.1 by interval arithmetic.
+//! * [`finite`] — the Sinkhorn potential flow on a finite space (seed 000): b-variable, resolvent LCP, SJKO, metric tensor.
 //! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).

@@ -147,7 +147,12 @@ impl Experiment for Invariants {
         let t0 = std::time::Instant::now();
         let bout = resolvent_flow(&big, &big_kernel, &big_v, &big_mu0, &bp).map_err(e2s)?;
         let t_flow = t0.elapsed().as_secs_f64();
-        let bev = |m: &[f64]| m.iter().zip(&big_v).map(|(x, y)| x * (y - big_vmin)).sum::<f64>();
+        let bev = |m: &[f64]| {
+            m.iter()
+                .zip(&big_v)
+                .map(|(x, y)| x * (y - big_vmin))
+                .sum::<f64>()
+        };
         let be0 = bev(&bout.mu[0]);
         for k in 0..large_steps {
             let (a0, a1) = (&bout.a[k], &bout.a[k + 1]);
