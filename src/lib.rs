@@ -30,14 +30,16 @@
 //!   exact $W_2$ metrics, toy 2-D targets, and Lemma A.1 by interval arithmetic.
 //! * [`pma`] — the parabolic Monge–Ampère flow against Sinkhorn/IPFP iterates (seed 002): the
 //!   exact Gaussian case (IPFP recursion, Riccati closed form, correction, fixed point).
+//! * [`finite`] — the Sinkhorn potential flow on a finite space (seed 000): b-variable,
+//!   resolvent LCP, SJKO, metric tensor.
 //! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).
 //! * [`rates`] — log-log and semi-log fits used by tests and the validation campaign.
 //! * [`error`] — the error policy (bad input vs numerical failure).
 //!
 //! Dependency direction is one-way: `linalg` ← `gaussian` (closed forms never call the
-//! Sinkhorn engine: they are its oracle); `linalg` ← `sinkhorn` ← `particles` (and the planned
-//! `finite`, `pma`); the validation campaign, the plots and the CLI live
-//! in the `sinkflow` binary and are never imported by the library.
+//! Sinkhorn engine: they are its oracle); `linalg` ← `sinkhorn` ← `particles`, `finite`, `pma`;
+//! the validation campaign, the plots and the CLI live in the `sinkflow` binary and are never
+//! imported by the library.
 //!
 //! ## Which entry point do I want?
 //!

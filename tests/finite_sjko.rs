@@ -118,3 +118,35 @@ fn sjko_runs_in_the_published_regime() {
     // the step's Hessian is badly conditioned along oscillating directions
     assert!(out.hessian_cond[1] > 1e6, "cond {}", out.hessian_cond[1]);
 }
+
+#[test]
+fn sjko_refuses_bad_parameters() {
+    use sinkflow::finite::{sjko_step, FiniteError};
+    let space = FiniteSpace::grid_1d(0.0, 1.0, 5, Cost::SqEuclidean).unwrap();
+    let v = vec![0.0, 1.0, 2.0, 3.0, 4.0];
+    let mu = vec![0.2; 5];
+    for p in [
+        SjkoParams {
+            tau: 0.0,
+            ..SjkoParams::default()
+        },
+        SjkoParams {
+            tol: 0.0,
+            ..SjkoParams::default()
+        },
+        SjkoParams {
+            tau: f64::NAN,
+            ..SjkoParams::default()
+        },
+    ] {
+        assert!(matches!(
+            sjko_step(&space, 0.1, &v, &mu, &mu, &p, 1),
+            Err(FiniteError::InvalidParameter { .. })
+        ));
+    }
+    assert!(sjko_flow(&space, -0.1, &v, &mu, &SjkoParams::default()).is_err());
+    assert!(sjko_flow(&space, 0.1, &v[..4], &mu, &SjkoParams::default()).is_err());
+    let mut bad = mu.clone();
+    bad[0] = 0.3;
+    assert!(sjko_flow(&space, 0.1, &v, &bad, &SjkoParams::default()).is_err());
+}

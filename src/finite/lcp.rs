@@ -226,13 +226,13 @@ impl LcpSolver {
                 .filter(|&i| if in_s[i] { a[i] > 0.0 } else { w[i] < 0.0 })
                 .collect();
             let r = self.residual(&a, &w, b);
-            let fixed = next == s;
+            if next == s {
+                // a fixed point: a > 0 on S, a = 0 off S, w >= 0 off S (not an earlier iterate
+                // with a smaller residual, which may carry tiny negative coefficients)
+                return (a, w, r, it, true);
+            }
             if best.as_ref().is_none_or(|(_, _, rb)| r < *rb) {
                 best = Some((a, w, r));
-            }
-            if fixed {
-                let (a, w, r) = best.expect("set above");
-                return (a, w, r, it, true);
             }
             s = next;
         }
@@ -339,14 +339,18 @@ impl LcpSolver {
         }
     }
 
+    /// The accepted solution. Coefficients are clamped at 0 (a no-op for a fixed point of the
+    /// active set), so that $\mu=a\odot Ka\ge0$ holds exactly downstream; the residual was
+    /// computed by the caller on the same iterate and bounds the clamped amount.
     fn finish(
         &self,
-        a: Vec<f64>,
+        mut a: Vec<f64>,
         w: Vec<f64>,
         r: f64,
         method: LcpMethod,
         iterations: usize,
     ) -> LcpSolution {
+        a.iter_mut().for_each(|x| *x = x.max(0.0));
         let support = (0..a.len()).filter(|&i| a[i] > 0.0).collect();
         LcpSolution {
             a,

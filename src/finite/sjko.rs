@@ -265,6 +265,19 @@ pub fn sjko_step(
     check_finite(v, "V")?;
     check_probability(nu, n, "mu_k")?;
     check_probability(start, n, "start")?;
+    super::space::check_eps(eps)?;
+    for (name, x) in [
+        ("tau", params.tau),
+        ("tol", params.tol),
+        ("sinkhorn_tol", params.sinkhorn_tol),
+    ] {
+        if !(x.is_finite() && x > 0.0) {
+            return Err(FiniteError::InvalidParameter {
+                name,
+                message: format!("must be finite and > 0, got {x}"),
+            });
+        }
+    }
     let sp = SinkhornParams {
         eps,
         cost: space.cost(),

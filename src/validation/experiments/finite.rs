@@ -71,7 +71,7 @@ impl Experiment for Invariants {
         let pairs = ctx.usize("pairs")?;
         let t_loss = ctx.f64("t_loss")?;
         let loss_steps = ctx.vec_usize("loss_steps")?;
-        ctx.set_steps((3 + pairs + loss_steps.len()) as u64);
+        ctx.set_steps((4 + pairs + loss_steps.len()) as u64);
         let space = FiniteSpace::grid_1d(-2.0, 2.0, n, Cost::SqEuclidean).map_err(e2s)?;
         let kernel = Kernel::new(&space, eps, &KernelParams::default()).map_err(e2s)?;
         let v = Potential::DoubleWell.on(&space);
@@ -127,6 +127,56 @@ impl Experiment for Invariants {
             ));
             ctx.step();
         }
+        // a large 1-D grid at s = 5 (the size N = 1000 in the full profile)
+        let large_n = ctx.usize("large_n")?;
+        let large_steps = ctx.usize("large_steps")?;
+        let big = FiniteSpace::grid_1d(-2.0, 2.0, large_n, Cost::SqEuclidean).map_err(e2s)?;
+        let big_eps = 5.0 * big.min_dist2();
+        let t0 = std::time::Instant::now();
+        let big_kernel = Kernel::new(&big, big_eps, &KernelParams::default()).map_err(e2s)?;
+        let t_kernel = t0.elapsed().as_secs_f64();
+        let big_v = Potential::DoubleWell.on(&big);
+        let big_vmin = big_v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let big_mu0 = gaussian_bump(&big, &[0.5], 0.4).map_err(e2s)?;
+        let bp = FlowParams {
+            dt,
+            steps: large_steps,
+            lcp: LcpParams::default(),
+            bmap: Default::default(),
+        };
+        let t0 = std::time::Instant::now();
+        let bout = resolvent_flow(&big, &big_kernel, &big_v, &big_mu0, &bp).map_err(e2s)?;
+        let t_flow = t0.elapsed().as_secs_f64();
+        let bev = |m: &[f64]| {
+            m.iter()
+                .zip(&big_v)
+                .map(|(x, y)| x * (y - big_vmin))
+                .sum::<f64>()
+        };
+        let be0 = bev(&bout.mu[0]);
+        for k in 0..large_steps {
+            let (a0, a1) = (&bout.a[k], &bout.a[k + 1]);
+            let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
+            let lhs = big_kernel.quad(a1, a1);
+            let rhs = big_kernel.quad(a0, a0) - big_kernel.quad(&d, &d);
+            id_max = id_max.max((lhs - rhs).abs() / big_kernel.quad(a0, a0));
+            e_inc = e_inc.max((bev(&bout.mu[k + 1]) - bev(&bout.mu[k])) / be0);
+            mu_min = mu_min.min(bout.mu[k + 1].iter().cloned().fold(f64::INFINITY, f64::min));
+            res_max = res_max.max(bout.kkt_residual[k + 1]);
+        }
+        ctx.table(
+            format!("Large grid: {large_n} points of [-2, 2], s = 5 (eps = {big_eps:.3e}), bump start, h = {dt}"),
+            &["N", "cond(K)", "kernel + check (s)", "flow (s)", "steps", "LU factorisations"],
+            vec![vec![
+                large_n.to_string(),
+                format!("{:.2e}", big_kernel.cond()),
+                format!("{t_kernel:.2}"),
+                format!("{t_flow:.2}"),
+                large_steps.to_string(),
+                bout.factorisations.to_string(),
+            ]],
+        );
+        ctx.step();
         // firm non-expansiveness on random pairs of cone points, three step sizes
         let mut fne: f64 = f64::NEG_INFINITY;
         for pair in 0..pairs {
