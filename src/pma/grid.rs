@@ -1,4 +1,4 @@
-//! PMA on one-dimensional grids (torus $\mathbb T^1 = [0,1)$ and interval $[0,1]$) and the
+//! PMA on one-dimensional grids (torus $\mathbb T^1 = [0,1)$ and interval $0\le x\le1$) and the
 //! seed's IPFP on the same grids through the engine's half-step API (`theory/pma.md` §4).
 //!
 //! ## The scheme
@@ -46,7 +46,7 @@ pub const MASS_TOL: f64 = 1e-6;
 pub enum Domain {
     /// $\mathbb T^1 = [0,1)$, nodes $j/n$, periodic $u$.
     Torus,
-    /// $[0,1]$, cell-centred nodes $(j+1/2)/n$, $\nabla\varphi$ maps $[0,1]$ onto itself.
+    /// The interval $0\le x\le 1$, cell-centred nodes $(j+1/2)/n$, $\nabla\varphi$ maps it onto itself.
     Interval,
 }
 

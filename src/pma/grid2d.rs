@@ -67,7 +67,7 @@ impl Grid2d {
     }
 
     /// Validate nodal values of a potential (length $n^2$, no NaN, no $+\infty$, grid mean of
-    /// $e^{-f}$ equal to 1 within [`MASS_TOL`] unless `normalise`).
+    /// $e^{-f}$ equal to 1 within [`super::grid::MASS_TOL`] unless `normalise`).
     pub fn check_density(
         &self,
         f: &[f64],
