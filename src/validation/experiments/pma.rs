@@ -4,7 +4,8 @@ use nalgebra::DMatrix;
 use sinkflow::gaussian::{catalog, EntropicOt, Gaussian};
 use sinkflow::pma::gaussian::GaussianPma;
 use sinkflow::pma::grid::{
-    brenier_map, catalogue, ipfp, jacobian, solve_pma, Domain, Grid1d, PmaParams, Scheme,
+    brenier_map, catalogue, ipfp, jacobian, solve_pma, wasserstein2, Domain, Grid1d, PmaParams,
+    Scheme,
 };
 use sinkflow::pma::mirror::{mirror_flow, MirrorEnergy, MirrorParams};
 use sinkflow::rates::{loglog_fit, semilog_fit};
@@ -480,7 +481,7 @@ impl Experiment for IpfpVsPma {
         .map_err(e2s)?;
         let reference = &pma[1];
         ctx.step();
-        let (mut eg, mut ep, mut er, mut rows) = (vec![], vec![], vec![], vec![]);
+        let (mut eg, mut ep, mut er, mut ew, mut rows) = (vec![], vec![], vec![], vec![], vec![]);
         for &eps in &epss {
             let (k, s) = ipfp(&grid, &f, &g, eps, t_end, 1).map_err(e2s)?;
             let it = &s[1];
@@ -494,12 +495,14 @@ impl Experiment for IpfpVsPma {
                     .sum::<f64>()
                     * h,
             );
+            ew.push(wasserstein2(&grid, &it.rho, &reference.rho).map_err(e2s)?);
             rows.push(vec![
                 fmt_num(eps),
                 k.to_string(),
                 fmt_num(eg[eg.len() - 1]),
                 fmt_num(ep[ep.len() - 1]),
                 fmt_num(er[er.len() - 1]),
+                fmt_num(ew[ew.len() - 1]),
             ]);
             ctx.step();
         }
@@ -510,9 +513,19 @@ impl Experiment for IpfpVsPma {
         ctx.measure("grad_slope", fg.slope);
         ctx.measure("phi_slope", fp.slope);
         ctx.measure("rho_slope", fr.slope);
+        let fw = loglog_fit(&epss, &ew).ok_or("fit failed")?;
+        ctx.measure("w2_slope_proven", fw.slope);
+        ctx.measure("w2_slope", fw.slope);
         ctx.table(
             format!("IPFP (k = round(t/eps)) against the PMA at t = {t_end}, n = {n}, periodic cost d²/2"),
-            &["eps", "k", "|∇φ_k − ∇φ_t|_∞", "|φ_k − φ_t|_∞", "|ρ_k − ρ_t|_L¹"],
+            &[
+                "eps",
+                "k",
+                "|∇φ_k − ∇φ_t|_∞",
+                "|φ_k − φ_t|_∞",
+                "|ρ_k − ρ_t|_L¹",
+                "W2(ρ_k, ρ_t) (circle)",
+            ],
             rows,
         );
         let sqrt_ref: Vec<f64> = reference_line(&epss, fg.intercept + 0.5 * epss[0].ln(), 0.5);
@@ -538,6 +551,12 @@ impl Experiment for IpfpVsPma {
             format!("ρ in L¹ (slope {})", fmt_num(fr.slope)),
             &epss,
             &er,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            format!("W2(ρ_k, ρ_t) (slope {})", fmt_num(fw.slope)),
+            &epss,
+            &ew,
             Style::LinePoints,
         ))
         .with(Series::new(
