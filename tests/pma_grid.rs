@@ -253,3 +253,37 @@ fn circle_w2_of_a_small_rotation_matches_the_linearised_formula() {
     assert!(w < 0.5 * delta);
     assert!(wasserstein2(&grid, &a, &a).unwrap() < 1e-15);
 }
+
+#[test]
+fn a_non_convex_initial_potential_is_bad_input() {
+    use sinkflow::pma::grid::solve_pma_from;
+    use sinkflow::{Classify, ErrorClass};
+    let (grid, f, g) = manufactured(32);
+    // u0 = -a cos(2 pi x)/(4 pi^2): phi_0'' = 1 + a cos(2 pi x) (discretely ~), non-convex for a > 1
+    let u0 = |a: f64| -> Vec<f64> {
+        grid.x()
+            .iter()
+            .map(|&x| -a * (TAU * x).cos() / (TAU * TAU))
+            .collect()
+    };
+    let p = PmaParams {
+        t_end: 0.01,
+        dt: 1e-4,
+        scheme: Scheme::Implicit,
+        ..PmaParams::default()
+    };
+    let e = solve_pma_from(&grid, &f, &g, &u0(1.5), &p).unwrap_err();
+    assert!(matches!(e, PmaError::NonConvexInitial { .. }), "{e}");
+    assert_eq!(e.class(), ErrorClass::BadInput);
+    // a convex start is accepted and, with the same data, reaches the same steady state
+    let p = PmaParams {
+        t_end: 12.0,
+        dt: 0.1,
+        scheme: Scheme::Implicit,
+        ..PmaParams::default()
+    };
+    let a = solve_pma_from(&grid, &f, &g, &u0(0.5), &p).unwrap();
+    let b = solve_pma(&grid, &f, &g, &p).unwrap();
+    // the steady state is unique up to a constant in phi: gradients agree
+    assert!(maxdiff(&a[1].grad_phi, &b[1].grad_phi) < 1e-9);
+}

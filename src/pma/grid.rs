@@ -371,14 +371,52 @@ pub fn solve_pma(
     g: &[f64],
     params: &PmaParams,
 ) -> Result<Vec<GridSnapshot>, PmaError> {
+    solve_pma_from(grid, f, g, &vec![0.0; grid.len()], params)
+}
+
+/// [`solve_pma`] from another initial potential $\varphi_0 = x^2/2 + u_0$ (nodal `u0`, periodic
+/// on the torus). $\varphi_0$ must be discretely convex, $1 + D^2u_0 > 0$ at every node, else
+/// [`PmaError::NonConvexInitial`] (bad input) names the first offending node. The Sinkhorn
+/// comparison of the seed assumes $u_0 = 0$.
+pub fn solve_pma_from(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    u0: &[f64],
+    params: &PmaParams,
+) -> Result<Vec<GridSnapshot>, PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let steps = whole_steps(params.t_end, params.dt)?;
     let outs = output_steps(steps, params.samples)?;
     let n = grid.len();
+    if u0.len() != n {
+        return Err(PmaError::DimensionMismatch {
+            what: "number of values of u0".to_string(),
+            expected: n,
+            found: u0.len(),
+        });
+    }
+    if let Some(j) = u0.iter().position(|v| !v.is_finite()) {
+        return Err(PmaError::InvalidDensity(format!(
+            "u0 has a non-finite value {} at node {j}",
+            u0[j]
+        )));
+    }
+    {
+        let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
+        derivatives(grid, u0, &mut d2, &mut d1);
+        if let Some(j) = d2.iter().position(|v| *v <= 0.0) {
+            return Err(PmaError::NonConvexInitial {
+                index: j,
+                x: grid.x[j],
+                second_derivative: d2[j],
+            });
+        }
+    }
     let dt = params.dt;
     let h = grid.h();
-    let mut u = vec![0.0; n];
+    let mut u = u0.to_vec();
     let mut r = vec![0.0; n];
     let mut d2 = vec![0.0; n];
     let mut d1 = vec![0.0; n];
