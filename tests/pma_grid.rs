@@ -219,6 +219,10 @@ fn bad_input_is_rejected() {
         Err(PmaError::InvalidStep(_))
     ));
     assert_eq!(whole_steps(1.0, 0.1).unwrap(), 10);
+    assert!(matches!(
+        whole_steps(1.0, 1e-9),
+        Err(PmaError::InvalidStep(_))
+    ));
     match ipfp(&grid, &ok, &ok, 1e-3, 1.0, 1) {
         Err(PmaError::GridTooCoarse {
             smallest_safe_eps, ..

@@ -38,6 +38,9 @@ use crate::Cost;
 /// Largest number of grid nodes of a 1-D PMA / IPFP run.
 pub const MAX_NODES: usize = 1 << 14;
 
+/// Largest number of time steps $T/\Delta t$ of a grid run ($10^8$).
+pub const MAX_STEPS: usize = 100_000_000;
+
 /// Tolerance on the grid mean of $e^{-f}$ (must be 1 within it unless normalised).
 pub const MASS_TOL: f64 = 1e-6;
 
@@ -273,7 +276,12 @@ pub fn whole_steps(t_end: f64, dt: f64) -> Result<usize, PmaError> {
     }
     let r = t_end / dt;
     let k = r.round();
-    if (r - k).abs() > 1e-9 * r.max(1.0) || k > 1e12 {
+    if k > MAX_STEPS as f64 {
+        return Err(PmaError::InvalidStep(format!(
+            "T/dt = {r:e} steps exceeds the limit {MAX_STEPS:e}; increase dt"
+        )));
+    }
+    if (r - k).abs() > 1e-9 * r.max(1.0) {
         return Err(PmaError::InvalidStep(format!(
             "T/dt = {r} is not a whole number (within 1e-9 relative); choose dt = T/{}",
             k.max(1.0)
