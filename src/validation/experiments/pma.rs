@@ -572,6 +572,68 @@ impl Experiment for IpfpVsPma {
             Style::Dashed,
         ));
         ctx.plot(&fig, "pma_ipfp_vs_pma")?;
+
+        // the interval: walls at 0 and 1
+        let igrid = Grid1d::new(Domain::Interval, n).map_err(e2s)?;
+        let fi = catalogue(&igrid, "gauss:0.45:0.25").map_err(e2s)?;
+        let gi = catalogue(&igrid, "gauss:0.55:0.3").map_err(e2s)?;
+        let dt = t_end / (t_end / (h * h / 8.0)).ceil();
+        let ipma = solve_pma(
+            &igrid,
+            &fi,
+            &gi,
+            &PmaParams {
+                t_end,
+                dt,
+                ..PmaParams::default()
+            },
+        )
+        .map_err(e2s)?;
+        let (mut all, mut inside) = (vec![], vec![]);
+        for &eps in &epss {
+            let it = ipfp(&igrid, &fi, &gi, eps, t_end, 1).map_err(e2s)?.1;
+            all.push(maxdiff(&it[1].grad_phi, &ipma[1].grad_phi));
+            inside.push(
+                igrid
+                    .x()
+                    .iter()
+                    .zip(it[1].grad_phi.iter().zip(&ipma[1].grad_phi))
+                    .filter(|(x, _)| **x > 0.25 && **x < 0.75)
+                    .map(|(_, (a, b))| (a - b).abs())
+                    .fold(0.0, f64::max),
+            );
+        }
+        let fa = loglog_fit(&epss, &all).ok_or("fit failed")?;
+        let fin = loglog_fit(&epss, &inside).ok_or("fit failed")?;
+        ctx.measure("interval_max_slope", fa.slope);
+        ctx.measure("interval_interior_slope", fin.slope);
+        ctx.table(
+            format!("The interval [0, 1] (walls), n = {n}, t = {t_end}"),
+            &["eps", "max |∇φ_k − ∇φ_t|", "same on [0.25, 0.75]"],
+            epss.iter()
+                .zip(all.iter().zip(&inside))
+                .map(|(e, (a, b))| vec![fmt_num(*e), fmt_num(*a), fmt_num(*b)])
+                .collect(),
+        );
+        let fig = Figure::new(
+            format!("IPFP vs PMA on the interval (n = {n}, t = {t_end})"),
+            "eps",
+            "|∇φ_k − ∇φ_t|",
+        )
+        .log(true, true)
+        .with(Series::new(
+            format!("max over [0,1] (slope {})", fmt_num(fa.slope)),
+            &epss,
+            &all,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            format!("max over [0.25, 0.75] (slope {})", fmt_num(fin.slope)),
+            &epss,
+            &inside,
+            Style::LinePoints,
+        ));
+        ctx.plot(&fig, "pma_ipfp_vs_pma_interval")?;
         Ok(())
     }
 }
