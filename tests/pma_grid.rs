@@ -232,6 +232,19 @@ fn bad_input_is_rejected() {
         other => panic!("expected a coarse-grid error, got {other:?}"),
     }
     assert!(Grid1d::new(Domain::Torus, 2).is_err());
+    // the implicit scheme's dense Newton matrix is bounded before allocating
+    let big = Grid1d::new(Domain::Torus, 4096).unwrap();
+    let z = vec![0.0; 4096];
+    let p = PmaParams {
+        t_end: 0.1,
+        dt: 0.1,
+        scheme: Scheme::Implicit,
+        ..PmaParams::default()
+    };
+    assert!(matches!(
+        solve_pma(&big, &z, &z, &p),
+        Err(PmaError::InvalidGrid(_))
+    ));
     assert!(catalogue(&grid, "cos:1.5:1").is_err());
     assert!(catalogue(&grid, "nope").is_err());
 }

@@ -38,6 +38,9 @@ use crate::Cost;
 /// Largest number of grid nodes of a 1-D PMA / IPFP run.
 pub const MAX_NODES: usize = 1 << 14;
 
+/// Largest grid of the implicit scheme (its dense Newton matrix takes $8n^2$ bytes: 32 MiB).
+pub const MAX_IMPLICIT_NODES: usize = 2048;
+
 /// Largest number of time steps $T/\Delta t$ of a grid run ($10^8$).
 pub const MAX_STEPS: usize = 100_000_000;
 
@@ -421,6 +424,11 @@ pub fn solve_pma_from(
                 second_derivative: d2[j],
             });
         }
+    }
+    if params.scheme == Scheme::Implicit && n > MAX_IMPLICIT_NODES {
+        return Err(PmaError::InvalidGrid(format!(
+            "the implicit scheme (dense n x n Newton matrix) supports n <= {MAX_IMPLICIT_NODES}, got {n}; use --scheme explicit"
+        )));
     }
     let dt = params.dt;
     let h = grid.h();
