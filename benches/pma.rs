@@ -10,6 +10,8 @@
 //!   work per term is the same. Target (issue 11): separable ≥ 50× faster at 128².
 //! * `pma_step`: one explicit PMA step on the 2-D torus at 128² (2-D is explicit only), and one
 //!   implicit (Newton, faer LU) PMA step on a 1-D grid of 1024 nodes.
+//! * `end_to_end`: the quick 2-D IPFP-vs-PMA comparison of validation `pma-grid2d` (32² torus,
+//!   t = 0.05: the explicit PMA and IPFP at eps = 0.00625, k = 8, with the barycentric projection).
 //!
 //! `cargo bench --bench pma` (a few minutes on 2 cores).
 
@@ -116,5 +118,26 @@ fn pma_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, grid_half_step, pma_step);
+fn end_to_end(c: &mut Criterion) {
+    use sinkflow::pma::grid2d::ipfp_2d;
+    let mut g = c.benchmark_group("end_to_end");
+    g.sample_size(10);
+    let n = 32;
+    let grid = Grid2d::new(n).expect("grid");
+    let gg = catalogue_2d(&grid, "cos:0.3:1").expect("g");
+    let f = catalogue_2d(&grid, "pushed:0.2:cos_0.3_1").expect("f");
+    let h = grid.h();
+    let t = 0.05;
+    let dt = t / (t / (h * h / 5.0)).ceil();
+    g.bench_function(BenchmarkId::new("ipfp_vs_pma_2d", n), |bch| {
+        bch.iter(|| {
+            let p = solve_pma_2d(&grid, &f, &gg, t, dt, 1).expect("pma");
+            let (_, it) = ipfp_2d(&grid, &f, &gg, 0.00625, t, 1).expect("ipfp");
+            black_box((p, it))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, grid_half_step, pma_step, end_to_end);
 criterion_main!(benches);

@@ -29,7 +29,9 @@
 //!   two-sided, L-step and converged drifts, the particle gradient flow of $S_\varepsilon$,
 //!   exact $W_2$ metrics, toy 2-D targets, and Lemma A.1 by interval arithmetic.
 //! * [`pma`] — the parabolic Monge–Ampère flow against Sinkhorn/IPFP iterates (seed 002): the
-//!   exact Gaussian case (IPFP recursion, Riccati closed form, correction, fixed point).
+//!   exact Gaussian case (IPFP recursion, Riccati closed form, correction, fixed point), the PMA
+//!   on 1-D and 2-D grids with IPFP through the engine, IPFP on samples, and Wasserstein mirror
+//!   flows.
 //! * [`finite`] — the Sinkhorn potential flow on a finite space (seed 000): b-variable,
 //!   resolvent LCP, SJKO, metric tensor.
 //! * [`io`] — reading point clouds and weights (`.npy`, `.csv`), writing trajectories (`.npy`).

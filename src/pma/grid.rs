@@ -1,4 +1,4 @@
-//! PMA on one-dimensional grids (torus $\mathbb T^1 = [0,1)$ and interval $[0,1]$) and the
+//! PMA on one-dimensional grids (torus $\mathbb T^1 = [0,1)$ and interval $0\le x\le1$) and the
 //! seed's IPFP on the same grids through the engine's half-step API (`theory/pma.md` §4).
 //!
 //! ## The scheme
@@ -38,6 +38,12 @@ use crate::Cost;
 /// Largest number of grid nodes of a 1-D PMA / IPFP run.
 pub const MAX_NODES: usize = 1 << 14;
 
+/// Largest grid of the implicit scheme (its dense Newton matrix takes $8n^2$ bytes: 32 MiB).
+pub const MAX_IMPLICIT_NODES: usize = 2048;
+
+/// Largest number of time steps $T/\Delta t$ of a grid run ($10^8$).
+pub const MAX_STEPS: usize = 100_000_000;
+
 /// Tolerance on the grid mean of $e^{-f}$ (must be 1 within it unless normalised).
 pub const MASS_TOL: f64 = 1e-6;
 
@@ -46,7 +52,7 @@ pub const MASS_TOL: f64 = 1e-6;
 pub enum Domain {
     /// $\mathbb T^1 = [0,1)$, nodes $j/n$, periodic $u$.
     Torus,
-    /// $[0,1]$, cell-centred nodes $(j+1/2)/n$, $\nabla\varphi$ maps $[0,1]$ onto itself.
+    /// The interval $0\le x\le 1$, cell-centred nodes $(j+1/2)/n$, $\nabla\varphi$ maps it onto itself.
     Interval,
 }
 
@@ -273,7 +279,12 @@ pub fn whole_steps(t_end: f64, dt: f64) -> Result<usize, PmaError> {
     }
     let r = t_end / dt;
     let k = r.round();
-    if (r - k).abs() > 1e-9 * r.max(1.0) || k > 1e12 {
+    if k > MAX_STEPS as f64 {
+        return Err(PmaError::InvalidStep(format!(
+            "T/dt = {r:e} steps exceeds the limit {MAX_STEPS:e}; increase dt"
+        )));
+    }
+    if (r - k).abs() > 1e-9 * r.max(1.0) {
         return Err(PmaError::InvalidStep(format!(
             "T/dt = {r} is not a whole number (within 1e-9 relative); choose dt = T/{}",
             k.max(1.0)
@@ -371,14 +382,57 @@ pub fn solve_pma(
     g: &[f64],
     params: &PmaParams,
 ) -> Result<Vec<GridSnapshot>, PmaError> {
+    solve_pma_from(grid, f, g, &vec![0.0; grid.len()], params)
+}
+
+/// [`solve_pma`] from another initial potential $\varphi_0 = x^2/2 + u_0$ (nodal `u0`, periodic
+/// on the torus). $\varphi_0$ must be discretely convex, $1 + D^2u_0 > 0$ at every node, else
+/// [`PmaError::NonConvexInitial`] (bad input) names the first offending node. The Sinkhorn
+/// comparison of the seed assumes $u_0 = 0$.
+pub fn solve_pma_from(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    u0: &[f64],
+    params: &PmaParams,
+) -> Result<Vec<GridSnapshot>, PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let steps = whole_steps(params.t_end, params.dt)?;
     let outs = output_steps(steps, params.samples)?;
     let n = grid.len();
+    if u0.len() != n {
+        return Err(PmaError::DimensionMismatch {
+            what: "number of values of u0".to_string(),
+            expected: n,
+            found: u0.len(),
+        });
+    }
+    if let Some(j) = u0.iter().position(|v| !v.is_finite()) {
+        return Err(PmaError::InvalidDensity(format!(
+            "u0 has a non-finite value {} at node {j}",
+            u0[j]
+        )));
+    }
+    {
+        let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
+        derivatives(grid, u0, &mut d2, &mut d1);
+        if let Some(j) = d2.iter().position(|v| *v <= 0.0) {
+            return Err(PmaError::NonConvexInitial {
+                index: j,
+                x: grid.x[j],
+                second_derivative: d2[j],
+            });
+        }
+    }
+    if params.scheme == Scheme::Implicit && n > MAX_IMPLICIT_NODES {
+        return Err(PmaError::InvalidGrid(format!(
+            "the implicit scheme (dense n x n Newton matrix) supports n <= {MAX_IMPLICIT_NODES}, got {n}; use --scheme explicit"
+        )));
+    }
     let dt = params.dt;
     let h = grid.h();
-    let mut u = vec![0.0; n];
+    let mut u = u0.to_vec();
     let mut r = vec![0.0; n];
     let mut d2 = vec![0.0; n];
     let mut d1 = vec![0.0; n];
@@ -907,4 +961,45 @@ pub fn jacobian(grid: &Grid1d, g: &[f64], phi: &[f64]) -> Result<nalgebra::DMatr
         jac[(j, r)] += a - gp / (2.0 * h);
     }
     Ok(jac)
+}
+
+/// $W_2(\rho_a,\rho_b)$ between two positive densities given by their nodal values
+/// (`theory/pma.md` §4.3): on the interval with the monotone map $G^{-1}\circ F$, on the circle
+/// with $T(x) = G^{-1}(F(x)-\theta)$, $\int(T-x)\,dx = 0$ — which is also the minimiser over
+/// rotations $\theta$ of $\int\lvert T-x\rvert^2d\rho_a$ (its derivative in $\theta$ is
+/// $-2\int(T-x)T'\,dx = -2\int(T-x)\,dx$ by periodicity of $T-x$). Then
+/// $W_2^2 = \int\lvert T(x)-x\rvert^2\rho_a(x)\,dx$ (trapezoid rule on the nodes, $O(h^2)$; zero
+/// to round-off for equal inputs). The densities are normalised to unit mass first.
+pub fn wasserstein2(grid: &Grid1d, rho_a: &[f64], rho_b: &[f64]) -> Result<f64, PmaError> {
+    let pot = |rho: &[f64], what: &str| -> Result<Vec<f64>, PmaError> {
+        if rho.len() != grid.len() {
+            return Err(PmaError::DimensionMismatch {
+                what: format!("number of values of {what}"),
+                expected: grid.len(),
+                found: rho.len(),
+            });
+        }
+        if let Some(j) = rho
+            .iter()
+            .position(|r| r.is_nan() || *r <= 0.0 || r.is_infinite())
+        {
+            return Err(PmaError::InvalidDensity(format!(
+                "{what} must be finite and > 0, got {} at node {j}",
+                rho[j]
+            )));
+        }
+        Ok(rho.iter().map(|r| -r.ln()).collect())
+    };
+    let fa = pot(rho_a, "rho_a")?;
+    let fb = pot(rho_b, "rho_b")?;
+    let t = brenier_map(grid, &fa, &fb)?;
+    let mass: f64 = rho_a.iter().sum();
+    let w2sq: f64 = t
+        .iter()
+        .zip(&grid.x)
+        .zip(rho_a)
+        .map(|((tj, xj), r)| (tj - xj).powi(2) * r)
+        .sum::<f64>()
+        / mass;
+    Ok(w2sq.sqrt())
 }

@@ -16,6 +16,9 @@ use super::PmaError;
 use crate::sinkhorn::{Geometry, SinkhornParams, Stepper, TensorGrid};
 use crate::Cost;
 
+/// Largest $n$ of the 2-D IPFP ([`ipfp_2d`]; the barycentric projection is $O(n^4)$).
+pub const MAX_IPFP_SIDE: usize = 128;
+
 /// Largest $n$ of an $n\times n$ grid.
 pub const MAX_SIDE: usize = 512;
 
@@ -67,7 +70,7 @@ impl Grid2d {
     }
 
     /// Validate nodal values of a potential (length $n^2$, no NaN, no $+\infty$, grid mean of
-    /// $e^{-f}$ equal to 1 within [`MASS_TOL`] unless `normalise`).
+    /// $e^{-f}$ equal to 1 within [`super::grid::MASS_TOL`] unless `normalise`).
     pub fn check_density(
         &self,
         f: &[f64],
@@ -239,6 +242,12 @@ pub fn ipfp_2d(
             smallest_safe_eps: 4.0 * h * h,
             n: grid.n,
         });
+    }
+    if grid.n > MAX_IPFP_SIDE {
+        return Err(PmaError::InvalidGrid(format!(
+            "2-D IPFP supports n <= {MAX_IPFP_SIDE} (its barycentric projection costs n^4), got {}",
+            grid.n
+        )));
     }
     if samples == 0 {
         return Err(PmaError::InvalidStep("samples must be >= 1".to_string()));

@@ -171,10 +171,7 @@ pub fn mirror_flow(
         return Err(PmaError::InvalidTime(params.t_end));
     }
     if params.samples == 0 {
-        return Err(PmaError::InvalidTolerance {
-            name: "samples",
-            value: 0.0,
-        });
+        return Err(PmaError::InvalidStep("samples must be >= 1".to_string()));
     }
     for (name, v) in [("rtol", params.rtol), ("atol", params.atol)] {
         if !(v.is_finite() && v > 0.0) {

@@ -146,6 +146,18 @@ pub enum PmaError {
         /// The discrete second derivative found.
         second_derivative: f64,
     },
+    /// The initial potential given by the caller is not convex (bad input).
+    #[error(
+        "the initial phi_0 is not convex: phi'' = {second_derivative:e} at node {index} (x = {x})"
+    )]
+    NonConvexInitial {
+        /// Node index.
+        index: usize,
+        /// Node position.
+        x: f64,
+        /// The discrete second derivative found.
+        second_derivative: f64,
+    },
     /// Newton did not converge in an implicit step.
     #[error("Newton did not converge at step {step}: residual {residual:e}")]
     NewtonFailed {

@@ -4,7 +4,8 @@ use nalgebra::DMatrix;
 use sinkflow::gaussian::{catalog, EntropicOt, Gaussian};
 use sinkflow::pma::gaussian::GaussianPma;
 use sinkflow::pma::grid::{
-    brenier_map, catalogue, ipfp, jacobian, solve_pma, Domain, Grid1d, PmaParams, Scheme,
+    brenier_map, catalogue, ipfp, jacobian, solve_pma, wasserstein2, Domain, Grid1d, PmaParams,
+    Scheme,
 };
 use sinkflow::pma::mirror::{mirror_flow, MirrorEnergy, MirrorParams};
 use sinkflow::rates::{loglog_fit, semilog_fit};
@@ -480,7 +481,7 @@ impl Experiment for IpfpVsPma {
         .map_err(e2s)?;
         let reference = &pma[1];
         ctx.step();
-        let (mut eg, mut ep, mut er, mut rows) = (vec![], vec![], vec![], vec![]);
+        let (mut eg, mut ep, mut er, mut ew, mut rows) = (vec![], vec![], vec![], vec![], vec![]);
         for &eps in &epss {
             let (k, s) = ipfp(&grid, &f, &g, eps, t_end, 1).map_err(e2s)?;
             let it = &s[1];
@@ -494,12 +495,14 @@ impl Experiment for IpfpVsPma {
                     .sum::<f64>()
                     * h,
             );
+            ew.push(wasserstein2(&grid, &it.rho, &reference.rho).map_err(e2s)?);
             rows.push(vec![
                 fmt_num(eps),
                 k.to_string(),
                 fmt_num(eg[eg.len() - 1]),
                 fmt_num(ep[ep.len() - 1]),
                 fmt_num(er[er.len() - 1]),
+                fmt_num(ew[ew.len() - 1]),
             ]);
             ctx.step();
         }
@@ -510,9 +513,19 @@ impl Experiment for IpfpVsPma {
         ctx.measure("grad_slope", fg.slope);
         ctx.measure("phi_slope", fp.slope);
         ctx.measure("rho_slope", fr.slope);
+        let fw = loglog_fit(&epss, &ew).ok_or("fit failed")?;
+        ctx.measure("w2_slope_proven", fw.slope);
+        ctx.measure("w2_slope", fw.slope);
         ctx.table(
             format!("IPFP (k = round(t/eps)) against the PMA at t = {t_end}, n = {n}, periodic cost d²/2"),
-            &["eps", "k", "|∇φ_k − ∇φ_t|_∞", "|φ_k − φ_t|_∞", "|ρ_k − ρ_t|_L¹"],
+            &[
+                "eps",
+                "k",
+                "|∇φ_k − ∇φ_t|_∞",
+                "|φ_k − φ_t|_∞",
+                "|ρ_k − ρ_t|_L¹",
+                "W2(ρ_k, ρ_t) (circle)",
+            ],
             rows,
         );
         let sqrt_ref: Vec<f64> = reference_line(&epss, fg.intercept + 0.5 * epss[0].ln(), 0.5);
@@ -541,6 +554,12 @@ impl Experiment for IpfpVsPma {
             Style::LinePoints,
         ))
         .with(Series::new(
+            format!("W2(ρ_k, ρ_t) (slope {})", fmt_num(fw.slope)),
+            &epss,
+            &ew,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
             "slope 1",
             &epss,
             &reference_line(&epss, fg.intercept, 1.0),
@@ -553,6 +572,68 @@ impl Experiment for IpfpVsPma {
             Style::Dashed,
         ));
         ctx.plot(&fig, "pma_ipfp_vs_pma")?;
+
+        // the interval: walls at 0 and 1
+        let igrid = Grid1d::new(Domain::Interval, n).map_err(e2s)?;
+        let fi = catalogue(&igrid, "gauss:0.45:0.25").map_err(e2s)?;
+        let gi = catalogue(&igrid, "gauss:0.55:0.3").map_err(e2s)?;
+        let dt = t_end / (t_end / (h * h / 8.0)).ceil();
+        let ipma = solve_pma(
+            &igrid,
+            &fi,
+            &gi,
+            &PmaParams {
+                t_end,
+                dt,
+                ..PmaParams::default()
+            },
+        )
+        .map_err(e2s)?;
+        let (mut all, mut inside) = (vec![], vec![]);
+        for &eps in &epss {
+            let it = ipfp(&igrid, &fi, &gi, eps, t_end, 1).map_err(e2s)?.1;
+            all.push(maxdiff(&it[1].grad_phi, &ipma[1].grad_phi));
+            inside.push(
+                igrid
+                    .x()
+                    .iter()
+                    .zip(it[1].grad_phi.iter().zip(&ipma[1].grad_phi))
+                    .filter(|(x, _)| **x > 0.25 && **x < 0.75)
+                    .map(|(_, (a, b))| (a - b).abs())
+                    .fold(0.0, f64::max),
+            );
+        }
+        let fa = loglog_fit(&epss, &all).ok_or("fit failed")?;
+        let fin = loglog_fit(&epss, &inside).ok_or("fit failed")?;
+        ctx.measure("interval_max_slope", fa.slope);
+        ctx.measure("interval_interior_slope", fin.slope);
+        ctx.table(
+            format!("The interval [0, 1] (walls), n = {n}, t = {t_end}"),
+            &["eps", "max |∇φ_k − ∇φ_t|", "same on [0.25, 0.75]"],
+            epss.iter()
+                .zip(all.iter().zip(&inside))
+                .map(|(e, (a, b))| vec![fmt_num(*e), fmt_num(*a), fmt_num(*b)])
+                .collect(),
+        );
+        let fig = Figure::new(
+            format!("IPFP vs PMA on the interval (n = {n}, t = {t_end})"),
+            "eps",
+            "|∇φ_k − ∇φ_t|",
+        )
+        .log(true, true)
+        .with(Series::new(
+            format!("max over [0,1] (slope {})", fmt_num(fa.slope)),
+            &epss,
+            &all,
+            Style::LinePoints,
+        ))
+        .with(Series::new(
+            format!("max over [0.25, 0.75] (slope {})", fmt_num(fin.slope)),
+            &epss,
+            &inside,
+            Style::LinePoints,
+        ));
+        ctx.plot(&fig, "pma_ipfp_vs_pma_interval")?;
         Ok(())
     }
 }
