@@ -2,36 +2,12 @@
 //! (`tests/data/gaussian_extreme_reference.py`). theory/gaussian.md §2b states the accuracy
 //! each case gets; this test asserts it.
 
-use nalgebra::{DMatrix, DVector};
+mod gaussian_util;
+
+use gaussian_util::{json_matrix, json_vector};
 use serde_json::Value;
 use sinkflow::gaussian::{divergence_parts, Gaussian};
 use sinkflow::Cost;
-
-fn mat(v: &Value) -> DMatrix<f64> {
-    let rows: Vec<Vec<f64>> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect();
-    DMatrix::from_fn(rows.len(), rows[0].len(), |i, j| rows[i][j])
-}
-
-fn vec(v: &Value) -> DVector<f64> {
-    DVector::from_vec(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect(),
-    )
-}
 
 fn num(v: &Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()
@@ -45,8 +21,8 @@ fn values_at_extreme_spectra_match_the_50_digit_reference() {
     for c in data["cases"].as_array().unwrap() {
         let kind = c["kind"].as_str().unwrap();
         let eps = c["eps"].as_f64().unwrap();
-        let mu = Gaussian::new(vec(&c["mean_a"]), mat(&c["cov_a"])).unwrap();
-        let nu = Gaussian::new(vec(&c["mean_b"]), mat(&c["cov_b"])).unwrap();
+        let mu = Gaussian::new(json_vector(&c["mean_a"]), json_matrix(&c["cov_a"])).unwrap();
+        let nu = Gaussian::new(json_vector(&c["mean_b"]), json_matrix(&c["cov_b"])).unwrap();
         let p = divergence_parts(&mu, &nu, eps, Cost::SqEuclidean).unwrap();
         let scale = mu.cov().trace() + nu.cov().trace() + (mu.mean() - nu.mean()).norm_squared();
         let mut rel_ot: f64 = 0.0;

@@ -3,7 +3,9 @@
 //! d = 1..6, eps in {1e-3, 1e-1, 1, 10, 1e2}, random / wide-spectrum (1e-8..1e4) / exactly
 //! singular covariances. OT_eps, S_eps, the transport part and W2^2 must agree to 1e-9 relative.
 
-use nalgebra::{DMatrix, DVector};
+mod gaussian_util;
+
+use gaussian_util::{json_matrix, json_vector};
 use serde_json::Value;
 use sinkflow::gaussian::{
     bures_wasserstein_sq, divergence_parts, sinkhorn_divergence, EntropicOt, Gaussian,
@@ -12,22 +14,6 @@ use sinkflow::Cost;
 
 /// The requested agreement with the 50-digit reference (relative).
 const REL_TOL: f64 = 1e-9;
-
-fn vector(v: &Value) -> DVector<f64> {
-    DVector::from_vec(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect(),
-    )
-}
-
-fn matrix(v: &Value) -> DMatrix<f64> {
-    let rows = v.as_array().unwrap();
-    let d = rows.len();
-    DMatrix::from_fn(d, d, |i, j| rows[i][j].as_f64().unwrap())
-}
 
 fn rel(x: f64, r: f64) -> f64 {
     (x - r).abs() / r.abs()
@@ -49,8 +35,8 @@ fn closed_forms_agree_with_the_50_digit_reference() {
     for c in cases {
         let name = c["name"].as_str().unwrap().to_string();
         let eps = c["eps"].as_f64().unwrap();
-        let mu = Gaussian::new(vector(&c["mean_a"]), matrix(&c["cov_a"])).unwrap();
-        let nu = Gaussian::new(vector(&c["mean_b"]), matrix(&c["cov_b"])).unwrap();
+        let mu = Gaussian::new(json_vector(&c["mean_a"]), json_matrix(&c["cov_a"])).unwrap();
+        let nu = Gaussian::new(json_vector(&c["mean_b"]), json_matrix(&c["cov_b"])).unwrap();
         let ot = EntropicOt::new(&mu, &nu, eps, Cost::SqEuclidean).unwrap();
         let s = sinkhorn_divergence(&mu, &nu, eps, Cost::SqEuclidean).unwrap();
         assert_eq!(

@@ -247,56 +247,39 @@ fn integrate_segment(
     params: &FlowParams,
 ) -> Result<(DVector<f64>, Stats), GaussianError> {
     let (rtol, atol) = (params.rtol, params.atol);
+    macro_rules! integrate_with {
+        ($solver:ident, $beta:expr, $fac_min:expr, $fac_max:expr) => {{
+            let mut solver = $solver::from_param(
+                sys,
+                t0,
+                t1,
+                t1 - t0,
+                y0,
+                rtol,
+                atol,
+                0.9,
+                $beta,
+                $fac_min,
+                $fac_max,
+                t1 - t0,
+                0.0,
+                N_MAX,
+                u32::MAX,
+                OutputType::Sparse,
+            );
+            let stats = solver.integrate().map_err(integration_error)?;
+            (solver.y_out().last().cloned(), stats)
+        }};
+    }
     let (y, stats) = match params.method {
         // The crates' default controllers (Hairer–Wanner's DOPRI5 / DOP853 constants, as in
-        // `Dopri5::new` / `Dop853::new`), with the stiffness test switched off: near the
-        // equilibrium of this dissipative flow the step is limited by stability, not accuracy,
-        // which the test reads as stiffness after ~1000 steps (a flow run to t = 1500 failed so
-        // although it had converged); a genuinely stiff run still stops at `N_MAX` steps.
-        Method::Dopri5 => {
-            let mut solver = Dopri5::from_param(
-                sys,
-                t0,
-                t1,
-                t1 - t0,
-                y0,
-                rtol,
-                atol,
-                0.9,
-                0.04,
-                0.2,
-                10.0,
-                t1 - t0,
-                0.0,
-                N_MAX,
-                u32::MAX,
-                OutputType::Sparse,
-            );
-            let stats = solver.integrate().map_err(integration_error)?;
-            (solver.y_out().last().cloned(), stats)
-        }
-        Method::Dop853 => {
-            let mut solver = Dop853::from_param(
-                sys,
-                t0,
-                t1,
-                t1 - t0,
-                y0,
-                rtol,
-                atol,
-                0.9,
-                0.0,
-                0.333,
-                6.0,
-                t1 - t0,
-                0.0,
-                N_MAX,
-                u32::MAX,
-                OutputType::Sparse,
-            );
-            let stats = solver.integrate().map_err(integration_error)?;
-            (solver.y_out().last().cloned(), stats)
-        }
+        // `Dopri5::new` / `Dop853::new`: beta, fac_min, fac_max), with the stiffness test
+        // switched off: near the equilibrium of this dissipative flow the step is limited by
+        // stability, not accuracy, which the test reads as stiffness after ~1000 steps (a flow
+        // run to t = 1500 failed so although it had converged); a genuinely stiff run still stops
+        // at `N_MAX` steps.
+        Method::Dopri5 => integrate_with!(Dopri5, 0.04, 0.2, 10.0),
+        Method::Dop853 => integrate_with!(Dop853, 0.0, 0.333, 6.0),
     };
     let y = y.ok_or_else(|| GaussianError::Integration {
         t: t0,

@@ -38,3 +38,21 @@ pub fn integrate_quadratic(p: &sinkflow::gaussian::QuadraticPotential, g: &Gauss
         + p.lin.dot(g.mean())
         + p.constant
 }
+
+/// A JSON array of numbers as a vector (reference data files).
+pub fn json_vector(v: &serde_json::Value) -> DVector<f64> {
+    DVector::from_vec(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect(),
+    )
+}
+
+/// A JSON array of rows as a matrix (reference data files).
+pub fn json_matrix(v: &serde_json::Value) -> DMatrix<f64> {
+    let rows = v.as_array().unwrap();
+    let cols = rows[0].as_array().unwrap().len();
+    DMatrix::from_fn(rows.len(), cols, |i, j| rows[i][j].as_f64().unwrap())
+}

@@ -70,6 +70,18 @@ fn newton_root(
     Ok((norm(r) <= ROOT_TOL).then_some((a, b)))
 }
 
+/// The converged Sinkhorn drift of the identifiability checks (cost |x−y|²/2, solver tol
+/// 1e-12).
+fn converged_half_drift(tau: f64) -> DriftParams {
+    DriftParams {
+        tau,
+        tol: 1e-12,
+        kind: DriftKind::Sinkhorn,
+        cost: Cost::HalfSqEuclidean,
+        ..DriftParams::default()
+    }
+}
+
 /// Bootstrap resamples of the replicate-level intervals.
 const BOOTSTRAP: usize = 400;
 
@@ -717,13 +729,7 @@ impl Experiment for Identifiability {
         let mut conv_worst = 0.0f64;
         {
             let tau = s_tau;
-            let p = DriftParams {
-                tau,
-                tol: 1e-12,
-                kind: DriftKind::Sinkhorn,
-                cost: Cost::HalfSqEuclidean,
-                ..DriftParams::default()
-            };
+            let p = converged_half_drift(tau);
             let o = drift(&x, &y, &p).map_err(e2s)?;
             let v = o.v.amax() / scale;
             conv_worst = conv_worst.max(if o.converged { v } else { f64::INFINITY });
@@ -736,13 +742,7 @@ impl Experiment for Identifiability {
         }
         // Small tau for the record (the alternating cross solve converges slowly at p = q).
         for &tau in &taus {
-            let p = DriftParams {
-                tau,
-                tol: 1e-12,
-                kind: DriftKind::Sinkhorn,
-                cost: Cost::HalfSqEuclidean,
-                ..DriftParams::default()
-            };
+            let p = converged_half_drift(tau);
             let o = drift(&x, &y, &p).map_err(e2s)?;
             rows.push(vec![
                 format!(
@@ -773,13 +773,7 @@ impl Experiment for Identifiability {
         let mut global_min = f64::INFINITY;
         let mut panels = Vec::new();
         for &tau in &sweep_taus {
-            let p = DriftParams {
-                tau,
-                tol: 1e-12,
-                kind: DriftKind::Sinkhorn,
-                cost: Cost::HalfSqEuclidean,
-                ..DriftParams::default()
-            };
+            let p = converged_half_drift(tau);
             let p1 = DriftParams {
                 kind: DriftKind::OneSided,
                 ..p
@@ -846,13 +840,7 @@ impl Experiment for Identifiability {
         let mut unconverged = 0usize;
         let mut newton_rows = Vec::new();
         for &tau in &sweep_taus {
-            let p = DriftParams {
-                tau,
-                tol: 1e-12,
-                kind: DriftKind::Sinkhorn,
-                cost: Cost::HalfSqEuclidean,
-                ..DriftParams::default()
-            };
+            let p = converged_half_drift(tau);
             let v = |a: f64, b: f64| -> Result<[f64; 2], String> {
                 let xv = DMatrix::from_row_slice(2, 1, &[a, b]);
                 let o = drift(&xv, &yv, &p).map_err(e2s)?;
