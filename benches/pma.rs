@@ -89,13 +89,19 @@ fn grid_half_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The n×n torus of validation `pma-grid2d` and its potentials (f, g) of the manufactured pair.
+fn torus_problem(n: usize) -> (Grid2d, Vec<f64>, Vec<f64>) {
+    let grid = Grid2d::new(n).expect("grid");
+    let gg = catalogue_2d(&grid, "cos:0.3:1").expect("g");
+    let f = catalogue_2d(&grid, "pushed:0.2:cos_0.3_1").expect("f");
+    (grid, f, gg)
+}
+
 fn pma_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("pma_step");
     g.sample_size(10);
     let n = 128;
-    let grid = Grid2d::new(n).expect("grid");
-    let gg = catalogue_2d(&grid, "cos:0.3:1").expect("g");
-    let f = catalogue_2d(&grid, "pushed:0.2:cos_0.3_1").expect("f");
+    let (grid, f, gg) = torus_problem(n);
     let h = grid.h();
     let dt = h * h / 8.0;
     g.bench_function(BenchmarkId::new("explicit_2d", n), |bch| {
@@ -123,9 +129,7 @@ fn end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("end_to_end");
     g.sample_size(10);
     let n = 32;
-    let grid = Grid2d::new(n).expect("grid");
-    let gg = catalogue_2d(&grid, "cos:0.3:1").expect("g");
-    let f = catalogue_2d(&grid, "pushed:0.2:cos_0.3_1").expect("f");
+    let (grid, f, gg) = torus_problem(n);
     let h = grid.h();
     let t = 0.05;
     let dt = t / (t / (h * h / 5.0)).ceil();

@@ -14,6 +14,11 @@ fn run(args: &[&str]) -> Output {
         .expect("the sinkflow binary runs")
 }
 
+/// `head` followed by the arguments `common` to several calls.
+fn with_common<'a>(head: &[&'a str], common: &[&'a str]) -> Vec<&'a str> {
+    [head, common].concat()
+}
+
 fn json_ok(args: &[&str]) -> Value {
     let out = run(args);
     assert_eq!(
@@ -230,8 +235,7 @@ fn grid_and_ipfp_json_contract_and_library_agreement() {
         "2",
         "--json",
     ];
-    let mut args = vec!["pma", "grid", "--dt", "0.0001"];
-    args.extend_from_slice(&common);
+    let args = with_common(&["pma", "grid", "--dt", "0.0001"], &common);
     let v = json_ok(&args);
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     keys.sort();
@@ -259,8 +263,7 @@ fn grid_and_ipfp_json_contract_and_library_agreement() {
     }
     // phi_0 = x^2/2 exactly
     assert_eq!(v["phi"][0][2].as_f64(), Some(0.5 * (2.0f64 / 32.0).powi(2)));
-    let mut args = vec!["pma", "ipfp", "--eps", "0.02"];
-    args.extend_from_slice(&common);
+    let args = with_common(&["pma", "ipfp", "--eps", "0.02"], &common);
     let v = json_ok(&args);
     assert_eq!(v["k"].as_u64(), Some(25));
     let (_, snaps) = ipfp(&grid, &f, &g, 0.02, 0.5, 2).unwrap();
@@ -354,22 +357,21 @@ fn two_dimensional_torus_from_the_shell() {
         "0.1",
         "--json",
     ];
-    let mut args = vec!["pma", "grid", "--dt", "0.0001"];
-    args.extend_from_slice(&common);
+    let args = with_common(&["pma", "grid", "--dt", "0.0001"], &common);
     let v = json_ok(&args);
     assert_eq!(v["x"].as_array().unwrap().len(), 256);
     assert_eq!(v["x"][17], serde_json::json!([0.0625, 0.0625]));
     assert_eq!(v["grad_phi"][1][0].as_array().unwrap().len(), 2);
-    let mut args = vec!["pma", "ipfp", "--eps", "0.02"];
-    args.extend_from_slice(&common);
+    let args = with_common(&["pma", "ipfp", "--eps", "0.02"], &common);
     let v = json_ok(&args);
     assert_eq!(v["k"].as_u64(), Some(5));
     // 2-D needs the torus, explicit stepping, and a safe eps (4 h^2 = 1/64)
-    let mut bad = vec!["pma", "grid", "--dt", "0.0001", "--scheme", "implicit"];
-    bad.extend_from_slice(&common);
+    let bad = with_common(
+        &["pma", "grid", "--dt", "0.0001", "--scheme", "implicit"],
+        &common,
+    );
     assert_fails(&bad, 2);
-    let mut bad = vec!["pma", "ipfp", "--eps", "0.01"];
-    bad.extend_from_slice(&common);
+    let bad = with_common(&["pma", "ipfp", "--eps", "0.01"], &common);
     let err = assert_fails(&bad, 2);
     assert!(err.contains("1.5625e-2"), "{err}");
 }

@@ -3,7 +3,8 @@
 //! through the engine against the PMA as eps -> 0, and bad input.
 
 use sinkflow::pma::grid::{
-    brenier_map, catalogue, ipfp, solve_pma, whole_steps, Domain, Grid1d, PmaParams, Scheme,
+    brenier_map, catalogue, ipfp, solve_pma, whole_steps, Domain, Grid1d, GridSnapshot, PmaParams,
+    Scheme,
 };
 use sinkflow::pma::PmaError;
 use sinkflow::rates::loglog_fit;
@@ -20,6 +21,23 @@ fn maxdiff(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
+}
+
+/// The default (explicit) PMA to `t_end`, one output interval, at the largest time step
+/// `<= dt_max` that divides `t_end`.
+fn explicit_pma(grid: &Grid1d, f: &[f64], g: &[f64], t_end: f64, dt_max: f64) -> Vec<GridSnapshot> {
+    let dt = t_end / (t_end / dt_max).ceil();
+    solve_pma(
+        grid,
+        f,
+        g,
+        &PmaParams {
+            t_end,
+            dt,
+            ..PmaParams::default()
+        },
+    )
+    .unwrap()
 }
 
 fn manufactured(n: usize) -> (Grid1d, Vec<f64>, Vec<f64>) {
@@ -164,18 +182,7 @@ fn ipfp_through_the_engine_tends_to_the_pma_as_eps_decreases() {
     let h = grid.h();
     // the slowest excited mode decays at ~42 (validation pma-grid-orders): t = 0.05 is mid-flow
     let t_end = 0.05;
-    let dt = t_end / (t_end / (h * h / 4.0)).ceil();
-    let pma = solve_pma(
-        &grid,
-        &f,
-        &g,
-        &PmaParams {
-            t_end,
-            dt,
-            ..PmaParams::default()
-        },
-    )
-    .unwrap();
+    let pma = explicit_pma(&grid, &f, &g, t_end, h * h / 4.0);
     let epss = [0.00625, 0.003125, 0.0015625];
     let mut errs = Vec::new();
     for &eps in &epss {
@@ -312,18 +319,7 @@ fn interval_ipfp_has_a_sqrt_eps_boundary_layer_and_is_order_eps_inside() {
     let g = catalogue(&grid, "gauss:0.55:0.3").unwrap();
     let h = grid.h();
     let t_end = 0.05;
-    let dt = t_end / (t_end / (h * h / 8.0)).ceil();
-    let pma = solve_pma(
-        &grid,
-        &f,
-        &g,
-        &PmaParams {
-            t_end,
-            dt,
-            ..PmaParams::default()
-        },
-    )
-    .unwrap();
+    let pma = explicit_pma(&grid, &f, &g, t_end, h * h / 8.0);
     let epss = [0.00625, 0.003125, 0.0015625];
     let (mut all, mut inside) = (vec![], vec![]);
     for &eps in &epss {

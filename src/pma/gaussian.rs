@@ -34,9 +34,9 @@
 //!   $\Sigma^{-1}/2 = \Theta^{-1}$ and decays at the rate $2\sqrt{\lambda_{\min}(Q)}$.
 
 use nalgebra::{DMatrix, DVector};
-use ode_solvers::{Dop853, OutputType, System};
+use ode_solvers::System;
 
-use super::{integration_error, PmaError, MAX_IPFP_ITERATIONS};
+use super::{integrate_segment, PmaError, MAX_IPFP_ITERATIONS};
 use crate::gaussian::{bures_wasserstein_sq, Gaussian};
 use crate::linalg::{symmetrize, validate_psd, SymEigen};
 
@@ -432,17 +432,7 @@ impl GaussianPma {
         let mut out = Vec::with_capacity(times.len());
         for &t1 in times {
             if t1 > t0 {
-                let mut solver = Dop853::new(&sys, t0, t1, t1 - t0, y.clone(), rtol, atol);
-                solver.set_output(OutputType::Sparse);
-                solver.integrate().map_err(integration_error)?;
-                y = solver
-                    .y_out()
-                    .last()
-                    .cloned()
-                    .ok_or_else(|| PmaError::Integration {
-                        t: t0,
-                        message: "the integrator returned no state".to_string(),
-                    })?;
+                y = integrate_segment(&sys, t0, t1, y, rtol, atol)?;
                 t0 = t1;
             }
             let a = symmetrize(&DMatrix::from_column_slice(d, d, y.as_slice()));

@@ -695,14 +695,7 @@ pub fn ipfp(
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
     let h = grid.h();
-    let safe = 4.0 * h * h;
-    if eps < safe {
-        return Err(PmaError::GridTooCoarse {
-            eps,
-            smallest_safe_eps: safe,
-            n: grid.len(),
-        });
-    }
+    check_resolved(eps, h, grid.len())?;
     if samples == 0 {
         return Err(PmaError::InvalidStep("samples must be >= 1".to_string()));
     }
@@ -720,9 +713,7 @@ pub fn ipfp(
     let params = SinkhornParams::new(eps).with_cost(Cost::HalfSqEuclidean);
     let mut st = Stepper::from_geometry(Geometry::Grid(&tg), &params, &vec![0.0; n], &vec![0.0; n])
         .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
-    let outs: Vec<usize> = (0..=samples)
-        .map(|i| ((i as f64 * k as f64 / samples as f64).round() as usize).max(usize::from(i > 0)))
-        .collect();
+    let outs = sample_iterations(k, samples);
     let mut snaps = Vec::with_capacity(samples + 1);
     snaps.push(ipfp_snapshot(
         grid,
@@ -753,6 +744,28 @@ pub fn ipfp(
         }
     }
     Ok((k, snaps))
+}
+
+/// Rejects a grid too coarse for `eps`: $\sqrt\varepsilon$ must span two cells,
+/// $\varepsilon\ge 4h^2$ (the error names $4h^2$ and the grid size `n`).
+pub(super) fn check_resolved(eps: f64, h: f64, n: usize) -> Result<(), PmaError> {
+    let safe = 4.0 * h * h;
+    if eps < safe {
+        return Err(PmaError::GridTooCoarse {
+            eps,
+            smallest_safe_eps: safe,
+            n,
+        });
+    }
+    Ok(())
+}
+
+/// The IPFP iterations reported for `samples` output intervals of `k` iterations:
+/// $\mathrm{round}(ik/K)$, $i = 0..=K$, at least 1 after the first.
+pub(super) fn sample_iterations(k: usize, samples: usize) -> Vec<usize> {
+    (0..=samples)
+        .map(|i| ((i as f64 * k as f64 / samples as f64).round() as usize).max(usize::from(i > 0)))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

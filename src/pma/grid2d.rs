@@ -236,13 +236,7 @@ pub fn ipfp_2d(
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
     let h = grid.h();
-    if eps < 4.0 * h * h {
-        return Err(PmaError::GridTooCoarse {
-            eps,
-            smallest_safe_eps: 4.0 * h * h,
-            n: grid.n,
-        });
-    }
+    super::grid::check_resolved(eps, h, grid.n)?;
     if grid.n > MAX_IPFP_SIDE {
         return Err(PmaError::InvalidGrid(format!(
             "2-D IPFP supports n <= {MAX_IPFP_SIDE} (its barycentric projection costs n^4), got {}",
@@ -263,9 +257,7 @@ pub fn ipfp_2d(
     let zeros = vec![0.0; n * n];
     let mut st = Stepper::from_geometry(Geometry::Grid(&tg), &params, &zeros, &zeros)
         .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
-    let outs: Vec<usize> = (0..=samples)
-        .map(|i| ((i as f64 * k as f64 / samples as f64).round() as usize).max(usize::from(i > 0)))
-        .collect();
+    let outs = super::grid::sample_iterations(k, samples);
     let mut snaps = vec![Snapshot2d {
         t: 0.0,
         phi: (0..n * n)

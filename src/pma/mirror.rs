@@ -18,9 +18,9 @@
 //! $s' = -(2/\eta)(s^{3/2}-s^{1/2})$, linear rate $2/\eta$ against Fokker–Planck's 2.
 
 use nalgebra::{DMatrix, DVector};
-use ode_solvers::{Dop853, OutputType, System};
+use ode_solvers::System;
 
-use super::{integration_error, PmaError};
+use super::{integrate_segment, PmaError};
 use crate::linalg::{symmetrize, SymEigen};
 
 /// The energy $F$ of a mirror flow.
@@ -198,18 +198,7 @@ pub fn mirror_flow(
     for i in 0..=k {
         if i > 0 && times[i] > times[i - 1] {
             let (t0, t1) = (times[i - 1], times[i]);
-            let mut solver =
-                Dop853::new(&sys, t0, t1, t1 - t0, y.clone(), params.rtol, params.atol);
-            solver.set_output(OutputType::Sparse);
-            solver.integrate().map_err(integration_error)?;
-            y = solver
-                .y_out()
-                .last()
-                .cloned()
-                .ok_or_else(|| PmaError::Integration {
-                    t: t0,
-                    message: "the integrator returned no state".to_string(),
-                })?;
+            y = integrate_segment(&sys, t0, t1, y, params.rtol, params.atol)?;
         }
         let sm = symmetrize(&DMatrix::from_column_slice(d, d, &y.as_slice()[..d * d]));
         let sw = symmetrize(&DMatrix::from_column_slice(d, d, &y.as_slice()[d * d..]));

@@ -227,6 +227,29 @@ pub(crate) fn integration_error(e: ode_solvers::dop_shared::IntegrationError) ->
     }
 }
 
+/// One `ode_solvers` DOP853 run of `sys` from the state `y` at `t0` to `t1` (sparse output): the
+/// state at `t1`, or a [`PmaError::Integration`].
+pub(crate) fn integrate_segment<F: ode_solvers::System<f64, nalgebra::DVector<f64>>>(
+    sys: F,
+    t0: f64,
+    t1: f64,
+    y: nalgebra::DVector<f64>,
+    rtol: f64,
+    atol: f64,
+) -> Result<nalgebra::DVector<f64>, PmaError> {
+    let mut solver = ode_solvers::Dop853::new(sys, t0, t1, t1 - t0, y, rtol, atol);
+    solver.set_output(ode_solvers::OutputType::Sparse);
+    solver.integrate().map_err(integration_error)?;
+    solver
+        .y_out()
+        .last()
+        .cloned()
+        .ok_or_else(|| PmaError::Integration {
+            t: t0,
+            message: "the integrator returned no state".to_string(),
+        })
+}
+
 /// Validate nodal values of a potential $f$ of a density $e^{-f}$ on a grid of `len` nodes:
 /// no NaN or $-\infty$, no $+\infty$ (a zero of the density; `locate(j)` names node `j`), and
 /// grid mean of $e^{-f}$ equal to 1 within `grid::MASS_TOL` unless `normalise` (then $f$ is

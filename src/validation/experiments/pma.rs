@@ -8,7 +8,7 @@ use sinkflow::pma::grid::{
     Scheme,
 };
 use sinkflow::pma::mirror::{mirror_flow, MirrorEnergy, MirrorParams};
-use sinkflow::rates::{loglog_fit, semilog_fit};
+use sinkflow::rates::{loglog_fit, semilog_fit, LineFit};
 use sinkflow::Cost;
 
 use crate::validation::plot::{Figure, Series, Style};
@@ -30,6 +30,62 @@ fn reference_line(xs: &[f64], intercept: f64, slope: f64) -> Vec<f64> {
     xs.iter()
         .map(|x| (intercept + slope * x.ln()).exp())
         .collect()
+}
+
+/// Log-log least-squares fit of `ys` against `xs` ("fit failed" if it cannot be made).
+fn fit_loglog(xs: &[f64], ys: &[f64]) -> Result<LineFit, String> {
+    loglog_fit(xs, ys).ok_or_else(|| "fit failed".to_string())
+}
+
+/// The pairs `(x, y)` for which `keep(x, y)` holds, unzipped (the window of a rate fit).
+fn window(xs: &[f64], ys: &[f64], keep: impl Fn(f64, f64) -> bool) -> (Vec<f64>, Vec<f64>) {
+    xs.iter()
+        .zip(ys)
+        .filter(|(x, y)| keep(**x, **y))
+        .map(|(x, y)| (*x, *y))
+        .unzip()
+}
+
+/// Time step `<= limit` that divides `t_end` exactly: `t_end / ceil(t_end / limit)`.
+fn fitting_dt(t_end: f64, limit: f64) -> f64 {
+    t_end / (t_end / limit).ceil()
+}
+
+/// A measured series labelled `"{label} (slope {fit.slope})"`.
+fn slope_series(label: &str, xs: &[f64], ys: &[f64], fit: &LineFit) -> Series {
+    Series::new(
+        format!("{label} (slope {})", fmt_num(fit.slope)),
+        xs,
+        ys,
+        Style::LinePoints,
+    )
+}
+
+/// The dashed reference line of the given slope through `exp(intercept)` on log-log axes.
+fn reference_series(label: &str, xs: &[f64], intercept: f64, slope: f64) -> Series {
+    Series::new(
+        label,
+        xs,
+        &reference_line(xs, intercept, slope),
+        Style::Dashed,
+    )
+}
+
+/// A log-log rate figure: the measured `ys` against `xs` with their fitted slope, and the
+/// reference line `(label, slope)` through the fit's intercept.
+fn rate_figure(
+    title: impl Into<String>,
+    (x_label, y_label): (&str, &str),
+    label: &str,
+    xs: &[f64],
+    ys: &[f64],
+    fit: &LineFit,
+    (ref_label, ref_slope): (&str, f64),
+) -> Figure {
+    Figure::new(title, x_label, y_label)
+        .log(true, true)
+        .with(slope_series(label, xs, ys, fit))
+        .with(reference_series(ref_label, xs, fit.intercept, ref_slope))
 }
 
 /// The exact Gaussian case: IPFP recursion against the Riccati solution.
@@ -70,9 +126,9 @@ impl Experiment for GaussianCase {
             ]);
             ctx.step();
         }
-        let fp = loglog_fit(&epss, &gaps).ok_or("fit failed")?;
-        let fw = loglog_fit(&epss, &w2s).ok_or("fit failed")?;
-        let fc = loglog_fit(&epss, &corr).ok_or("fit failed")?;
+        let fp = fit_loglog(&epss, &gaps)?;
+        let fw = fit_loglog(&epss, &w2s)?;
+        let fc = fit_loglog(&epss, &corr)?;
         ctx.measure("p_slope", fp.slope);
         ctx.measure("w2_slope", fw.slope);
         ctx.measure("correction_slope", fc.slope);
@@ -95,36 +151,16 @@ impl Experiment for GaussianCase {
             "error",
         )
         .log(true, true)
-        .with(Series::new(
-            format!("|P − A| (slope {})", fmt_num(fp.slope)),
-            &epss,
-            &gaps,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("W2(ρ_k, ρ_t) (slope {})", fmt_num(fw.slope)),
-            &epss,
-            &w2s,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("|(P−A)/eps − C_t| (slope {})", fmt_num(fc.slope)),
-            &epss,
-            &corr,
-            Style::LinePoints,
-        ))
+        .with(slope_series("|P − A|", &epss, &gaps, &fp))
+        .with(slope_series("W2(ρ_k, ρ_t)", &epss, &w2s, &fw))
+        .with(slope_series("|(P−A)/eps − C_t|", &epss, &corr, &fc))
         .with(Series::new(
             "|(P−A)/eps − (Σ⁻¹/2 − AΘ⁻¹A)|",
             &epss,
             &seed_gap,
             Style::Points,
         ))
-        .with(Series::new(
-            "slope 1",
-            &epss,
-            &reference_line(&epss, fp.intercept, 1.0),
-            Style::Dashed,
-        ));
+        .with(reference_series("slope 1", &epss, fp.intercept, 1.0));
         ctx.plot(&fig, "pma_gaussian_eps")?;
 
         // fixed eps, k -> infinity
@@ -142,17 +178,12 @@ impl Experiment for GaussianCase {
             "fixed_point_error",
             (&seq[kmax] - &k_map).amax() / k_map.amax(),
         );
-        let (ks, es): (Vec<f64>, Vec<f64>) = errs
-            .iter()
-            .enumerate()
-            .filter(|(_, &e)| (1e-11..=1e-3).contains(&e))
-            .map(|(k, &e)| (k as f64, e))
-            .unzip();
+        let kk: Vec<f64> = (0..=kmax).map(|k| k as f64).collect();
+        let (ks, es) = window(&kk, &errs, |_, e| (1e-11..=1e-3).contains(&e));
         let fit = semilog_fit(&ks, &es).ok_or("linear-rate fit failed")?;
         let q = pma.ipfp_linear_factor(eps).map_err(e2s)?;
         ctx.measure("linear_factor", fit.slope.exp());
         ctx.predict("linear_factor", q);
-        let kk: Vec<f64> = (0..=kmax).map(|k| k as f64).collect();
         let pred: Vec<f64> = kk.iter().map(|k| es[0] * q.powf(k - ks[0])).collect();
         let fig = Figure::new(
             format!("Fixed eps = {eps}: P_k → P_∞ (= entropic map at 2 eps)"),
@@ -179,12 +210,7 @@ impl Experiment for GaussianCase {
             .map(|&t| pma.riccati(t).map(|a| (a - &a_inf).norm()))
             .collect::<Result<_, _>>()
             .map_err(e2s)?;
-        let (tw, ew): (Vec<f64>, Vec<f64>) = ts
-            .iter()
-            .zip(&errs)
-            .filter(|(t, _)| **t >= win[0] && **t <= win[1])
-            .map(|(t, e)| (*t, *e))
-            .unzip();
+        let (tw, ew) = window(&ts, &errs, |t, _| t >= win[0] && t <= win[1]);
         let fit = semilog_fit(&tw, &ew).ok_or("rate fit failed")?;
         ctx.measure("brenier_rate", -fit.slope);
         ctx.predict("brenier_rate", pma.brenier_rate());
@@ -272,8 +298,8 @@ impl Experiment for GridOrders {
             ]);
             ctx.step();
         }
-        let fs = loglog_fit(&hs, &e_pma).ok_or("fit failed")?;
-        let fc = loglog_fit(&hs, &e_cdf).ok_or("fit failed")?;
+        let fs = fit_loglog(&hs, &e_pma)?;
+        let fc = fit_loglog(&hs, &e_cdf)?;
         ctx.measure("spatial_order", fs.slope);
         ctx.measure("cdf_map_order", fc.slope);
         ctx.measure("pma_vs_cdf_map", last_gap);
@@ -288,24 +314,9 @@ impl Experiment for GridOrders {
             "max error",
         )
         .log(true, true)
-        .with(Series::new(
-            format!("PMA ∇φ (slope {})", fmt_num(fs.slope)),
-            &hs,
-            &e_pma,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("CDF map (slope {})", fmt_num(fc.slope)),
-            &hs,
-            &e_cdf,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 2",
-            &hs,
-            &reference_line(&hs, fs.intercept, 2.0),
-            Style::Dashed,
-        ));
+        .with(slope_series("PMA ∇φ", &hs, &e_pma, &fs))
+        .with(slope_series("CDF map", &hs, &e_cdf, &fc))
+        .with(reference_series("slope 2", &hs, fs.intercept, 2.0));
         ctx.plot(&fig, "pma_grid_space")?;
 
         // time order
@@ -322,33 +333,24 @@ impl Experiment for GridOrders {
             };
             Ok(solve_pma(&grid, &f, &g, &p).map_err(e2s)?[1].phi.clone())
         };
-        let reference = run(t / (t / (h * h / 64.0)).ceil(), Scheme::Explicit)?;
+        let reference = run(fitting_dt(t, h * h / 64.0), Scheme::Explicit)?;
         ctx.step();
         let mut e_t = Vec::new();
         for &dt in &dts {
             e_t.push(maxdiff(&run(dt, Scheme::Implicit)?, &reference));
             ctx.step();
         }
-        let ft = loglog_fit(&dts, &e_t).ok_or("fit failed")?;
+        let ft = fit_loglog(&dts, &e_t)?;
         ctx.measure("time_order", ft.slope);
-        let fig = Figure::new(
+        let fig = rate_figure(
             format!("Backward Euler in time (n = {}, t = {t})", grid.len()),
-            "dt",
-            "|φ^dt − φ|_∞",
-        )
-        .log(true, true)
-        .with(Series::new(
-            format!("implicit (slope {})", fmt_num(ft.slope)),
+            ("dt", "|φ^dt − φ|_∞"),
+            "implicit",
             &dts,
             &e_t,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 1",
-            &dts,
-            &reference_line(&dts, ft.intercept, 1.0),
-            Style::Dashed,
-        ));
+            &ft,
+            ("slope 1", 1.0),
+        );
         ctx.plot(&fig, "pma_grid_time")?;
 
         // exponential decay to the steady state at the linearised rate
@@ -385,12 +387,7 @@ impl Experiment for GridOrders {
         let ts: Vec<f64> = traj.iter().map(|s| s.t).collect();
         let gaps: Vec<f64> = traj.iter().map(|s| maxdiff(&s.grad_phi, target)).collect();
         let g0 = gaps[0];
-        let (tw, gw): (Vec<f64>, Vec<f64>) = ts
-            .iter()
-            .zip(&gaps)
-            .filter(|(_, &e)| e <= 1e-2 * g0 && e >= 1e-7 * g0)
-            .map(|(t, e)| (*t, *e))
-            .unzip();
+        let (tw, gw) = window(&ts, &gaps, |_, e| e <= 1e-2 * g0 && e >= 1e-7 * g0);
         let fit = semilog_fit(&tw, &gw).ok_or("decay fit failed")?;
         let jac = jacobian(&grid, &g, &steady[1].phi).map_err(e2s)?;
         // The data are even in x (cosines; the map's u is even) and the scheme preserves the
@@ -467,7 +464,7 @@ impl Experiment for IpfpVsPma {
         ctx.set_steps(epss.len() as u64 + 1);
         let (grid, f, g, _) = manufactured(ctx, n)?;
         let h = grid.h();
-        let dt = t_end / (t_end / (h * h / 4.0)).ceil();
+        let dt = fitting_dt(t_end, h * h / 4.0);
         let pma = solve_pma(
             &grid,
             &f,
@@ -506,14 +503,14 @@ impl Experiment for IpfpVsPma {
             ]);
             ctx.step();
         }
-        let fg = loglog_fit(&epss, &eg).ok_or("fit failed")?;
-        let fp = loglog_fit(&epss, &ep).ok_or("fit failed")?;
-        let fr = loglog_fit(&epss, &er).ok_or("fit failed")?;
+        let fg = fit_loglog(&epss, &eg)?;
+        let fp = fit_loglog(&epss, &ep)?;
+        let fr = fit_loglog(&epss, &er)?;
         ctx.measure("grad_slope_proven", fg.slope);
         ctx.measure("grad_slope", fg.slope);
         ctx.measure("phi_slope", fp.slope);
         ctx.measure("rho_slope", fr.slope);
-        let fw = loglog_fit(&epss, &ew).ok_or("fit failed")?;
+        let fw = fit_loglog(&epss, &ew)?;
         ctx.measure("w2_slope_proven", fw.slope);
         ctx.measure("w2_slope", fw.slope);
         ctx.table(
@@ -528,48 +525,22 @@ impl Experiment for IpfpVsPma {
             ],
             rows,
         );
-        let sqrt_ref: Vec<f64> = reference_line(&epss, fg.intercept + 0.5 * epss[0].ln(), 0.5);
         let fig = Figure::new(
             format!("Sinkhorn/IPFP vs PMA on the circle (n = {n}, t = {t_end})"),
             "eps",
             "gap",
         )
         .log(true, true)
-        .with(Series::new(
-            format!("∇φ (slope {})", fmt_num(fg.slope)),
-            &epss,
-            &eg,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("φ (slope {})", fmt_num(fp.slope)),
-            &epss,
-            &ep,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("ρ in L¹ (slope {})", fmt_num(fr.slope)),
-            &epss,
-            &er,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("W2(ρ_k, ρ_t) (slope {})", fmt_num(fw.slope)),
-            &epss,
-            &ew,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 1",
-            &epss,
-            &reference_line(&epss, fg.intercept, 1.0),
-            Style::Dashed,
-        ))
-        .with(Series::new(
+        .with(slope_series("∇φ", &epss, &eg, &fg))
+        .with(slope_series("φ", &epss, &ep, &fp))
+        .with(slope_series("ρ in L¹", &epss, &er, &fr))
+        .with(slope_series("W2(ρ_k, ρ_t)", &epss, &ew, &fw))
+        .with(reference_series("slope 1", &epss, fg.intercept, 1.0))
+        .with(reference_series(
             "slope 1/2 (proven)",
             &epss,
-            &sqrt_ref,
-            Style::Dashed,
+            fg.intercept + 0.5 * epss[0].ln(),
+            0.5,
         ));
         ctx.plot(&fig, "pma_ipfp_vs_pma")?;
 
@@ -577,7 +548,7 @@ impl Experiment for IpfpVsPma {
         let igrid = Grid1d::new(Domain::Interval, n).map_err(e2s)?;
         let fi = catalogue(&igrid, "gauss:0.45:0.25").map_err(e2s)?;
         let gi = catalogue(&igrid, "gauss:0.55:0.3").map_err(e2s)?;
-        let dt = t_end / (t_end / (h * h / 8.0)).ceil();
+        let dt = fitting_dt(t_end, h * h / 8.0);
         let ipma = solve_pma(
             &igrid,
             &fi,
@@ -603,8 +574,8 @@ impl Experiment for IpfpVsPma {
                     .fold(0.0, f64::max),
             );
         }
-        let fa = loglog_fit(&epss, &all).ok_or("fit failed")?;
-        let fin = loglog_fit(&epss, &inside).ok_or("fit failed")?;
+        let fa = fit_loglog(&epss, &all)?;
+        let fin = fit_loglog(&epss, &inside)?;
         ctx.measure("interval_max_slope", fa.slope);
         ctx.measure("interval_interior_slope", fin.slope);
         ctx.table(
@@ -621,18 +592,8 @@ impl Experiment for IpfpVsPma {
             "|∇φ_k − ∇φ_t|",
         )
         .log(true, true)
-        .with(Series::new(
-            format!("max over [0,1] (slope {})", fmt_num(fa.slope)),
-            &epss,
-            &all,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            format!("max over [0.25, 0.75] (slope {})", fmt_num(fin.slope)),
-            &epss,
-            &inside,
-            Style::LinePoints,
-        ));
+        .with(slope_series("max over [0,1]", &epss, &all, &fa))
+        .with(slope_series("max over [0.25, 0.75]", &epss, &inside, &fin));
         ctx.plot(&fig, "pma_ipfp_vs_pma_interval")?;
         Ok(())
     }
@@ -723,13 +684,7 @@ impl Experiment for MirrorExamples {
             .zip(&tr.wasserstein)
             .map(|(m, w)| (1.0 - w[(0, 0)]).abs() / (1.0 - m[(0, 0)]).abs())
             .collect();
-        let (tw, rw): (Vec<f64>, Vec<f64>) = tr
-            .times
-            .iter()
-            .zip(&ratio)
-            .filter(|(t, _)| **t >= t2 / 2.0)
-            .map(|(t, r)| (*t, *r))
-            .unzip();
+        let (tw, rw) = window(&tr.times, &ratio, |t, _| t >= t2 / 2.0);
         let fit = semilog_fit(&tw, &rw).ok_or("ratio fit failed")?;
         ctx.measure("ex2_exponent", fit.slope);
         ctx.predict("ex2_exponent", 2.0 / eta - 2.0);
@@ -783,13 +738,7 @@ impl Experiment for MirrorExamples {
             .zip(&tr.wasserstein)
             .map(|(m, w)| op(&(&sigma - w)) / op(&(&sigma - m)))
             .collect();
-        let (tw, rw): (Vec<f64>, Vec<f64>) = tr
-            .times
-            .iter()
-            .zip(&ratio)
-            .filter(|(t, _)| **t >= t3 / 2.0)
-            .map(|(t, r)| (*t, *r))
-            .unzip();
+        let (tw, rw) = window(&tr.times, &ratio, |t, _| t >= t3 / 2.0);
         let fit = semilog_fit(&tw, &rw).ok_or("ratio fit failed")?;
         // per-direction linear rates among the directions that move (s_0 = 1 != sigma_i)
         let moving: Vec<usize> = (0..d).filter(|&i| (sig[i] - 1.0).abs() > 1e-12).collect();
@@ -856,7 +805,7 @@ impl Experiment for Grid2dCase {
             let g = catalogue_2d(&grid, &g_name).map_err(e2s)?;
             let f = catalogue_2d(&grid, &f_name).map_err(e2s)?;
             let h = grid.h();
-            let dt = steady_t / (steady_t / (h * h / 5.0)).ceil();
+            let dt = fitting_dt(steady_t, h * h / 5.0);
             let s = solve_pma_2d(&grid, &f, &g, steady_t, dt, 1).map_err(e2s)?;
             let exact: Vec<[f64; 2]> = (0..n * n)
                 .map(|k| manufactured_map(c, grid.point(k)).0)
@@ -865,26 +814,17 @@ impl Experiment for Grid2dCase {
             errs.push(gap(&s[1].grad_phi, &exact));
             ctx.step();
         }
-        let fs = loglog_fit(&hs, &errs).ok_or("fit failed")?;
+        let fs = fit_loglog(&hs, &errs)?;
         ctx.measure("spatial_order", fs.slope);
-        let fig = Figure::new(
+        let fig = rate_figure(
             "2-D torus PMA: steady state vs the manufactured map",
-            "h",
-            "|∇φ − T|_∞",
-        )
-        .log(true, true)
-        .with(Series::new(
-            format!("explicit PMA (slope {})", fmt_num(fs.slope)),
+            ("h", "|∇φ − T|_∞"),
+            "explicit PMA",
             &hs,
             &errs,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 2",
-            &hs,
-            &reference_line(&hs, fs.intercept, 2.0),
-            Style::Dashed,
-        ));
+            &fs,
+            ("slope 2", 2.0),
+        );
         ctx.plot(&fig, "pma_grid2d_space")?;
 
         let n = ctx.usize("ipfp_n")?;
@@ -893,7 +833,7 @@ impl Experiment for Grid2dCase {
         let g = catalogue_2d(&grid, &g_name).map_err(e2s)?;
         let f = catalogue_2d(&grid, &f_name).map_err(e2s)?;
         let h = grid.h();
-        let dt = t_end / (t_end / (h * h / 5.0)).ceil();
+        let dt = fitting_dt(t_end, h * h / 5.0);
         let pma = solve_pma_2d(&grid, &f, &g, t_end, dt, 1).map_err(e2s)?;
         ctx.step();
         let mut gaps = Vec::new();
@@ -908,31 +848,22 @@ impl Experiment for Grid2dCase {
             ]);
             ctx.step();
         }
-        let fi = loglog_fit(&epss, &gaps).ok_or("fit failed")?;
+        let fi = fit_loglog(&epss, &gaps)?;
         ctx.measure("ipfp_slope", fi.slope);
         ctx.table(
             format!("2-D IPFP against the PMA at t = {t_end}, {n}×{n} torus"),
             &["eps", "k", "|∇φ_k − ∇φ_t|_∞"],
             rows,
         );
-        let fig = Figure::new(
+        let fig = rate_figure(
             format!("2-D torus: IPFP vs PMA ({n}×{n}, t = {t_end})"),
-            "eps",
-            "|∇φ_k − ∇φ_t|_∞",
-        )
-        .log(true, true)
-        .with(Series::new(
-            format!("measured (slope {})", fmt_num(fi.slope)),
+            ("eps", "|∇φ_k − ∇φ_t|_∞"),
+            "measured",
             &epss,
             &gaps,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 1",
-            &epss,
-            &reference_line(&epss, fi.intercept, 1.0),
-            Style::Dashed,
-        ));
+            &fi,
+            ("slope 1", 1.0),
+        );
         ctx.plot(&fig, "pma_grid2d_ipfp")?;
         Ok(())
     }
@@ -994,7 +925,7 @@ impl Experiment for Particles {
             ctx.step();
         }
         let nsf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
-        let fit = loglog_fit(&nsf, &errs).ok_or("fit failed")?;
+        let fit = fit_loglog(&nsf, &errs)?;
         ctx.measure("sample_slope", fit.slope);
         let mut bias = Vec::new();
         let mut vs_a = Vec::new();
@@ -1025,24 +956,15 @@ impl Experiment for Particles {
             vs_a.iter().map(|b| fmt_num(*b)).collect::<Vec<_>>().join(", "),
             sweep.iter().map(|b| fmt_num(*b)).collect::<Vec<_>>().join(", "),
         ));
-        let fig = Figure::new(
+        let fig = rate_figure(
             format!("Particle IPFP vs the exact Gaussian iterate (eps = {eps}, t = {t_end})"),
-            "N",
-            "RMS |∇φ_k(x_i) − P_k x_i|",
-        )
-        .log(true, true)
-        .with(Series::new(
-            format!("measured (slope {})", fmt_num(fit.slope)),
+            ("N", "RMS |∇φ_k(x_i) − P_k x_i|"),
+            "measured",
             &nsf,
             &errs,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope −1/2",
-            &nsf,
-            &reference_line(&nsf, fit.intercept, -0.5),
-            Style::Dashed,
-        ));
+            &fit,
+            ("slope −1/2", -0.5),
+        );
         ctx.plot(&fig, "pma_particles")?;
         Ok(())
     }
@@ -1075,7 +997,7 @@ impl Experiment for GridCorrection {
             ("g = f/2 + c", &g_comp),
             ("e^{-g} ∝ 1 + 0.4 cos 4πx", &g_other),
         ] {
-            let dt = t_end / (t_end / (h * h / 8.0)).ceil();
+            let dt = fitting_dt(t_end, h * h / 8.0);
             let pma = solve_pma(
                 &grid,
                 &f,
@@ -1116,7 +1038,7 @@ impl Experiment for GridCorrection {
                 ctx.step();
             }
         }
-        let fit = loglog_fit(&epss, &comp_gaps).ok_or("fit failed")?;
+        let fit = fit_loglog(&epss, &comp_gaps)?;
         ctx.measure("compatible_slope", fit.slope);
         ctx.measure("compatible_rel_gap", comp_rel);
         ctx.table(
@@ -1124,24 +1046,15 @@ impl Experiment for GridCorrection {
             &["data", "eps", "k", "max gap", "max |f'/2 + (log ρ_t)'|"],
             rows,
         );
-        let fig = Figure::new(
+        let fig = rate_figure(
             format!("First-order correction on the circle, compatible data (n = {n}, t = {t_end})"),
-            "eps",
-            "|D_eps − (f'/2 + (log ρ_t)')|_∞",
-        )
-        .log(true, true)
-        .with(Series::new(
-            format!("measured (slope {})", fmt_num(fit.slope)),
+            ("eps", "|D_eps − (f'/2 + (log ρ_t)')|_∞"),
+            "measured",
             &epss,
             &comp_gaps,
-            Style::LinePoints,
-        ))
-        .with(Series::new(
-            "slope 1",
-            &epss,
-            &reference_line(&epss, fit.intercept, 1.0),
-            Style::Dashed,
-        ));
+            &fit,
+            ("slope 1", 1.0),
+        );
         ctx.plot(&fig, "pma_grid_correction")?;
         ctx.note(
             "With incompatible data (second block of the table) the gap does not fall at O(eps) on this \
