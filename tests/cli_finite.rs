@@ -17,6 +17,24 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The argv `sub --key value ... flags...`.
+fn argv<'a>(sub: &'a str, pairs: &[(&'a str, &'a str)], flags: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![sub];
+    for (k, v) in pairs {
+        a.push(k);
+        a.push(v);
+    }
+    a.extend_from_slice(flags);
+    a
+}
+
+/// Run, require exit 0 (stderr in the message) and parse the one JSON line.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{err}");
+    json(&out)
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sinkflow-cli-finite-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -51,24 +69,15 @@ fn col(v: &serde_json::Value, k: &str) -> Vec<f64> {
 
 #[test]
 fn flow_json_contract_with_catalogue_shortcuts() {
-    let (code, out, err) = run(&[
-        "flow",
-        "--grid",
-        "-2:2:12",
-        "--potential",
-        "double-well",
-        "--mu0",
-        "gaussian:0.5:0.4",
-        "--eps",
-        "0.5",
-        "--t-end",
-        "0.5",
-        "--dt",
-        "0.05",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v = json(&out);
+    let pairs = [
+        ("--grid", "-2:2:12"),
+        ("--potential", "double-well"),
+        ("--mu0", "gaussian:0.5:0.4"),
+        ("--eps", "0.5"),
+        ("--t-end", "0.5"),
+        ("--dt", "0.05"),
+    ];
+    let v = run_json(&argv("flow", &pairs, &["--json"]));
     for k in ["t", "mu", "energy", "mass", "kkt_residual", "cond_k"] {
         assert!(v.get(k).is_some(), "missing key {k}");
     }
@@ -101,25 +110,7 @@ fn flow_json_contract_with_catalogue_shortcuts() {
     assert!(v["cond_k"].as_f64().unwrap() >= 1.0);
 
     // --renormalize: rows sum to one, and are the raw rows divided by their mass
-    let (code, out2, err) = run(&[
-        "flow",
-        "--grid",
-        "-2:2:12",
-        "--potential",
-        "double-well",
-        "--mu0",
-        "gaussian:0.5:0.4",
-        "--eps",
-        "0.5",
-        "--t-end",
-        "0.5",
-        "--dt",
-        "0.05",
-        "--renormalize",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let w = json(&out2);
+    let w = run_json(&argv("flow", &pairs, &["--renormalize", "--json"]));
     let raw = v["mu"][10].as_array().unwrap();
     let ren = w["mu"][10].as_array().unwrap();
     for (x, y) in raw.iter().zip(ren) {
@@ -138,12 +129,10 @@ fn flow_from_files_agrees_with_the_library() {
         &xs.iter().map(|x| x * x).collect::<Vec<_>>(),
     );
     let mu0 = write_col(&d.join("mu0.csv"), &[0.1; 10]);
-    let (code, out, err) = run(&[
+    let j = run_json(&[
         "flow", "--x", &x, "--v", &v, "--mu0", &mu0, "--eps", "0.6", "--t-end", "0.3", "--dt",
         "0.1", "--json",
     ]);
-    assert_eq!(code, 0, "{err}");
-    let j = json(&out);
     use sinkflow::finite::{resolvent_flow, FiniteSpace, FlowParams, Kernel};
     let s = FiniteSpace::new(xs.clone(), 1, sinkflow::Cost::SqEuclidean).unwrap();
     let k = Kernel::new(&s, 0.6, &Default::default()).unwrap();
@@ -162,11 +151,10 @@ fn flow_from_files_agrees_with_the_library() {
 fn metric_subcommand() {
     let d = tmpdir("metric");
     let sigma = write_col(&d.join("s.csv"), &[0.1, -0.1, 0.05, -0.05, 0.0]);
-    let (code, out, err) = run(&[
+    let v = run_json(&[
         "metric", "--grid", "0:1:5", "--eps", "0.2", "--mu", "uniform", "--sigma", &sigma, "--json",
     ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(json(&out)["g"].as_f64().unwrap() > 0.0);
+    assert!(v["g"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
@@ -269,41 +257,25 @@ fn bad_input_exits_2_with_nothing_on_stdout() {
 #[test]
 fn step_rule_accepts_whole_numbers_within_1e9() {
     // 0.3 / 0.1 = 2.9999999999999996 in floating point: a whole number within 1e-9
-    let (code, out, err) = run(&[
-        "flow",
-        "--grid",
-        "0:1:5",
-        "--potential",
-        "quadratic",
-        "--mu0",
-        "uniform",
-        "--eps",
-        "0.2",
-        "--t-end",
-        "0.3",
-        "--dt",
-        "0.1",
-        "--json",
-    ]);
+    let flow = |t_end: &str| {
+        run(&argv(
+            "flow",
+            &[
+                ("--grid", "0:1:5"),
+                ("--potential", "quadratic"),
+                ("--mu0", "uniform"),
+                ("--eps", "0.2"),
+                ("--t-end", t_end),
+                ("--dt", "0.1"),
+            ],
+            &["--json"],
+        ))
+    };
+    let (code, out, err) = flow("0.3");
     assert_eq!(code, 0, "{err}");
     assert_eq!(col(&json(&out), "t").len(), 4);
     // t_end = 0: the initial row only
-    let (code, out, _) = run(&[
-        "flow",
-        "--grid",
-        "0:1:5",
-        "--potential",
-        "quadratic",
-        "--mu0",
-        "uniform",
-        "--eps",
-        "0.2",
-        "--t-end",
-        "0",
-        "--dt",
-        "0.1",
-        "--json",
-    ]);
+    let (code, out, _) = flow("0");
     assert_eq!(code, 0);
     assert_eq!(col(&json(&out), "t"), vec![0.0]);
 }
@@ -311,26 +283,19 @@ fn step_rule_accepts_whole_numbers_within_1e9() {
 #[test]
 fn sjko_json_contract_and_refusals() {
     // the published regime: 100 points on [0,1], eps = 0.04 (refused by `flow`, fine for sjko)
-    let (code, out, err) = run(&[
+    let v = run_json(&argv(
         "sjko",
-        "--grid",
-        "0:1:100",
-        "--potential",
-        "quadratic",
-        "--mu0",
-        "gaussian:0.7:0.1",
-        "--eps",
-        "0.04",
-        "--tau",
-        "0.05",
-        "--t-end",
-        "0.05",
-        "--tol",
-        "1e-9",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v = json(&out);
+        &[
+            ("--grid", "0:1:100"),
+            ("--potential", "quadratic"),
+            ("--mu0", "gaussian:0.7:0.1"),
+            ("--eps", "0.04"),
+            ("--tau", "0.05"),
+            ("--t-end", "0.05"),
+            ("--tol", "1e-9"),
+        ],
+        &["--json"],
+    ));
     for k in ["t", "mu", "energy", "mass", "kkt_residual", "cond_k"] {
         assert!(v.get(k).is_some(), "missing key {k}");
     }
@@ -339,55 +304,24 @@ fn sjko_json_contract_and_refusals() {
     assert!(col(&v, "kkt_residual")[1] <= 1e-9);
     assert!((col(&v, "mass")[1] - 1.0).abs() < 1e-14);
     // --dt is not an sjko argument; tau must be > 0; t_end a whole number of steps
+    let small = |step: (&'static str, &'static str), t_end: &'static str| {
+        argv(
+            "sjko",
+            &[
+                ("--grid", "0:1:5"),
+                ("--potential", "quadratic"),
+                ("--mu0", "uniform"),
+                ("--eps", "0.2"),
+                step,
+                ("--t-end", t_end),
+            ],
+            &["--json"],
+        )
+    };
     for args in [
-        vec![
-            "sjko",
-            "--grid",
-            "0:1:5",
-            "--potential",
-            "quadratic",
-            "--mu0",
-            "uniform",
-            "--eps",
-            "0.2",
-            "--tau",
-            "0",
-            "--t-end",
-            "0.1",
-            "--json",
-        ],
-        vec![
-            "sjko",
-            "--grid",
-            "0:1:5",
-            "--potential",
-            "quadratic",
-            "--mu0",
-            "uniform",
-            "--eps",
-            "0.2",
-            "--tau",
-            "0.1",
-            "--t-end",
-            "0.15",
-            "--json",
-        ],
-        vec![
-            "sjko",
-            "--grid",
-            "0:1:5",
-            "--potential",
-            "quadratic",
-            "--mu0",
-            "uniform",
-            "--eps",
-            "0.2",
-            "--dt",
-            "0.1",
-            "--t-end",
-            "0.1",
-            "--json",
-        ],
+        small(("--tau", "0"), "0.1"),
+        small(("--tau", "0.1"), "0.15"),
+        small(("--dt", "0.1"), "0.1"),
     ] {
         let (code, out, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -397,35 +331,20 @@ fn sjko_json_contract_and_refusals() {
 
 #[test]
 fn reflected_scheme_keeps_more_mass_than_the_implicit_one() {
-    let args = |scheme: &str| -> Vec<String> {
-        [
-            "flow",
-            "--grid",
-            "0:1:10",
-            "--potential",
-            "quadratic",
-            "--mu0",
-            "gaussian:0.6:0.25",
-            "--eps",
-            "0.05",
-            "--t-end",
-            "0.02",
-            "--dt",
-            "0.005",
-            "--scheme",
-            scheme,
-            "--json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
     let get = |scheme: &str| {
-        let a = args(scheme);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let (code, out, err) = run(&a);
-        assert_eq!(code, 0, "{err}");
-        let v = json(&out);
+        let v = run_json(&argv(
+            "flow",
+            &[
+                ("--grid", "0:1:10"),
+                ("--potential", "quadratic"),
+                ("--mu0", "gaussian:0.6:0.25"),
+                ("--eps", "0.05"),
+                ("--t-end", "0.02"),
+                ("--dt", "0.005"),
+                ("--scheme", scheme),
+            ],
+            &["--json"],
+        ));
         assert_eq!(v["scheme"], scheme);
         col(&v, "mass")
     };
@@ -439,30 +358,24 @@ fn reflected_scheme_keeps_more_mass_than_the_implicit_one() {
 fn double_double_runs_past_the_double_range() {
     // 60 points on [-2, 2] at eps = 0.0735 (s = 16, cond(K) ~ 1e16): refused in double (exit 2),
     // certified in double-double (KKT evaluated in double-double)
-    let base = [
+    let base = argv(
         "flow",
-        "--grid",
-        "-2:2:60",
-        "--potential",
-        "double-well",
-        "--mu0",
-        "gaussian:0.5:0.4",
-        "--eps",
-        "0.0735",
-        "--t-end",
-        "0.2",
-        "--dt",
-        "0.05",
-        "--json",
-    ];
+        &[
+            ("--grid", "-2:2:60"),
+            ("--potential", "double-well"),
+            ("--mu0", "gaussian:0.5:0.4"),
+            ("--eps", "0.0735"),
+            ("--t-end", "0.2"),
+            ("--dt", "0.05"),
+        ],
+        &["--json"],
+    );
     let (code, out, err) = run(&base);
     assert_eq!(code, 2, "{err}");
     assert!(out.is_empty() && err.contains("double-double"));
     let mut dd: Vec<&str> = base.to_vec();
     dd.extend(["--precision", "double-double"]);
-    let (code, out, err) = run(&dd);
-    assert_eq!(code, 0, "{err}");
-    let v = json(&out);
+    let v = run_json(&dd);
     assert_eq!(v["precision"], "double-double");
     assert!(v["cond_k"].as_f64().unwrap() > 1e15);
     assert!(col(&v, "kkt_residual").iter().all(|&r| r < 1e-25));

@@ -42,6 +42,14 @@ fn shifted(mu: &[f64], sigma: &[f64], t: f64) -> Vec<f64> {
     mu.iter().zip(sigma).map(|(m, s)| m + t * s).collect()
 }
 
+/// The central difference $(f(t)-f(-t))/(2t)$ from the two evaluations.
+fn central_diff(plus: &[f64], minus: &[f64], t: f64) -> Vec<f64> {
+    plus.iter()
+        .zip(minus)
+        .map(|(a, b)| (a - b) / (2.0 * t))
+        .collect()
+}
+
 #[test]
 fn metric_tensor_is_the_second_order_term_of_s_eps() {
     let (space, eps, mu, sigma) = setup();
@@ -101,11 +109,7 @@ fn potential_derivatives_match_central_differences() {
     let fm = b_map(&space, eps, &shifted(&mu, &sigma, -t), &Default::default())
         .unwrap()
         .f;
-    let fd: Vec<f64> = fp
-        .iter()
-        .zip(&fm)
-        .map(|(a, b)| (a - b) / (2.0 * t))
-        .collect();
+    let fd = central_diff(&fp, &fm, t);
     let an = ops.d_sym_f(&sigma).unwrap();
     assert!(rel(&fd, &an) < tol, "d/dmu f_mu,mu: {:e}", rel(&fd, &an));
     // d_nu f_{mu,nu} at nu = mu and d_mu f_{mu,nu}: modulo constants (centred by mu)
@@ -115,11 +119,7 @@ fn potential_derivatives_match_central_differences() {
             .unwrap()
             .f
     };
-    let fd: Vec<f64> = centre(&f_nu(t))
-        .iter()
-        .zip(centre(&f_nu(-t)))
-        .map(|(a, b)| (a - b) / (2.0 * t))
-        .collect();
+    let fd = central_diff(&centre(&f_nu(t)), &centre(&f_nu(-t)), t);
     let an = ops.d_nu_f(&sigma).unwrap();
     assert!(rel(&fd, &an) < tol, "d_nu f: {:e}", rel(&fd, &an));
     let f_mu = |s: f64| {
@@ -127,11 +127,7 @@ fn potential_derivatives_match_central_differences() {
             .unwrap()
             .f
     };
-    let fd: Vec<f64> = centre(&f_mu(t))
-        .iter()
-        .zip(centre(&f_mu(-t)))
-        .map(|(a, b)| (a - b) / (2.0 * t))
-        .collect();
+    let fd = central_diff(&centre(&f_mu(t)), &centre(&f_mu(-t)), t);
     let an = ops.d_mu_f(&sigma).unwrap();
     assert!(rel(&fd, &an) < tol, "d_mu f: {:e}", rel(&fd, &an));
     // sum rule: d/dmu f_{mu,mu} = d_mu + d_nu modulo constants

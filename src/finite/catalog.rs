@@ -57,18 +57,23 @@ impl std::str::FromStr for Potential {
     }
 }
 
+/// $\lvert x_i-x\rvert^2$.
+fn sq_dist(space: &FiniteSpace, i: usize, x: &[f64]) -> f64 {
+    space
+        .point(i)
+        .iter()
+        .zip(x)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum()
+}
+
 /// The Dirac mass at the grid point nearest to `x` (ties: the lowest index).
 pub fn dirac_near(space: &FiniteSpace, x: &[f64]) -> Result<Vec<f64>, FiniteError> {
     super::error::check_len("dimension of the Dirac location", space.dim(), x.len())?;
     super::error::check_finite(x, "Dirac location")?;
     let mut best = (0, f64::INFINITY);
     for i in 0..space.len() {
-        let d: f64 = space
-            .point(i)
-            .iter()
-            .zip(x)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
+        let d = sq_dist(space, i, x);
         if d < best.1 {
             best = (i, d);
         }
@@ -99,15 +104,7 @@ pub fn gaussian_bump(
         });
     }
     let w: Vec<f64> = (0..space.len())
-        .map(|i| {
-            let d: f64 = space
-                .point(i)
-                .iter()
-                .zip(mean)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum();
-            -d / (2.0 * sigma * sigma)
-        })
+        .map(|i| -sq_dist(space, i, mean) / (2.0 * sigma * sigma))
         .collect();
     let mx = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = w.iter().map(|t| (t - mx).exp()).collect();

@@ -20,10 +20,10 @@ use std::collections::HashSet;
 use faer::linalg::solvers::Solve;
 use faer::{fx128, Col, Mat, Side};
 
-use super::error::{check_finite, check_len, FiniteError};
-use super::flow::{check_trajectory_size, initial_coefficients, FlowOutput, FlowParams};
+use super::error::FiniteError;
+use super::flow::{check_flow_input, initial_coefficients, FlowOutput, FlowParams};
 use super::lcp::{LcpMethod, LcpParams, LcpSolver};
-use super::space::{check_eps, FiniteSpace, Kernel, MAX_POINTS};
+use super::space::{check_eps, largest_eps_within, FiniteSpace, Kernel, MAX_POINTS};
 
 /// Default limit of the double-double path on the condition estimate of $K$: $10^{26}$.
 pub const DD_MAX_CONDITION: f64 = 1e26;
@@ -125,34 +125,7 @@ fn factor_dd(k: &Mat<Dd>) -> f64 {
 /// The largest eps whose double-double condition estimate is at most `limit` (bisection in
 /// $\log\varepsilon$ to 1%, started from the grid law).
 pub fn largest_safe_eps_dd(space: &FiniteSpace, limit: f64) -> f64 {
-    let law_s =
-        4.0 / std::f64::consts::PI.powi(2) * (2.0 * limit.powf(1.0 / space.dim() as f64)).ln();
-    let guess = law_s.max(0.05) * space.cost().factor() * space.min_dist2();
-    let ok = |e: f64| factor_dd(&gibbs_dd(space, e)) <= limit;
-    let (mut lo, mut hi) = (guess, guess);
-    let mut tries = 0;
-    while !ok(lo) && tries < 40 {
-        hi = lo;
-        lo *= 0.5;
-        tries += 1;
-    }
-    if hi == lo {
-        tries = 0;
-        while ok(hi) && tries < 40 {
-            lo = hi;
-            hi *= 2.0;
-            tries += 1;
-        }
-    }
-    while hi / lo > 1.01 {
-        let mid = (lo * hi).sqrt();
-        if ok(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+    largest_eps_within(space, limit, |e| factor_dd(&gibbs_dd(space, e)))
 }
 
 impl ExtendedKernel {
@@ -256,9 +229,7 @@ pub fn resolvent_flow_dd(
     params: &FlowParams,
 ) -> Result<FlowOutput, FiniteError> {
     let n = space.len();
-    check_len("length of V vs number of points", n, v.len())?;
-    check_finite(v, "V")?;
-    check_trajectory_size(params.steps, n)?;
+    check_flow_input(space, v, params)?;
     if !(params.dt.is_finite() && params.dt > 0.0) {
         return Err(FiniteError::InvalidParameter {
             name: "dt",

@@ -185,6 +185,74 @@ pub(crate) fn check_trajectory_size(steps: usize, n: usize) -> Result<(), Finite
     Ok(())
 }
 
+/// The input checks of [`resolvent_flow`], [`reflected_flow`] and the double-double flow (before
+/// any allocation).
+pub(crate) fn check_flow_input(
+    space: &FiniteSpace,
+    v: &[f64],
+    params: &FlowParams,
+) -> Result<(), FiniteError> {
+    check_len("length of V vs number of points", space.len(), v.len())?;
+    check_finite(v, "V")?;
+    check_trajectory_size(params.steps, space.len())
+}
+
+/// Fills a [`FlowOutput`] row by row from the coefficients $a_k$ (shared by [`resolvent_flow`]
+/// and [`reflected_flow`]).
+struct Recorder<'a> {
+    kernel: &'a Kernel,
+    v: &'a [f64],
+    dt: f64,
+    out: FlowOutput,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(kernel: &'a Kernel, v: &'a [f64], params: &FlowParams, initial_error: f64) -> Self {
+        let rows = params.steps + 1;
+        Recorder {
+            kernel,
+            v,
+            dt: params.dt,
+            out: FlowOutput {
+                t: Vec::with_capacity(rows),
+                mu: Vec::with_capacity(rows),
+                a: Vec::with_capacity(rows),
+                energy: Vec::with_capacity(rows),
+                mass: Vec::with_capacity(rows),
+                kkt_residual: Vec::with_capacity(rows),
+                method: Vec::with_capacity(rows),
+                cond_k: kernel.cond(),
+                initial_error,
+                factorisations: 0,
+            },
+        }
+    }
+
+    /// Append row $k$: $\mu_k=a\odot Ka$, its energy and mass, the residual and the method.
+    fn push(&mut self, k: usize, a: Vec<f64>, r: f64, m: Option<LcpMethod>) {
+        let out = &mut self.out;
+        let b = self.kernel.apply(&a);
+        let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+        out.t.push(k as f64 * self.dt);
+        out.energy.push(dot(self.v, &mu));
+        out.mass.push(mu.iter().sum());
+        out.mu.push(mu);
+        out.a.push(a);
+        out.kkt_residual.push(r);
+        out.method.push(m);
+    }
+
+    /// The coefficients of the last row.
+    fn last_a(&self) -> &[f64] {
+        self.out.a.last().expect("row 0 pushed")
+    }
+
+    fn finish(mut self, factorisations: usize) -> FlowOutput {
+        self.out.factorisations = factorisations;
+        self.out
+    }
+}
+
 /// Run the resolvent flow from the probability `mu0` with potential `v`.
 ///
 /// # Errors
@@ -197,41 +265,16 @@ pub fn resolvent_flow(
     mu0: &[f64],
     params: &FlowParams,
 ) -> Result<FlowOutput, FiniteError> {
-    check_len("length of V vs number of points", space.len(), v.len())?;
-    check_finite(v, "V")?;
-    check_trajectory_size(params.steps, space.len())?;
+    check_flow_input(space, v, params)?;
     let mut res = Resolvent::new(kernel, v, params.dt, params.lcp)?;
     let (a0, initial_error) = initial_coefficients(space, kernel, mu0, &params.bmap)?;
-    let mut out = FlowOutput {
-        t: Vec::with_capacity(params.steps + 1),
-        mu: Vec::with_capacity(params.steps + 1),
-        a: Vec::with_capacity(params.steps + 1),
-        energy: Vec::with_capacity(params.steps + 1),
-        mass: Vec::with_capacity(params.steps + 1),
-        kkt_residual: Vec::with_capacity(params.steps + 1),
-        method: Vec::with_capacity(params.steps + 1),
-        cond_k: kernel.cond(),
-        initial_error,
-        factorisations: 0,
-    };
-    let push = |out: &mut FlowOutput, k: usize, a: Vec<f64>, r: f64, m: Option<LcpMethod>| {
-        let b = kernel.apply(&a);
-        let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
-        out.t.push(k as f64 * params.dt);
-        out.energy.push(dot(v, &mu));
-        out.mass.push(mu.iter().sum());
-        out.mu.push(mu);
-        out.a.push(a);
-        out.kkt_residual.push(r);
-        out.method.push(m);
-    };
-    push(&mut out, 0, a0, 0.0, None);
+    let mut rec = Recorder::new(kernel, v, params, initial_error);
+    rec.push(0, a0, 0.0, None);
     for k in 1..=params.steps {
-        let sol = res.step(out.a.last().expect("row 0 pushed"), k)?;
-        push(&mut out, k, sol.a, sol.residual, Some(sol.method));
+        let sol = res.step(rec.last_a(), k)?;
+        rec.push(k, sol.a, sol.residual, Some(sol.method));
     }
-    out.factorisations = res.factorisations();
-    Ok(out)
+    Ok(rec.finish(res.factorisations()))
 }
 
 /// The reflected resolvent (implicit midpoint / Crank–Nicolson on the active face), a
@@ -254,39 +297,15 @@ pub fn reflected_flow(
     mu0: &[f64],
     params: &FlowParams,
 ) -> Result<FlowOutput, FiniteError> {
-    check_len("length of V vs number of points", space.len(), v.len())?;
-    check_finite(v, "V")?;
-    check_trajectory_size(params.steps, space.len())?;
+    check_flow_input(space, v, params)?;
     let mut half = Resolvent::new(kernel, v, 0.5 * params.dt, params.lcp)?;
     let mut proj = LcpSolver::new(kernel.matrix().clone());
     let mut proj_support: Option<Vec<usize>> = None;
     let (a0, initial_error) = initial_coefficients(space, kernel, mu0, &params.bmap)?;
-    let mut out = FlowOutput {
-        t: Vec::with_capacity(params.steps + 1),
-        mu: Vec::with_capacity(params.steps + 1),
-        a: Vec::with_capacity(params.steps + 1),
-        energy: Vec::with_capacity(params.steps + 1),
-        mass: Vec::with_capacity(params.steps + 1),
-        kkt_residual: Vec::with_capacity(params.steps + 1),
-        method: Vec::with_capacity(params.steps + 1),
-        cond_k: kernel.cond(),
-        initial_error,
-        factorisations: 0,
-    };
-    let push = |out: &mut FlowOutput, k: usize, a: Vec<f64>, r: f64, m: Option<LcpMethod>| {
-        let b = kernel.apply(&a);
-        let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
-        out.t.push(k as f64 * params.dt);
-        out.energy.push(dot(v, &mu));
-        out.mass.push(mu.iter().sum());
-        out.mu.push(mu);
-        out.a.push(a);
-        out.kkt_residual.push(r);
-        out.method.push(m);
-    };
-    push(&mut out, 0, a0, 0.0, None);
+    let mut rec = Recorder::new(kernel, v, params, initial_error);
+    rec.push(0, a0, 0.0, None);
     for k in 1..=params.steps {
-        let a_k = out.a.last().expect("row 0 pushed");
+        let a_k = rec.last_a();
         let b_k = kernel.apply(a_k);
         let mid = half.apply_step(&b_k, k)?;
         let kb = kernel.apply(&mid.a);
@@ -300,14 +319,7 @@ pub fn reflected_flow(
                 path: format!("projection: {}", f.path),
             })?;
         proj_support = Some(p.support.clone());
-        push(
-            &mut out,
-            k,
-            p.a,
-            mid.residual.max(p.residual),
-            Some(mid.method),
-        );
+        rec.push(k, p.a, mid.residual.max(p.residual), Some(mid.method));
     }
-    out.factorisations = half.factorisations() + proj.factorisations();
-    Ok(out)
+    Ok(rec.finish(half.factorisations() + proj.factorisations()))
 }

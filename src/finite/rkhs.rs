@@ -11,7 +11,7 @@ use faer::{Mat, MatRef};
 
 use super::error::{check_measure, FiniteError};
 use super::space::{check_eps, dot, FiniteSpace, Kernel};
-use crate::sinkhorn::{solve_symmetric, Mode, PointCloud, SinkhornParams};
+use crate::sinkhorn::{solve_symmetric, Mode, SinkhornParams};
 
 /// Parameters of the b-map.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,12 +61,7 @@ pub fn b_map(
 ) -> Result<BMap, FiniteError> {
     check_eps(eps)?;
     let m = check_measure(mu, space.len(), "mu")?;
-    let cloud = PointCloud::from_flat(
-        space.points_flat().to_vec(),
-        space.dim(),
-        Some(mu.to_vec()),
-        true,
-    )?;
+    let cloud = space.weighted_cloud(mu)?;
     let sp = SinkhornParams {
         eps,
         cost: space.cost(),

@@ -115,12 +115,7 @@ struct Problem<'a> {
 
 impl Problem<'_> {
     fn cloud(&self, w: &[f64]) -> Result<PointCloud, FiniteError> {
-        Ok(PointCloud::from_flat(
-            self.space.points_flat().to_vec(),
-            self.space.dim(),
-            Some(w.to_vec()),
-            true,
-        )?)
+        self.space.weighted_cloud(w)
     }
 
     fn eval(&self, mu: &[f64], warm: Option<&Eval>) -> Result<Eval, FiniteError> {
@@ -288,12 +283,7 @@ pub fn sjko_step(
         record_history: false,
         ..SinkhornParams::default()
     };
-    let nu_cloud = PointCloud::from_flat(
-        space.points_flat().to_vec(),
-        space.dim(),
-        Some(nu.to_vec()),
-        true,
-    )?;
+    let nu_cloud = space.weighted_cloud(nu)?;
     let ot_nu = solve_symmetric_warm(&nu_cloud, &sp, &vec![0.0; n])?.ot;
     let pb = Problem {
         space,

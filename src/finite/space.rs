@@ -10,6 +10,7 @@ use faer::linalg::solvers::Solve;
 use faer::{Col, Mat, Side};
 
 use super::error::{check_finite, FiniteError};
+use crate::sinkhorn::PointCloud;
 use crate::Cost;
 
 /// Largest number of points accepted (each dense $N\times N$ matrix then takes 200 MB).
@@ -158,6 +159,15 @@ impl FiniteSpace {
     /// Row-major coordinates.
     pub fn points_flat(&self) -> &[f64] {
         &self.points
+    }
+    /// The points as a [`PointCloud`] with the weights `w` (for the Sinkhorn engine).
+    pub(crate) fn weighted_cloud(&self, w: &[f64]) -> Result<PointCloud, FiniteError> {
+        Ok(PointCloud::from_flat(
+            self.points.clone(),
+            self.d,
+            Some(w.to_vec()),
+            true,
+        )?)
     }
     /// $C_{ij}$.
     #[inline]
@@ -313,9 +323,19 @@ pub fn kernel_condition(space: &FiniteSpace, eps: f64) -> f64 {
 /// The largest eps whose condition estimate is at most `limit`, to 1% (bisection in
 /// $\log\varepsilon$ started from the grid law $s^\star=\frac4{\pi^2}\ln(2\,L^{1/d})$).
 pub fn largest_safe_eps(space: &FiniteSpace, limit: f64) -> f64 {
+    largest_eps_within(space, limit, |e| kernel_condition(space, e))
+}
+
+/// The largest eps with `cond(eps) <= limit`, to 1%: bisection in $\log\varepsilon$ started
+/// from the grid law (shared by [`largest_safe_eps`] and the double-double path).
+pub(crate) fn largest_eps_within(
+    space: &FiniteSpace,
+    limit: f64,
+    cond: impl Fn(f64) -> f64,
+) -> f64 {
     let law_s = 4.0 / std::f64::consts::PI.powi(2) * (2.0 * limit.powf(1.0 / space.d as f64)).ln();
     let guess = law_s.max(0.05) * space.cost.factor() * space.min_dist2;
-    let ok = |e: f64| kernel_condition(space, e) <= limit;
+    let ok = |e: f64| cond(e) <= limit;
     let (mut lo, mut hi) = (guess, guess);
     let mut tries = 0;
     while !ok(lo) && tries < 40 {

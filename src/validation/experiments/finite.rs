@@ -4,8 +4,8 @@
 use sinkflow::finite::catalog::{dirac_near, gaussian_bump, Potential};
 use sinkflow::finite::{
     b_map, initial_coefficients, largest_safe_eps, reflected_flow, resolvent_flow, sjko_flow,
-    sjko_step, wasserstein_upwind_1d, FiniteSpace, FlowParams, Kernel, KernelParams, LcpParams,
-    MuOperators, Resolvent, SjkoParams,
+    sjko_step, wasserstein_upwind_1d, FiniteSpace, FlowOutput, FlowParams, Kernel, KernelParams,
+    LcpParams, MuOperators, Resolvent, SjkoParams,
 };
 use sinkflow::rates::{line_fit, loglog_fit};
 use sinkflow::sinkhorn::{divergence, solve, Mode, PointCloud, SinkhornParams};
@@ -51,6 +51,91 @@ fn grid_x(space: &FiniteSpace) -> Vec<f64> {
     (0..space.len()).map(|i| space.point(i)[0]).collect()
 }
 
+/// Flow parameters with `steps` steps of `dt` and the default LCP and b-map settings.
+fn flow_params(dt: f64, steps: usize) -> FlowParams {
+    FlowParams {
+        dt,
+        steps,
+        lcp: LcpParams::default(),
+        bmap: Default::default(),
+    }
+}
+
+/// $\sum_i(V_i-\min V)\mu_i$.
+fn excess_energy(m: &[f64], v: &[f64], vmin: f64) -> f64 {
+    m.iter().zip(v).map(|(x, y)| x * (y - vmin)).sum::<f64>()
+}
+
+/// Worst invariant defects of resolvent trajectories: relative mass-identity defect, relative
+/// energy increase, smallest mu entry and largest KKT residual.
+struct InvariantStats {
+    id_max: f64,
+    e_inc: f64,
+    mu_min: f64,
+    res_max: f64,
+}
+
+impl InvariantStats {
+    fn new() -> Self {
+        InvariantStats {
+            id_max: 0.0,
+            e_inc: 0.0,
+            mu_min: f64::INFINITY,
+            res_max: 0.0,
+        }
+    }
+
+    /// Take the steps of `out` into account; `ev` is the energy, `e0` its scale.
+    fn track(&mut self, kernel: &Kernel, out: &FlowOutput, ev: impl Fn(&[f64]) -> f64, e0: f64) {
+        for k in 0..out.a.len() - 1 {
+            let (a0, a1) = (&out.a[k], &out.a[k + 1]);
+            let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
+            let lhs = kernel.quad(a1, a1);
+            let rhs = kernel.quad(a0, a0) - kernel.quad(&d, &d);
+            self.id_max = self.id_max.max((lhs - rhs).abs() / kernel.quad(a0, a0));
+            self.e_inc = self.e_inc.max((ev(&out.mu[k + 1]) - ev(&out.mu[k])) / e0);
+            self.mu_min = self
+                .mu_min
+                .min(out.mu[k + 1].iter().cloned().fold(f64::INFINITY, f64::min));
+            self.res_max = self.res_max.max(out.kkt_residual[k + 1]);
+        }
+    }
+}
+
+/// Error unless the reference run's step count is a multiple of `m`.
+// `%` kept (not `is_multiple_of`): m = 0 panics here as it did before the refactor.
+#[allow(clippy::manual_is_multiple_of)]
+fn check_divides(ref_steps: usize, m: usize) -> Result<(), String> {
+    if ref_steps % m != 0 {
+        return Err(format!(
+            "reference_steps {ref_steps} must be a multiple of {m}"
+        ));
+    }
+    Ok(())
+}
+
+/// The support pattern $a_i>0$.
+fn support(a: &[f64]) -> Vec<bool> {
+    a.iter().map(|&x| x > 0.0).collect()
+}
+
+/// The central difference $(f(t)-f(-t))/(2t)$ from the two evaluations.
+fn central_diff(plus: &[f64], minus: &[f64], t: f64) -> Vec<f64> {
+    plus.iter()
+        .zip(minus)
+        .map(|(p, q)| (p - q) / (2.0 * t))
+        .collect()
+}
+
+/// The mass of `mu` on the points $x<0$ (the left well).
+fn left_mass(mu: &[f64], xs: &[f64]) -> f64 {
+    mu.iter()
+        .zip(xs)
+        .filter(|(_, x)| **x < 0.0)
+        .map(|(m, _)| m)
+        .sum::<f64>()
+}
+
 // ---------------------------------------------------------------------------------------------
 // (1) Invariants of the resolvent.
 // ---------------------------------------------------------------------------------------------
@@ -85,33 +170,18 @@ impl Experiment for Invariants {
                 gaussian_bump(&space, &[0.5], 0.4).map_err(e2s)?,
             ),
         ];
-        let (mut id_max, mut e_inc, mut mu_min, mut res_max) =
-            (0.0f64, 0.0f64, f64::INFINITY, 0.0f64);
+        let mut stats = InvariantStats::new();
         let mut fig = Figure::new(
             format!("Resolvent flow, double well, N = {n}, eps = {eps}, h = {dt}: Σ(V − min V)μ_k and Σμ_k"),
             "t",
             "value",
         );
         for (name, mu0) in &starts {
-            let p = FlowParams {
-                dt,
-                steps,
-                lcp: LcpParams::default(),
-                bmap: Default::default(),
-            };
-            let out = resolvent_flow(&space, &kernel, &v, mu0, &p).map_err(e2s)?;
-            let ev = |m: &[f64]| m.iter().zip(&v).map(|(x, y)| x * (y - vmin)).sum::<f64>();
+            let out =
+                resolvent_flow(&space, &kernel, &v, mu0, &flow_params(dt, steps)).map_err(e2s)?;
+            let ev = |m: &[f64]| excess_energy(m, &v, vmin);
             let e0 = ev(&out.mu[0]).max(f64::MIN_POSITIVE);
-            for k in 0..steps {
-                let (a0, a1) = (&out.a[k], &out.a[k + 1]);
-                let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
-                let lhs = kernel.quad(a1, a1);
-                let rhs = kernel.quad(a0, a0) - kernel.quad(&d, &d);
-                id_max = id_max.max((lhs - rhs).abs() / kernel.quad(a0, a0));
-                e_inc = e_inc.max((ev(&out.mu[k + 1]) - ev(&out.mu[k])) / e0);
-                mu_min = mu_min.min(out.mu[k + 1].iter().cloned().fold(f64::INFINITY, f64::min));
-                res_max = res_max.max(out.kkt_residual[k + 1]);
-            }
+            stats.track(&kernel, &out, ev, e0);
             let series: Vec<f64> = out.mu.iter().map(|m| ev(m)).collect();
             fig.push(Series::new(
                 format!("Σ(V−min V)μ, {name}"),
@@ -138,32 +208,13 @@ impl Experiment for Invariants {
         let big_v = Potential::DoubleWell.on(&big);
         let big_vmin = big_v.iter().cloned().fold(f64::INFINITY, f64::min);
         let big_mu0 = gaussian_bump(&big, &[0.5], 0.4).map_err(e2s)?;
-        let bp = FlowParams {
-            dt,
-            steps: large_steps,
-            lcp: LcpParams::default(),
-            bmap: Default::default(),
-        };
+        let bp = flow_params(dt, large_steps);
         let t0 = std::time::Instant::now();
         let bout = resolvent_flow(&big, &big_kernel, &big_v, &big_mu0, &bp).map_err(e2s)?;
         let t_flow = t0.elapsed().as_secs_f64();
-        let bev = |m: &[f64]| {
-            m.iter()
-                .zip(&big_v)
-                .map(|(x, y)| x * (y - big_vmin))
-                .sum::<f64>()
-        };
+        let bev = |m: &[f64]| excess_energy(m, &big_v, big_vmin);
         let be0 = bev(&bout.mu[0]);
-        for k in 0..large_steps {
-            let (a0, a1) = (&bout.a[k], &bout.a[k + 1]);
-            let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
-            let lhs = big_kernel.quad(a1, a1);
-            let rhs = big_kernel.quad(a0, a0) - big_kernel.quad(&d, &d);
-            id_max = id_max.max((lhs - rhs).abs() / big_kernel.quad(a0, a0));
-            e_inc = e_inc.max((bev(&bout.mu[k + 1]) - bev(&bout.mu[k])) / be0);
-            mu_min = mu_min.min(bout.mu[k + 1].iter().cloned().fold(f64::INFINITY, f64::min));
-            res_max = res_max.max(bout.kkt_residual[k + 1]);
-        }
+        stats.track(&big_kernel, &bout, bev, be0);
         ctx.table(
             format!("Large grid: {large_n} points of [-2, 2], s = 5 (eps = {big_eps:.3e}), bump start, h = {dt}"),
             &["N", "cond(K)", "kernel + check (s)", "flow (s)", "steps", "LU factorisations"],
@@ -205,13 +256,7 @@ impl Experiment for Invariants {
         let mut rows = Vec::new();
         for &m in &loss_steps {
             let h = t_loss / m as f64;
-            let p = FlowParams {
-                dt: h,
-                steps: m,
-                lcp: LcpParams::default(),
-                bmap: Default::default(),
-            };
-            let out = resolvent_flow(&space, &kernel, &v, &mu0, &p).map_err(e2s)?;
+            let out = resolvent_flow(&space, &kernel, &v, &mu0, &flow_params(h, m)).map_err(e2s)?;
             let loss = out.mass[0] - out.mass[m];
             rows.push(vec![fmt_num(h), format!("{loss:.4e}"), fmt_num(loss / h)]);
             hs.push(h);
@@ -236,11 +281,12 @@ impl Experiment for Invariants {
             &losses,
             Style::LinePoints,
         ));
+        let id_max = stats.id_max;
         ctx.measure("mass_identity_max_rel", id_max);
         ctx.measure("firm_nonexpansive_max_violation", fne.max(0.0));
-        ctx.measure("energy_increase_max_rel", e_inc.max(0.0));
-        ctx.measure("mu_min", mu_min);
-        ctx.measure("kkt_residual_max", res_max);
+        ctx.measure("energy_increase_max_rel", stats.e_inc.max(0.0));
+        ctx.measure("mu_min", stats.mu_min);
+        ctx.measure("kkt_residual_max", stats.res_max);
         ctx.measure("mass_loss_slope", fit.slope);
         ctx.note(format!(
             "N = {n}, s = eps/δ² = {:.2}, cond(K) ≈ {:.2e}. Round-off unit u = {u:.2e}; max mass-identity defect {id_max:.2e} = {:.1} u.",
@@ -282,12 +328,7 @@ impl Experiment for SjkoLimit {
         let mu0 = gaussian_bump(&space, &[0.6], 0.25).map_err(e2s)?;
         let kernel = Kernel::new(&space, eps, &KernelParams::default()).map_err(e2s)?;
         let resolvent = |steps: usize| -> Result<Vec<Vec<f64>>, String> {
-            let p = FlowParams {
-                dt: t_end / steps as f64,
-                steps,
-                lcp: LcpParams::default(),
-                bmap: Default::default(),
-            };
+            let p = flow_params(t_end / steps as f64, steps);
             let o = resolvent_flow(&space, &kernel, &v, &mu0, &p).map_err(e2s)?;
             Ok(o.mu.iter().map(|m| normalised(m)).collect())
         };
@@ -306,11 +347,7 @@ impl Experiment for SjkoLimit {
             (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
         let mut rows = Vec::new();
         for &m in &ms {
-            if ref_steps % m != 0 {
-                return Err(format!(
-                    "reference_steps {ref_steps} must be a multiple of {m}"
-                ));
-            }
+            check_divides(ref_steps, m)?;
             let tau = t_end / m as f64;
             let p = SjkoParams {
                 tau,
@@ -342,11 +379,7 @@ impl Experiment for SjkoLimit {
         // the resolvent's order in its asymptotic range h ‖A‖_H << 1
         let (mut hs, mut e_res_asym) = (Vec::new(), Vec::new());
         for &m in &res_ms {
-            if ref_steps % m != 0 {
-                return Err(format!(
-                    "reference_steps {ref_steps} must be a multiple of {m}"
-                ));
-            }
+            check_divides(ref_steps, m)?;
             let res = resolvent(m)?;
             let er = (0..=m)
                 .map(|k| l1(&res[k], &reference(k, m)))
@@ -562,11 +595,7 @@ impl Experiment for Metric {
             )
             .map_err(e2s)?
             .f;
-            let fd: Vec<f64> = fp
-                .iter()
-                .zip(&fm)
-                .map(|(a, b)| (a - b) / (2.0 * fd_t))
-                .collect();
+            let fd = central_diff(&fp, &fm, fd_t);
             let e_sym = rel(&fd, &ops.d_sym_f(&sigma).map_err(e2s)?);
             let x = cloud(&mu)?;
             let f_nu = |t: f64| -> Result<Vec<f64>, String> {
@@ -577,11 +606,7 @@ impl Experiment for Metric {
                 ))
             };
             let (a, b) = (f_nu(fd_t)?, f_nu(-fd_t)?);
-            let fd: Vec<f64> = a
-                .iter()
-                .zip(&b)
-                .map(|(p, q)| (p - q) / (2.0 * fd_t))
-                .collect();
+            let fd = central_diff(&a, &b, fd_t);
             let e_nu = rel(&fd, &ops.d_nu_f(&sigma).map_err(e2s)?);
             let f_mu = |t: f64| -> Result<Vec<f64>, String> {
                 Ok(centre(
@@ -591,11 +616,7 @@ impl Experiment for Metric {
                 ))
             };
             let (a, b) = (f_mu(fd_t)?, f_mu(-fd_t)?);
-            let fd: Vec<f64> = a
-                .iter()
-                .zip(&b)
-                .map(|(p, q)| (p - q) / (2.0 * fd_t))
-                .collect();
+            let fd = central_diff(&a, &b, fd_t);
             let e_mu = rel(&fd, &ops.d_mu_f(&sigma).map_err(e2s)?);
             d_err = d_err.max(e_sym).max(e_nu).max(e_mu);
             rows.push(vec![
@@ -670,13 +691,7 @@ fn renormalised_run(
         let b = kernel.apply(&a);
         let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
         let mass: f64 = mu.iter().sum();
-        let left: f64 = mu
-            .iter()
-            .zip(&xs)
-            .filter(|(_, x)| **x < 0.0)
-            .map(|(m, _)| m)
-            .sum::<f64>()
-            / mass;
+        let left: f64 = left_mass(&mu, &xs) / mass;
         run.t.push(k as f64 * dt);
         run.left.push(left);
         run.energy.push(dot(&mu, v) / mass);
@@ -788,12 +803,7 @@ impl Experiment for DoubleWell {
         let e_gap = (run.energy.last().copied().unwrap_or(f64::NAN) - vmin) / (vmax - vmin);
         ctx.step();
         let w = wasserstein_upwind_1d(&xs, &v, &mu0, &[t_final]).map_err(e2s)?;
-        let w_left: f64 = w.mu[0]
-            .iter()
-            .zip(&xs)
-            .filter(|(_, x)| **x < 0.0)
-            .map(|(m, _)| m)
-            .sum();
+        let w_left: f64 = left_mass(&w.mu[0], &xs);
         let w_e = dot(&w.mu[0], &v);
         let mut efig = Figure::new(
             format!("Energy at eps = {final_eps}: Sinkhorn flow (renormalised) vs Wasserstein flow (upwind)"),
@@ -989,12 +999,7 @@ impl Experiment for Reflected {
         let v: Vec<f64> = grid_x(&space).iter().map(|x| (x - 0.3).powi(2)).collect();
         let mu0 = gaussian_bump(&space, &[0.6], 0.25).map_err(e2s)?;
         let kernel = Kernel::new(&space, eps, &KernelParams::default()).map_err(e2s)?;
-        let params = |m: usize| FlowParams {
-            dt: t_end / m as f64,
-            steps: m,
-            lcp: LcpParams::default(),
-            bmap: Default::default(),
-        };
+        let params = |m: usize| flow_params(t_end / m as f64, m);
         let reference =
             reflected_flow(&space, &kernel, &v, &mu0, &params(ref_steps)).map_err(e2s)?;
         ctx.step();
@@ -1011,11 +1016,7 @@ impl Experiment for Reflected {
         let agreement = l1(&normalised(&reference.mu[ref_steps]), &rich);
         let (mut hs, mut errs, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         for &m in &ms {
-            if ref_steps % m != 0 {
-                return Err(format!(
-                    "reference_steps {ref_steps} must be a multiple of {m}"
-                ));
-            }
+            check_divides(ref_steps, m)?;
             let stride = ref_steps / m;
             let o = reflected_flow(&space, &kernel, &v, &mu0, &params(m)).map_err(e2s)?;
             let e = (0..=m)
@@ -1039,10 +1040,7 @@ impl Experiment for Reflected {
         }
         let fit = loglog_fit(&hs, &errs).ok_or("cannot fit the order")?;
         let changes = (1..reference.a.len())
-            .filter(|&k| {
-                let s = |a: &[f64]| a.iter().map(|&x| x > 0.0).collect::<Vec<_>>();
-                s(&reference.a[k]) != s(&reference.a[k - 1])
-            })
+            .filter(|&k| support(&reference.a[k]) != support(&reference.a[k - 1]))
             .count();
         ctx.table(
             format!("Reflected resolvent on N = {n}, eps = {eps}, T = {t_end}: error against h = T/{ref_steps}, and mass lost by T"),
@@ -1098,12 +1096,7 @@ impl Experiment for Extended {
         let space = FiniteSpace::grid_1d(-2.0, 2.0, n, Cost::SqEuclidean).map_err(e2s)?;
         let v = Potential::DoubleWell.on(&space);
         let mu0 = gaussian_bump(&space, &[0.5], 0.4).map_err(e2s)?;
-        let p = FlowParams {
-            dt,
-            steps,
-            lcp: LcpParams::default(),
-            bmap: Default::default(),
-        };
+        let p = flow_params(dt, steps);
         let (mut rows, mut worst_ratio, mut dd_kkt) = (Vec::new(), 0.0f64, 0.0f64);
         for &s in &s_values {
             let eps = s * space.min_dist2();
@@ -1144,10 +1137,7 @@ impl Experiment for Extended {
                             })
                             .fold(0.0, f64::max);
                         let mism = (0..=steps)
-                            .filter(|&i| {
-                                let s = |a: &[f64]| a.iter().map(|&x| x > 0.0).collect::<Vec<_>>();
-                                s(&o.a[i]) != s(&od.a[i])
-                            })
+                            .filter(|&i| support(&o.a[i]) != support(&od.a[i]))
                             .count();
                         if default_ok {
                             worst_ratio = worst_ratio.max(diff / (k.cond() * u));
@@ -1231,33 +1221,19 @@ impl Experiment for TwoD {
         let v = Potential::TiltedMultiwell.on(&space);
         let vmin = v.iter().cloned().fold(f64::INFINITY, f64::min);
         let mu0 = gaussian_bump(&space, &[0.5, 0.5], 0.4).map_err(e2s)?;
-        let p = FlowParams {
-            dt,
-            steps,
-            lcp: LcpParams::default(),
-            bmap: Default::default(),
-        };
+        let p = flow_params(dt, steps);
         let start = std::time::Instant::now();
         let out = resolvent_flow(&space, &kernel, &v, &mu0, &p).map_err(e2s)?;
         let t_flow = start.elapsed().as_secs_f64();
         ctx.step();
-        let ev = |m: &[f64]| m.iter().zip(&v).map(|(x, y)| x * (y - vmin)).sum::<f64>();
-        let (mut id_max, mut e_inc, mut mu_min) = (0.0f64, 0.0f64, f64::INFINITY);
-        let e0 = ev(&out.mu[0]);
-        for k in 0..steps {
-            let (a0, a1) = (&out.a[k], &out.a[k + 1]);
-            let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
-            let lhs = kernel.quad(a1, a1);
-            let rhs = kernel.quad(a0, a0) - kernel.quad(&d, &d);
-            id_max = id_max.max((lhs - rhs).abs() / kernel.quad(a0, a0));
-            e_inc = e_inc.max((ev(&out.mu[k + 1]) - ev(&out.mu[k])) / e0);
-            mu_min = mu_min.min(out.mu[k + 1].iter().cloned().fold(f64::INFINITY, f64::min));
-        }
+        let ev = |m: &[f64]| excess_energy(m, &v, vmin);
+        let mut stats = InvariantStats::new();
+        stats.track(&kernel, &out, ev, ev(&out.mu[0]));
         let law = ((std::f64::consts::PI.powi(2) * s / 4.0).exp() / 2.0).powi(2);
         let n = space.len();
-        ctx.measure("mass_identity_max_rel_2d", id_max);
-        ctx.measure("energy_increase_max_rel_2d", e_inc.max(0.0));
-        ctx.measure("mu_min_2d", mu_min);
+        ctx.measure("mass_identity_max_rel_2d", stats.id_max);
+        ctx.measure("energy_increase_max_rel_2d", stats.e_inc.max(0.0));
+        ctx.measure("mu_min_2d", stats.mu_min);
         ctx.measure(
             "kkt_residual_max_2d",
             out.kkt_residual.iter().cloned().fold(0.0, f64::max),
