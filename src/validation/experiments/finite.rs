@@ -102,11 +102,10 @@ impl InvariantStats {
     }
 }
 
-/// Error unless the reference run's step count is a multiple of `m`.
-// `%` kept (not `is_multiple_of`): m = 0 panics here as it did before the refactor.
-#[allow(clippy::manual_is_multiple_of)]
+/// Error unless the reference run's step count is a positive multiple of `m` (a zero `m`
+/// from a spec is an error too, not a panic).
 fn check_divides(ref_steps: usize, m: usize) -> Result<(), String> {
-    if ref_steps % m != 0 {
+    if m == 0 || !ref_steps.is_multiple_of(m) {
         return Err(format!(
             "reference_steps {ref_steps} must be a multiple of {m}"
         ));
