@@ -238,7 +238,7 @@ fn integration_error(e: IntegrationError) -> GaussianError {
 /// Step budget of one output interval (the crates' default).
 const N_MAX: u32 = 100_000;
 
-/// Integrate one output interval with the chosen method; returns the end state and statistics.
+/// Integrate one output interval of the covariance ODE with the chosen method.
 fn integrate_segment(
     sys: &FactorSystem<'_>,
     t0: f64,
@@ -246,7 +246,22 @@ fn integrate_segment(
     y0: DVector<f64>,
     params: &FlowParams,
 ) -> Result<(DVector<f64>, Stats), GaussianError> {
-    let (rtol, atol) = (params.rtol, params.atol);
+    integrate_ode(sys, t0, t1, y0, params.rtol, params.atol, params.method)
+}
+
+/// The crate's one ODE integration path: one `ode_solvers` run of `sys` from `y0` at `t0` to
+/// `t1` (sparse output) with the chosen method; the end state and the statistics, or
+/// [`GaussianError::Integration`] with the time reached (also for a non-finite end state).
+/// Used by the Gaussian flows here and by the PMA Riccati and mirror-flow ODEs.
+pub(crate) fn integrate_ode<F: System<f64, DVector<f64>>>(
+    sys: F,
+    t0: f64,
+    t1: f64,
+    y0: DVector<f64>,
+    rtol: f64,
+    atol: f64,
+    method: Method,
+) -> Result<(DVector<f64>, Stats), GaussianError> {
     macro_rules! integrate_with {
         ($solver:ident, $beta:expr, $fac_min:expr, $fac_max:expr) => {{
             let mut solver = $solver::from_param(
@@ -271,7 +286,7 @@ fn integrate_segment(
             (solver.y_out().last().cloned(), stats)
         }};
     }
-    let (y, stats) = match params.method {
+    let (y, stats) = match method {
         // The crates' default controllers (Hairer–Wanner's DOPRI5 / DOP853 constants, as in
         // `Dopri5::new` / `Dop853::new`: beta, fac_min, fac_max), with the stiffness test
         // switched off: near the equilibrium of this dissipative flow the step is limited by

@@ -213,22 +213,8 @@ impl Classify for PmaError {
     }
 }
 
-/// The `ode_solvers` failure as a [`PmaError::Integration`] carrying the time reached.
-pub(crate) fn integration_error(e: ode_solvers::dop_shared::IntegrationError) -> PmaError {
-    use ode_solvers::dop_shared::IntegrationError as E;
-    let t = match e {
-        E::MaxNumStepReached { x, .. }
-        | E::StepSizeUnderflow { x }
-        | E::StiffnessDetected { x } => x,
-    };
-    PmaError::Integration {
-        t,
-        message: e.to_string(),
-    }
-}
-
-/// One `ode_solvers` DOP853 run of `sys` from the state `y` at `t0` to `t1` (sparse output): the
-/// state at `t1`, or a [`PmaError::Integration`].
+/// One DOP853 run of `sys` from the state `y` at `t0` to `t1` through the crate's ODE path
+/// ([`crate::gaussian::flow`]'s integrator): the state at `t1`, or a [`PmaError::Integration`].
 pub(crate) fn integrate_segment<F: ode_solvers::System<f64, nalgebra::DVector<f64>>>(
     sys: F,
     t0: f64,
@@ -237,17 +223,25 @@ pub(crate) fn integrate_segment<F: ode_solvers::System<f64, nalgebra::DVector<f6
     rtol: f64,
     atol: f64,
 ) -> Result<nalgebra::DVector<f64>, PmaError> {
-    let mut solver = ode_solvers::Dop853::new(sys, t0, t1, t1 - t0, y, rtol, atol);
-    solver.set_output(ode_solvers::OutputType::Sparse);
-    solver.integrate().map_err(integration_error)?;
-    solver
-        .y_out()
-        .last()
-        .cloned()
-        .ok_or_else(|| PmaError::Integration {
+    crate::gaussian::flow::integrate_ode(
+        sys,
+        t0,
+        t1,
+        y,
+        rtol,
+        atol,
+        crate::gaussian::flow::Method::Dop853,
+    )
+    .map(|(y, _)| y)
+    .map_err(|e| match e {
+        crate::gaussian::GaussianError::Integration { t, message } => {
+            PmaError::Integration { t, message }
+        }
+        other => PmaError::Integration {
             t: t0,
-            message: "the integrator returned no state".to_string(),
-        })
+            message: other.to_string(),
+        },
+    })
 }
 
 /// Validate nodal values of a potential $f$ of a density $e^{-f}$ on a grid of `len` nodes:
