@@ -1231,12 +1231,32 @@ impl Experiment for TemperatureSweep {
         );
         ctx.measure_replicates("sinkhorn_w2_tau001", &per_rep(&|w| w[t001][sk]));
         // Appendix I, one check per temperature: W2²(Sinkhorn) / min(W2²(one), W2²(two)).
+        let (mut r_mean, mut r_lo, mut r_hi) = (Vec::new(), Vec::new(), Vec::new());
         for (ti, tau) in taus.iter().enumerate() {
-            ctx.measure_replicates(
-                &format!("sinkhorn_vs_best_other_tau_{tau}"),
-                &per_rep(&|w| w[ti][sk] / w[ti][one].min(w[ti][two])),
-            );
+            let ratios = per_rep(&|w| w[ti][sk] / w[ti][one].min(w[ti][two]));
+            let (m, lo, hi) = crate::validation::t_interval(&ratios);
+            r_mean.push(m);
+            r_lo.push(lo);
+            r_hi.push(hi);
+            ctx.measure_replicates(&format!("sinkhorn_vs_best_other_tau_{tau}"), &ratios);
         }
+        ctx.plot(
+            &Figure::new(
+                format!("Appendix I: W2² Sinkhorn / best other ({reps} replicates, 95 % t)"),
+                "τ",
+                "ratio (≤ 1: Sinkhorn at least as good)",
+            )
+            .log(true, false)
+            .with(Series::new("ratio", &taus, &r_mean, Style::LinePoints))
+            .with(Series::intervals("", &taus, &r_lo, &r_hi))
+            .with(Series::new(
+                "1",
+                &taus,
+                &vec![1.0; taus.len()],
+                Style::Dashed,
+            )),
+            "particles_tau_sweep_ratio",
+        )?;
         let mean_w2 = |t: usize, s: usize| mean(&w2.iter().map(|w| w[t][s]).collect::<Vec<_>>());
         let half_w2 = |t: usize, s: usize| {
             let (m, _, hi) =
