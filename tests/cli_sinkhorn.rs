@@ -272,3 +272,70 @@ fn potentials_out_and_over_relaxation() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `SINKFLOW_SIMD` selects the kernels' path: the JSON reports it, the AVX2 build agrees with
+/// the portable one bit for bit (kernel.rs contract), and a path the CPU lacks or an unknown
+/// name is bad input (exit 2, nothing on stdout).
+#[test]
+fn simd_path_is_selectable_and_reported() {
+    let d = tmpdir("simd");
+    let (x, y, _, _) = inputs(&d);
+    let solve = |path: &str| {
+        let o = bin()
+            .env("SINKFLOW_SIMD", path)
+            .args(["sinkhorn", "--x", &x, "--y", &y, "--eps", "0.3", "--json"])
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = solve("baseline");
+    assert_eq!(code, 0, "{err}");
+    let base: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(base["simd"], "baseline");
+    let has = |f: &str| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2") && f == "avx2"
+                || std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && f == "avx512"
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = f;
+            false
+        }
+    };
+    for path in ["avx2", "avx512"] {
+        let (code, out, err) = solve(path);
+        if has(path) {
+            assert_eq!(code, 0, "{err}");
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            assert_eq!(v["simd"], path);
+            if path == "avx2" {
+                assert_eq!(v["ot"], base["ot"], "AVX2 build must equal the baseline");
+                for k in ["transport_cost", "marginal_error", "iterations"] {
+                    assert_eq!(v[k], base[k], "{k}");
+                }
+            } else {
+                let (a, b) = (v["ot"].as_f64().unwrap(), base["ot"].as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        } else {
+            assert_eq!(code, 2, "{err}");
+            assert!(out.is_empty());
+            assert!(err.contains("cannot run the"), "{err}");
+        }
+    }
+    let (code, out, err) = solve("sse9");
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("SINKFLOW_SIMD"), "{err}");
+    let (code, out, err) = solve("");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(["avx512", "avx2", "baseline"].contains(&v["simd"].as_str().unwrap()));
+}

@@ -216,6 +216,9 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         obj.insert("n".into(), json!(x.len()));
         obj.insert("m".into(), json!(y.len()));
         obj.insert("d".into(), json!(x.dim()));
+        if let Ok(path) = sinkflow::sinkhorn::kernel::simd_path() {
+            obj.insert("simd".into(), json!(path.name()));
+        }
     }
     if args.json {
         print_json(&out);

@@ -438,6 +438,106 @@ fn shifted_row_cloud_fixed<const D: usize>(
     out
 }
 
+/// The instruction-set path of the kernels: chosen once per process, the best the CPU has
+/// unless the environment variable `SINKFLOW_SIMD` (`avx512`, `avx2` or `baseline`) asks for
+/// another (for benchmarking the paths side by side on one machine). `avx512` needs AVX-512F
+/// and FMA, `avx2` needs AVX2; `baseline` is the portable build (SSE2 on x86-64). Asking for a
+/// path the CPU lacks, or an unknown name, is an error of every solve (see [`simd_path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimdPath {
+    /// AVX-512F + FMA kernels (the hand-vectorised exponential sum included).
+    Avx512,
+    /// The portable kernels compiled for AVX2 (bit-identical to the baseline).
+    Avx2,
+    /// The portable kernels, baseline target features.
+    Baseline,
+}
+
+impl SimdPath {
+    /// The name used by `SINKFLOW_SIMD` and reported as `"simd"` in the CLI's JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdPath::Avx512 => "avx512",
+            SimdPath::Avx2 => "avx2",
+            SimdPath::Baseline => "baseline",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx512 => {
+                std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            SimdPath::Avx512 | SimdPath::Avx2 => false,
+            SimdPath::Baseline => true,
+        }
+    }
+
+    /// The best path this CPU has.
+    pub fn best() -> SimdPath {
+        [SimdPath::Avx512, SimdPath::Avx2]
+            .into_iter()
+            .find(|p| p.available())
+            .unwrap_or(SimdPath::Baseline)
+    }
+
+    fn from_env() -> Result<SimdPath, String> {
+        let Ok(v) = std::env::var("SINKFLOW_SIMD") else {
+            return Ok(SimdPath::best());
+        };
+        let path = match v.trim().to_ascii_lowercase().as_str() {
+            "" => return Ok(SimdPath::best()),
+            "avx512" => SimdPath::Avx512,
+            "avx2" => SimdPath::Avx2,
+            "baseline" => SimdPath::Baseline,
+            other => {
+                return Err(format!(
+                    "unknown path '{other}' (expected avx512, avx2 or baseline)"
+                ))
+            }
+        };
+        if path.available() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "this CPU cannot run the {} path (best available: {})",
+                path.name(),
+                SimdPath::best().name()
+            ))
+        }
+    }
+}
+
+static SIMD_PATH: std::sync::OnceLock<Result<SimdPath, String>> = std::sync::OnceLock::new();
+
+/// The kernels' instruction-set path for this process (read once from `SINKFLOW_SIMD`, else
+/// the best the CPU has); an unknown name or a path the CPU lacks is
+/// [`SinkhornError::InvalidParameter`](crate::sinkhorn::SinkhornError::InvalidParameter).
+pub fn simd_path() -> Result<SimdPath, crate::sinkhorn::SinkhornError> {
+    SIMD_PATH
+        .get_or_init(SimdPath::from_env)
+        .clone()
+        .map_err(|message| crate::sinkhorn::SinkhornError::InvalidParameter {
+            name: "SINKFLOW_SIMD",
+            message,
+        })
+}
+
+/// The path the dispatchers run: the selected one, or (when the selection is invalid, which
+/// every solve reports as an error before it reaches a kernel) the best available.
+#[inline]
+fn active_path() -> SimdPath {
+    match SIMD_PATH.get_or_init(SimdPath::from_env) {
+        Ok(p) => *p,
+        Err(_) => SimdPath::best(),
+    }
+}
+
 /// [`lse_row_cloud`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection),
 /// else the baseline build; the rounding contract is that of [`lse_row_dispatch`].
 #[inline]
@@ -452,12 +552,13 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+        let path = active_path();
+        if path == SimdPath::Avx512 {
+            // SAFETY: the path is only selected when the CPU has AVX-512F and FMA.
             return unsafe { lse_row_cloud_avx512::<E>(x, coords, m, factor, u, inv_eps, z) };
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if path == SimdPath::Avx2 {
+            // SAFETY: the path is only selected when the CPU has AVX2.
             return unsafe { lse_row_cloud_avx2::<E>(x, coords, m, factor, u, inv_eps, z) };
         }
     }
@@ -508,12 +609,13 @@ unsafe fn lse_row_cloud_avx2<E: ExpFn>(
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+        let path = active_path();
+        if path == SimdPath::Avx512 {
+            // SAFETY: the path is only selected when the CPU has AVX-512F and FMA.
             return unsafe { lse_row_avx512::<E>(u, c, inv_eps, z) };
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if path == SimdPath::Avx2 {
+            // SAFETY: the path is only selected when the CPU has AVX2.
             return unsafe { lse_row_avx2::<E>(u, c, inv_eps, z) };
         }
     }
@@ -544,12 +646,13 @@ unsafe fn lse_row_avx512<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [
 pub fn fill_cost_row_dispatch(z: &[f64], coords: &[f64], m: usize, factor: f64, out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        let path = active_path();
+        if path == SimdPath::Avx512 {
+            // SAFETY: the path is only selected when the CPU has AVX-512F (and FMA).
             return unsafe { fill_cost_row_avx512(z, coords, m, factor, out) };
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if path == SimdPath::Avx2 {
+            // SAFETY: the path is only selected when the CPU has AVX2.
             return unsafe { fill_cost_row_avx2(z, coords, m, factor, out) };
         }
     }

@@ -260,6 +260,7 @@ impl SinkhornParams {
 
     /// Check every field's documented range.
     pub fn validate(&self) -> Result<(), SinkhornError> {
+        crate::sinkhorn::kernel::simd_path()?;
         check_eps(self.eps)?;
         if !(self.tol.is_finite() && self.tol > 0.0) {
             return Err(SinkhornError::InvalidTolerance { tol: self.tol });
