@@ -62,8 +62,28 @@ fn full() -> bool {
     std::env::var_os("SINKFLOW_BENCH_FULL").is_some()
 }
 
+/// The CPU model (from `/proc/cpuinfo` where there is one) and the kernels' dispatched path,
+/// recorded in the name of every per-iteration benchmark.
+fn machine_tag() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().replace(' ', "_"))
+        })
+        .unwrap_or_else(|| "unknown-cpu".into());
+    let path = sinkflow::sinkhorn::kernel::simd_path()
+        .map(|p| p.name())
+        .unwrap_or("invalid-SINKFLOW_SIMD");
+    format!("{model}/{path}")
+}
+
 fn iteration(c: &mut Criterion) {
-    let mut g = c.benchmark_group("iteration");
+    let tag = machine_tag();
+    eprintln!("per-iteration benchmarks on {tag}");
+    let mut g = c.benchmark_group(format!("iteration/{tag}"));
     g.sample_size(10);
     let pools: Vec<(usize, rayon::ThreadPool)> = [1usize, 2]
         .into_iter()
