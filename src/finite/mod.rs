@@ -15,7 +15,7 @@
 //! | flow (implicit resolvent; reflected resolvent, order 2) | [`Resolvent`], [`resolvent_flow`], [`reflected_flow`] → [`FlowOutput`] |
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
-//! | Wasserstein flow of $E$ (upwind FV, 1-D) | [`wasserstein_upwind_1d`] |
+//! | Wasserstein flow of $E$ (upwind FV, 1-D and 2-D tensor grids) | [`wasserstein_upwind_1d`], [`wasserstein_upwind_2d`] |
 //! | double-double path (kernel, condition, LCP) | [`ExtendedKernel`], [`resolvent_flow_dd`] |
 //! | errors | [`FiniteError`] |
 
@@ -46,4 +46,6 @@ pub use space::{
     kernel_condition, largest_safe_eps, FiniteSpace, Kernel, KernelParams, DEFAULT_MAX_CONDITION,
     MAX_POINTS,
 };
-pub use wasserstein::{wasserstein_upwind_1d, UpwindOutput};
+pub use wasserstein::{
+    wasserstein_upwind_1d, wasserstein_upwind_2d, UpwindOutput, MAX_UPWIND_WORK,
+};

@@ -4,8 +4,8 @@
 use sinkflow::finite::catalog::{dirac_near, gaussian_bump, Potential};
 use sinkflow::finite::{
     b_map, initial_coefficients, largest_safe_eps, reflected_flow, resolvent_flow, sjko_flow,
-    sjko_step, wasserstein_upwind_1d, FiniteSpace, FlowOutput, FlowParams, Kernel, KernelParams,
-    LcpParams, MuOperators, Resolvent, SjkoParams,
+    sjko_step, wasserstein_upwind_1d, wasserstein_upwind_2d, FiniteSpace, FlowOutput, FlowParams,
+    Kernel, KernelParams, LcpParams, MuOperators, Resolvent, SjkoParams,
 };
 use sinkflow::rates::{line_fit, loglog_fit};
 use sinkflow::sinkhorn::{divergence, solve, Mode, PointCloud, SinkhornParams};
@@ -658,6 +658,8 @@ impl Experiment for Metric {
 
 /// A renormalised resolvent trajectory sampled at every step: times, left-well mass, energy.
 struct Run {
+    /// The last normalised measure.
+    last_mu: Vec<f64>,
     t: Vec<f64>,
     left: Vec<f64>,
     energy: Vec<f64>,
@@ -676,10 +678,36 @@ fn renormalised_run(
     t_max: f64,
     stop: impl Fn(f64) -> bool,
 ) -> Result<Run, String> {
+    let xs = grid_x(space);
+    renormalised_run_tracking(
+        space,
+        kernel,
+        v,
+        mu0,
+        dt,
+        t_max,
+        |m| left_mass(m, &xs),
+        stop,
+    )
+}
+
+/// [`renormalised_run`] with the tracked mass given by `track(μ)` (unnormalised; the run
+/// divides by the mass) instead of the left-well mass.
+#[allow(clippy::too_many_arguments)]
+fn renormalised_run_tracking(
+    space: &FiniteSpace,
+    kernel: &Kernel,
+    v: &[f64],
+    mu0: &[f64],
+    dt: f64,
+    t_max: f64,
+    track: impl Fn(&[f64]) -> f64,
+    stop: impl Fn(f64) -> bool,
+) -> Result<Run, String> {
     let (mut a, _) = initial_coefficients(space, kernel, mu0, &Default::default()).map_err(e2s)?;
     let mut j = Resolvent::new(kernel, v, dt, LcpParams::default()).map_err(e2s)?;
-    let xs = grid_x(space);
     let mut run = Run {
+        last_mu: Vec::new(),
         t: Vec::new(),
         left: Vec::new(),
         energy: Vec::new(),
@@ -690,11 +718,12 @@ fn renormalised_run(
         let b = kernel.apply(&a);
         let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
         let mass: f64 = mu.iter().sum();
-        let left: f64 = left_mass(&mu, &xs) / mass;
+        let left: f64 = track(&mu) / mass;
         run.t.push(k as f64 * dt);
         run.left.push(left);
         run.energy.push(dot(&mu, v) / mass);
         if stop(left) || k == steps {
+            run.last_mu = mu.iter().map(|m| m / mass).collect();
             break;
         }
         let s = mass.sqrt();
@@ -1209,7 +1238,7 @@ impl Experiment for TwoD {
         let s = ctx.f64("s")?;
         let dt = ctx.f64("dt")?;
         let steps = ctx.usize("steps")?;
-        ctx.set_steps(2);
+        ctx.set_steps(3);
         let space = FiniteSpace::grid_2d((-1.0, 1.0, nx), (-1.0, 1.0, nx), Cost::SqEuclidean)
             .map_err(e2s)?;
         let eps = s * space.min_dist2();
@@ -1278,6 +1307,223 @@ impl Experiment for TwoD {
         fig.push(Series::new("Σ(V − min V)μ / Σμ", &out.t, &er, Style::Line));
         fig.push(Series::new("Σμ", &out.t, &out.mass, Style::Dashed));
         ctx.plot(&fig, "finite_2d")?;
+
+        // (b) the Wasserstein flow of the same E from the same bump: where each flow ends up
+        let axis = grid_axis_2d(&space, nx);
+        let w = wasserstein_upwind_2d(&axis, &axis, &v, &mu0, &out.t).map_err(e2s)?;
+        let (mut w_mass_defect, mut w_e_inc, mut w_min) = (0.0f64, 0.0f64, f64::INFINITY);
+        let w_e0 = ev(&w.mu[0]);
+        for k in 0..w.mu.len() {
+            w_mass_defect = w_mass_defect.max((w.mu[k].iter().sum::<f64>() - 1.0).abs());
+            w_min = w_min.min(w.mu[k].iter().cloned().fold(f64::INFINITY, f64::min));
+            if k > 0 {
+                w_e_inc = w_e_inc.max((ev(&w.mu[k]) - ev(&w.mu[k - 1])) / w_e0);
+            }
+        }
+        let basin = grid_basins(&v, nx, nx);
+        let mut minima: Vec<usize> = (0..n).filter(|&k| basin[k] == k).collect();
+        minima.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let long_t = ctx.f64("long_t")?;
+        let long_dt = ctx.f64("long_dt")?;
+        let long = renormalised_run_tracking(
+            &space,
+            &kernel,
+            &v,
+            &mu0,
+            long_dt,
+            long_t,
+            |_| 0.0,
+            |_| false,
+        )?;
+        let w_long = wasserstein_upwind_2d(&axis, &axis, &v, &mu0, &[long_t]).map_err(e2s)?;
+        for m in &w_long.mu {
+            w_mass_defect = w_mass_defect.max((m.iter().sum::<f64>() - 1.0).abs());
+            w_min = w_min.min(m.iter().cloned().fold(f64::INFINITY, f64::min));
+        }
+        let s_final = normalised(&out.mu[steps]);
+        let w_final = &w.mu[w.mu.len() - 1];
+        let (s_long, w_long_mu) = (&long.last_mu, &w_long.mu[0]);
+        ctx.measure("wasserstein_mass_defect_2d", w_mass_defect);
+        ctx.measure("wasserstein_energy_increase_2d", w_e_inc.max(0.0));
+        ctx.measure("wasserstein_mu_min_2d", w_min);
+        ctx.measure("kkt_residual_max_long_2d", long.residual_max);
+        let basin_mass = |m: &[f64], c: usize| -> f64 {
+            (0..n).filter(|&k| basin[k] == c).map(|k| m[k]).sum::<f64>()
+        };
+        let t_end = out.t[steps];
+        let mut rows: Vec<Vec<String>> = minima
+            .iter()
+            .map(|&c| {
+                vec![
+                    format!("({:.2}, {:.2})", space.point(c)[0], space.point(c)[1]),
+                    format!("{:.4}", v[c]),
+                    format!("{:.4}", basin_mass(&mu0, c)),
+                    format!("{:.4}", basin_mass(&s_final, c)),
+                    format!("{:.4}", basin_mass(w_final, c)),
+                    format!("{:.4}", basin_mass(s_long, c)),
+                    format!("{:.4}", basin_mass(w_long_mu, c)),
+                ]
+            })
+            .collect();
+        rows.push(vec![
+            "E = Σ V μ / Σ μ".into(),
+            String::new(),
+            format!("{:.4}", dot(&mu0, &v)),
+            format!("{:.4}", dot(&s_final, &v)),
+            format!("{:.4}", dot(w_final, &v)),
+            format!("{:.4}", dot(s_long, &v)),
+            format!("{:.4}", dot(w_long_mu, &v)),
+        ]);
+        ctx.table(
+            format!("Where each flow ends up from the bump: mass in the steepest-descent basin (4-neighbour grid graph) of each discrete local minimum of V ({nx} × {nx}, eps = {eps:.3e}; Sinkhorn: resolvent, normalised, h = {dt} to t = {t_end} and renormalised h = {long_dt} to t = {long_t}; Wasserstein: upwind FV, {} and {} CFL steps)", w.steps, w_long.steps),
+            &["local minimum", "V", "μ_0", &format!("Sinkhorn t = {t_end}"), &format!("Wasserstein t = {t_end}"), &format!("Sinkhorn t = {long_t}"), &format!("Wasserstein t = {long_t}")],
+            rows,
+        );
+        let mut efig = Figure::new(
+            format!("2-D ({nx} × {nx}), bump start: energy of the Sinkhorn flow (normalised) and of the Wasserstein flow"),
+            "t",
+            "E − min_X V",
+        );
+        let se: Vec<f64> = out.mu.iter().map(|m| ev(&normalised(m))).collect();
+        let we: Vec<f64> = w.mu.iter().map(|m| ev(m)).collect();
+        efig.push(Series::new(
+            "Sinkhorn flow (resolvent, normalised)",
+            &out.t,
+            &se,
+            Style::Line,
+        ));
+        efig.push(Series::new(
+            "Wasserstein flow (upwind FV)",
+            &w.t,
+            &we,
+            Style::Dashed,
+        ));
+        ctx.plot(&efig, "finite_2d_energy")?;
+        ctx.step();
+
+        // (c) global convergence vs trapping on a coarse grid: Dirac at a non-global local min
+        let cn = ctx.usize("coarse_nx")?;
+        let cs = ctx.f64("coarse_s")?;
+        let cdt = ctx.f64("coarse_dt")?;
+        let ct = ctx.f64("coarse_t_final")?;
+        let cstart = ctx.vec_f64("coarse_start")?;
+        let cspace = FiniteSpace::grid_2d((-1.0, 1.0, cn), (-1.0, 1.0, cn), Cost::SqEuclidean)
+            .map_err(e2s)?;
+        let cv = Potential::TiltedMultiwell.on(&cspace);
+        let cbasin = grid_basins(&cv, cn, cn);
+        let cmu = dirac_near(&cspace, &cstart).map_err(e2s)?;
+        let i0 = cmu.iter().position(|&m| m == 1.0).ok_or("no Dirac")?;
+        let (imin, vmin_c) =
+            cv.iter()
+                .cloned()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |b, (k, x)| if x < b.1 { (k, x) } else { b },
+                );
+        let vmax_c = cv.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if cbasin[i0] != i0 || i0 == imin {
+            return Err(format!(
+                "coarse_start must be a discrete local minimum of V that is not the global one (point {i0})"
+            ));
+        }
+        let ceps = cs * cspace.min_dist2();
+        let ckernel = Kernel::new(&cspace, ceps, &KernelParams::default()).map_err(e2s)?;
+        let in_global = |m: &[f64]| -> f64 {
+            (0..m.len())
+                .filter(|&k| cbasin[k] == imin)
+                .map(|k| m[k])
+                .sum::<f64>()
+        };
+        let run =
+            renormalised_run_tracking(&cspace, &ckernel, &cv, &cmu, cdt, ct, in_global, |_| false)?;
+        let e_gap = (run.energy.last().copied().unwrap_or(f64::NAN) - vmin_c) / (vmax_c - vmin_c);
+        let cw = wasserstein_upwind_2d(
+            &grid_axis_2d(&cspace, cn),
+            &grid_axis_2d(&cspace, cn),
+            &cv,
+            &cmu,
+            &[ct],
+        )
+        .map_err(e2s)?;
+        let moved = 1.0 - cw.mu[0][i0];
+        ctx.measure("sinkhorn_energy_gap_2d", e_gap);
+        ctx.measure("wasserstein_moved_mass_2d", moved);
+        ctx.measure("kkt_residual_max_coarse_2d", run.residual_max);
+        let th = half_time(&run);
+        ctx.note(format!(
+            "Coarse {cn} × {cn} grid, eps = {ceps:.4} (s = {cs}), Dirac at the local minimum ({:.2}, {:.2}) (V = {:.3}; global minimum ({:.2}, {:.2}), V = {:.3}): the renormalised Sinkhorn flow puts half its mass in the global basin at t = {}; at t = {ct} its relative energy gap is {e_gap:.2e} (E − min V = {:.3e}); the Wasserstein flow (upwind FV, {} CFL steps) moved {moved:.1e} of its mass.",
+            cspace.point(i0)[0],
+            cspace.point(i0)[1],
+            cv[i0],
+            cspace.point(imin)[0],
+            cspace.point(imin)[1],
+            vmin_c,
+            th.map_or(format!("> {ct}"), fmt_num),
+            run.energy.last().copied().unwrap_or(f64::NAN) - vmin_c,
+            cw.steps
+        ));
+        let mut cfig = Figure::new(
+            format!("2-D global convergence vs trapping ({cn} × {cn}, eps = {ceps:.3}): mass in the global minimum's basin"),
+            "t",
+            "mass fraction in the global basin",
+        );
+        cfig.push(Series::new(
+            "Sinkhorn flow (renormalised resolvent)",
+            &run.t,
+            &run.left,
+            Style::Line,
+        ));
+        cfig.push(Series::new(
+            "Wasserstein flow (upwind FV)",
+            &[0.0, ct],
+            &[in_global(&cmu), in_global(&cw.mu[0])],
+            Style::Dashed,
+        ));
+        ctx.plot(&cfig, "finite_2d_global")?;
         Ok(())
     }
+}
+
+/// The first axis of a row-major `nx × ny` grid (x fastest): its first `nx` x coordinates.
+fn grid_axis_2d(space: &FiniteSpace, nx: usize) -> Vec<f64> {
+    (0..nx).map(|i| space.point(i)[0]).collect()
+}
+
+/// Steepest-descent basins of V on an `nx × ny` grid graph (4-neighbours, x fastest): for every
+/// point, the discrete local minimum reached by moving to the lowest neighbour while one is
+/// strictly lower (terminates: V decreases strictly along the path).
+fn grid_basins(v: &[f64], nx: usize, ny: usize) -> Vec<usize> {
+    let next: Vec<usize> = (0..nx * ny)
+        .map(|k| {
+            let (i, j) = (k % nx, k / nx);
+            let mut best = k;
+            let mut consider = |q: usize| {
+                if v[q] < v[best] {
+                    best = q;
+                }
+            };
+            if i > 0 {
+                consider(k - 1);
+            }
+            if i + 1 < nx {
+                consider(k + 1);
+            }
+            if j > 0 {
+                consider(k - nx);
+            }
+            if j + 1 < ny {
+                consider(k + nx);
+            }
+            best
+        })
+        .collect();
+    (0..nx * ny)
+        .map(|mut k| {
+            while next[k] != k {
+                k = next[k];
+            }
+            k
+        })
+        .collect()
 }
