@@ -1527,3 +1527,430 @@ fn grid_basins(v: &[f64], nx: usize, ny: usize) -> Vec<usize> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// (9) eps → 0 on refined grids (seed's open question).
+// ---------------------------------------------------------------------------------------------
+
+/// $W_1$ between two measures on the line given as atoms (positions, weights), each of total
+/// mass one: $\int\lvert F-G\rvert\,dx$ over the merged atoms.
+fn w1_atoms(xa: &[f64], wa: &[f64], xb: &[f64], wb: &[f64]) -> f64 {
+    let mut ev: Vec<(f64, f64)> = xa
+        .iter()
+        .zip(wa)
+        .map(|(&x, &w)| (x, w))
+        .chain(xb.iter().zip(wb).map(|(&x, &w)| (x, -w)))
+        .collect();
+    ev.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cdf_diff = 0.0;
+    let mut total = 0.0;
+    for k in 0..ev.len() {
+        cdf_diff += ev[k].1;
+        if k + 1 < ev.len() {
+            total += cdf_diff.abs() * (ev[k + 1].0 - ev[k].0);
+        }
+    }
+    total
+}
+
+/// The gap between the Sinkhorn potential flow and the Wasserstein flow of the same E as eps → 0
+/// on refined grids.
+pub struct EpsLimit;
+
+/// One measured Sinkhorn-flow run of [`EpsLimit`].
+struct EpsRow {
+    n: usize,
+    path: &'static str,
+    s: f64,
+    eps: f64,
+    cond: Option<f64>,
+    step: f64,
+    gap: f64,
+    gap_grid: f64,
+    mean_gap: f64,
+    var_ratio: f64,
+    time_err: f64,
+    kkt: f64,
+    mu: Vec<f64>,
+}
+
+/// Mean and variance of weights `w` at positions `x` (normalised by the total weight).
+fn mean_var(x: &[f64], w: &[f64]) -> (f64, f64) {
+    let m: f64 = w.iter().sum();
+    let mean = dot(x, w) / m;
+    let var = x
+        .iter()
+        .zip(w)
+        .map(|(a, b)| b * (a - mean) * (a - mean))
+        .sum::<f64>()
+        / m;
+    (mean, var)
+}
+
+impl Experiment for EpsLimit {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/finite-eps-limit.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        use sinkflow::finite::{resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION};
+        let grid_ns = ctx.vec_usize("grid_ns")?;
+        let s_double = ctx.vec_f64("s_double")?;
+        let dd_ns = ctx.vec_usize("dd_ns")?;
+        let s_dd = ctx.vec_f64("s_dd")?;
+        let sjko_ns = ctx.vec_usize("sjko_ns")?;
+        let sjko_eps = ctx.vec_f64("sjko_eps")?;
+        let t_end = ctx.f64("t_end")?;
+        let step_frac = ctx.f64("step_fraction")?;
+        let x_star = ctx.f64("x_star")?;
+        let (m0, sd0) = (ctx.f64("bump_mean")?, ctx.f64("bump_sd")?);
+        ctx.set_steps(
+            (grid_ns.len() * (s_double.len() + 1)
+                + dd_ns.len() * s_dd.len()
+                + sjko_ns.len() * sjko_eps.len()) as u64,
+        );
+        let mut rows: Vec<EpsRow> = Vec::new();
+        let mut floor_rows = Vec::new();
+        let mut quant_by_n: Vec<(usize, f64)> = Vec::new();
+        // per grid: the Lagrangian (exact) Wasserstein flow of the atoms of μ_0 for
+        // V = (x − x*)²: x ↦ x* + (x − x*) e^{−2t}; and the upwind flow on the grid
+        struct Grid {
+            space: FiniteSpace,
+            xs: Vec<f64>,
+            v: Vec<f64>,
+            mu0: Vec<f64>,
+            lag_x: Vec<f64>,
+            w_up: Vec<f64>,
+            delta: f64,
+            vmax: f64,
+        }
+        let make_grid = |n: usize| -> Result<Grid, String> {
+            let space = FiniteSpace::grid_1d(0.0, 1.0, n, Cost::SqEuclidean).map_err(e2s)?;
+            let xs = grid_x(&space);
+            let v: Vec<f64> = xs.iter().map(|x| (x - x_star) * (x - x_star)).collect();
+            let mu0 = gaussian_bump(&space, &[m0], sd0).map_err(e2s)?;
+            let decay = (-2.0 * t_end).exp();
+            let lag_x: Vec<f64> = xs.iter().map(|x| x_star + (x - x_star) * decay).collect();
+            let w = wasserstein_upwind_1d(&xs, &v, &mu0, &[t_end]).map_err(e2s)?;
+            let vmax = xs
+                .iter()
+                .map(|x| 2.0 * (x - x_star).abs())
+                .fold(0.0, f64::max);
+            let delta = space.min_dist2().sqrt();
+            Ok(Grid {
+                w_up: w.mu[0].clone(),
+                space,
+                xs,
+                v,
+                mu0,
+                lag_x,
+                delta,
+                vmax,
+            })
+        };
+        // time step resolving both a fraction of a cell per step and the kernel's time scale
+        // eps/|V'|² (theory/finite_flow.md §7c)
+        let step_for = |g: &Grid, eps: f64| -> (f64, usize) {
+            let h0 = step_frac * (g.delta / g.vmax).min(eps / (g.vmax * g.vmax));
+            let steps = (t_end / h0).ceil().max(1.0) as usize;
+            (t_end / steps as f64, steps)
+        };
+        // W1 to the exact flow, W1 to the upwind flow, mean gap, variance ratio
+        let gaps = |g: &Grid, mu: &[f64]| -> (f64, f64, f64, f64) {
+            let (ms, vs) = mean_var(&g.xs, mu);
+            let (ml, vl) = mean_var(&g.lag_x, &g.mu0);
+            (
+                w1_atoms(&g.xs, mu, &g.lag_x, &g.mu0),
+                w1_atoms(&g.xs, mu, &g.xs, &g.w_up),
+                (ms - ml).abs(),
+                vs / vl,
+            )
+        };
+        for &n in &grid_ns {
+            let g = make_grid(n)?;
+            let floor = w1_atoms(&g.xs, &g.w_up, &g.lag_x, &g.mu0);
+            // the smallest W1 from the exact flow to any measure on the grid: every atom
+            // travels at least to its nearest grid point (attained by that projection)
+            let quant: f64 = g
+                .lag_x
+                .iter()
+                .zip(&g.mu0)
+                .map(|(x, w)| {
+                    w * g
+                        .xs
+                        .iter()
+                        .map(|y| (x - y).abs())
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .sum();
+            let (mu_up, vu_up) = mean_var(&g.xs, &g.w_up);
+            let (ml, vl) = mean_var(&g.lag_x, &g.mu0);
+            floor_rows.push(vec![
+                n.to_string(),
+                fmt_num(g.delta),
+                format!("{quant:.3e}"),
+                format!("{:.3}", quant / g.delta),
+                format!("{floor:.3e}"),
+                format!("{:.3}", floor / g.delta),
+                format!("{:.2e}", (mu_up - ml).abs()),
+                format!("{:.4}", vu_up / vl),
+            ]);
+            quant_by_n.push((n, quant));
+            ctx.step();
+            for &s in &s_double {
+                let eps = s * g.delta * g.delta;
+                let kernel = match Kernel::new(&g.space, eps, &KernelParams::default()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        ctx.note(format!(
+                            "N = {n}, s = {s}: double refused ({})",
+                            e.to_string().split(';').next().unwrap_or("")
+                        ));
+                        ctx.step();
+                        continue;
+                    }
+                };
+                let (h, steps) = step_for(&g, eps);
+                let fine = renormalised_run_tracking(
+                    &g.space,
+                    &kernel,
+                    &g.v,
+                    &g.mu0,
+                    h / 2.0,
+                    t_end,
+                    |_| 0.0,
+                    |_| false,
+                )?;
+                let coarse = renormalised_run_tracking(
+                    &g.space,
+                    &kernel,
+                    &g.v,
+                    &g.mu0,
+                    h,
+                    h * steps as f64,
+                    |_| 0.0,
+                    |_| false,
+                )?;
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, &fine.last_mu);
+                rows.push(EpsRow {
+                    n,
+                    path: "resolvent (double)",
+                    s,
+                    eps,
+                    cond: Some(kernel.cond()),
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, &fine.last_mu, &g.xs, &coarse.last_mu),
+                    kkt: fine.residual_max.max(coarse.residual_max),
+                    mu: fine.last_mu.clone(),
+                });
+                ctx.step();
+            }
+        }
+        for &n in &dd_ns {
+            let g = make_grid(n)?;
+            for &s in &s_dd {
+                let eps = s * g.delta * g.delta;
+                let kd = ExtendedKernel::new(&g.space, eps, DD_MAX_CONDITION).map_err(e2s)?;
+                let (h, steps) = step_for(&g, eps);
+                let run = |dt: f64, k: usize| {
+                    resolvent_flow_dd(&g.space, &kd, &g.v, &g.mu0, &flow_params(dt, k))
+                };
+                let fine = run(h / 2.0, 2 * steps).map_err(e2s)?;
+                let coarse = run(h, steps).map_err(e2s)?;
+                let (mf, mc) = (
+                    normalised(&fine.mu[2 * steps]),
+                    normalised(&coarse.mu[steps]),
+                );
+                if fine.mass[2 * steps].is_nan() || fine.mass[2 * steps] <= 1e-250 {
+                    return Err(format!(
+                        "double-double run at N = {n}, s = {s}: the mass underflowed"
+                    ));
+                }
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, &mf);
+                let kkt = fine
+                    .kkt_residual
+                    .iter()
+                    .chain(&coarse.kkt_residual)
+                    .cloned()
+                    .fold(0.0, f64::max);
+                rows.push(EpsRow {
+                    n,
+                    path: "resolvent (double-double)",
+                    s,
+                    eps,
+                    cond: Some(kd.cond()),
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, &mf, &g.xs, &mc),
+                    kkt,
+                    mu: mf.clone(),
+                });
+                ctx.step();
+            }
+        }
+        for &n in &sjko_ns {
+            let g = make_grid(n)?;
+            for &eps in &sjko_eps {
+                let (h, steps) = step_for(&g, eps);
+                let p = |tau: f64, k: usize| SjkoParams {
+                    tau,
+                    steps: k,
+                    ..SjkoParams::default()
+                };
+                let fine =
+                    sjko_flow(&g.space, eps, &g.v, &g.mu0, &p(h / 2.0, 2 * steps)).map_err(e2s)?;
+                let coarse = sjko_flow(&g.space, eps, &g.v, &g.mu0, &p(h, steps)).map_err(e2s)?;
+                let (mf, mc) = (&fine.mu[2 * steps], &coarse.mu[steps]);
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, mf);
+                let kkt = fine
+                    .kkt_residual
+                    .iter()
+                    .chain(&coarse.kkt_residual)
+                    .cloned()
+                    .fold(0.0, f64::max);
+                rows.push(EpsRow {
+                    n,
+                    path: "SJKO (log domain)",
+                    s: eps / (g.delta * g.delta),
+                    eps,
+                    cond: None,
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, mf, &g.xs, mc),
+                    kkt,
+                    mu: mf.clone(),
+                });
+                ctx.step();
+            }
+        }
+        ctx.table(
+            format!("The grid's own Wasserstein flow (upwind FV) against the exact Wasserstein flow of μ_0 (its atoms moved by x' = −V'(x)) at t = {t_end}"),
+            &["N", "δ", "grid floor: min W1(grid measure, exact)", "/ δ", "W1(upwind, exact)", "/ δ", "upwind |mean − exact|", "upwind var / exact var"],
+            floor_rows,
+        );
+        ctx.table(
+            format!("Gap between the Sinkhorn potential flow and the Wasserstein flow of E = Σ (x − {x_star})² μ at t = {t_end} (bump N({m0}, {sd0}²) on [0, 1]; gap = W1(μ_S(T), exact W flow); the time error is W1 between the runs at h and h/2, reported for the h/2 run)"),
+            &["N", "path", "s = eps/δ²", "eps", "cond(K)", "h (or τ)", "W1 to exact", "/ grid floor", "W1 to upwind", "|mean − exact|", "var / exact var", "time error (W1, h vs h/2)", "KKT max"],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.n.to_string(),
+                        r.path.to_string(),
+                        fmt_num(r.s),
+                        format!("{:.3e}", r.eps),
+                        r.cond.map_or("—".into(), |c| format!("{c:.2e}")),
+                        format!("{:.2e}", r.step),
+                        format!("{:.3e}", r.gap),
+                        format!(
+                            "{:.2}",
+                            r.gap
+                                / quant_by_n
+                                    .iter()
+                                    .find(|q| q.0 == r.n)
+                                    .map_or(f64::NAN, |q| q.1)
+                        ),
+                        format!("{:.3e}", r.gap_grid),
+                        format!("{:.2e}", r.mean_gap),
+                        format!("{:.4}", r.var_ratio),
+                        format!("{:.1e}", r.time_err),
+                        format!("{:.1e}", r.kkt),
+                    ]
+                })
+                .collect(),
+        );
+        let mut fig = Figure::new(
+            format!("eps → 0 on refined grids: W1 gap between the Sinkhorn potential flow and the Wasserstein flow at t = {t_end}"),
+            "eps",
+            "W1(μ_S(T), μ_W(T))",
+        )
+        .log(true, true);
+        let mut ns: Vec<(usize, &'static str)> = rows.iter().map(|r| (r.n, r.path)).collect();
+        ns.dedup();
+        for (n, path) in ns {
+            let sel: Vec<&EpsRow> = rows.iter().filter(|r| r.n == n && r.path == path).collect();
+            let xs: Vec<f64> = sel.iter().map(|r| r.eps).collect();
+            let ys: Vec<f64> = sel.iter().map(|r| r.gap).collect();
+            fig.push(Series::new(
+                format!("N = {n}, {path}"),
+                &xs,
+                &ys,
+                Style::LinePoints,
+            ));
+        }
+        let mut vfig = Figure::new(
+            format!("eps → 0 on refined grids: |var(μ_S(T)) / var(μ_W(T)) − 1| at t = {t_end}"),
+            "eps",
+            "|variance ratio − 1|",
+        )
+        .log(true, true);
+        let mut keys: Vec<(usize, &'static str)> = rows.iter().map(|r| (r.n, r.path)).collect();
+        keys.dedup();
+        for (n, path) in keys {
+            let sel: Vec<&EpsRow> = rows.iter().filter(|r| r.n == n && r.path == path).collect();
+            let xs: Vec<f64> = sel.iter().map(|r| r.eps).collect();
+            let ys: Vec<f64> = sel.iter().map(|r| (r.var_ratio - 1.0).abs()).collect();
+            vfig.push(Series::new(
+                format!("N = {n}, {path}"),
+                &xs,
+                &ys,
+                Style::LinePoints,
+            ));
+        }
+        ctx.plot(&fig, "finite_eps_limit")?;
+        ctx.plot(&vfig, "finite_eps_limit_variance")?;
+        let kkt_res = rows
+            .iter()
+            .filter(|r| r.path != "SJKO (log domain)")
+            .map(|r| r.kkt)
+            .fold(0.0, f64::max);
+        let kkt_sjko = rows
+            .iter()
+            .filter(|r| r.path == "SJKO (log domain)")
+            .map(|r| r.kkt)
+            .fold(0.0, f64::max);
+        // cross-check where two paths run the same (N, eps): their distance against the sum of
+        // their time errors (each ≈ the error of the h/2 run for a first-order scheme)
+        let mut cross = Vec::new();
+        let mut ratio_max = 0.0f64;
+        for (i, a) in rows.iter().enumerate() {
+            for b in &rows[i + 1..] {
+                if a.n == b.n && a.path != b.path && ((a.eps - b.eps) / a.eps).abs() < 1e-12 {
+                    let xs: Vec<f64> = (0..a.n).map(|k| k as f64 / (a.n - 1) as f64).collect();
+                    let d = w1_atoms(&xs, &a.mu, &xs, &b.mu);
+                    let ratio = d / (a.time_err + b.time_err);
+                    ratio_max = ratio_max.max(ratio);
+                    cross.push(vec![
+                        a.n.to_string(),
+                        format!("{:.3e}", a.eps),
+                        format!("{} vs {}", a.path, b.path),
+                        format!("{d:.2e}"),
+                        format!("{:.2e}", a.time_err + b.time_err),
+                        format!("{ratio:.2}"),
+                    ]);
+                }
+            }
+        }
+        if cross.is_empty() {
+            return Err("no (N, eps) is run by two paths: nothing to cross-check".into());
+        }
+        ctx.table(
+            "Cross-check where two paths run the same (N, eps): W1 between their h/2 results against the sum of their time errors",
+            &["N", "eps", "paths", "W1", "sum of time errors", "ratio"],
+            cross,
+        );
+        ctx.measure("cross_path_ratio_max", ratio_max);
+        ctx.measure("kkt_residual_max_resolvent", kkt_res);
+        ctx.measure("kkt_residual_max_sjko", kkt_sjko);
+        Ok(())
+    }
+}
