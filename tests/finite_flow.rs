@@ -417,6 +417,18 @@ fn double_double_path_agrees_with_double_where_both_are_safe() {
         assert!(d <= kernel.cond() * U, "step {k}: {d:e}");
         assert!(od.kkt_residual[k] < 1e-28);
     }
+    // the reflected scheme: the same forward-error bound against its double version
+    let r = sinkflow::finite::reflected_flow(&space, &kernel, &v, &mu0, &p).unwrap();
+    let rd = sinkflow::finite::reflected_flow_dd(&space, &kd, &v, &mu0, &p).unwrap();
+    for k in 0..=20 {
+        let d = r.mu[k]
+            .iter()
+            .zip(&rd.mu[k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d <= kernel.cond() * U, "reflected step {k}: {d:e}");
+        assert!(rd.kkt_residual[k] < 1e-28);
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
 //! | Wasserstein flow of $E$ (upwind FV, 1-D and 2-D tensor grids) | [`wasserstein_upwind_1d`], [`wasserstein_upwind_2d`] |
-//! | double-double path (kernel, condition, LCP) | [`ExtendedKernel`], [`resolvent_flow_dd`] |
+//! | double-double path (kernel, condition, LCP; implicit and reflected) | [`ExtendedKernel`], [`resolvent_flow_dd`], [`reflected_flow_dd`] |
 //! | errors | [`FiniteError`] |
 
 pub mod catalog;
@@ -31,7 +31,8 @@ mod wasserstein;
 
 pub use error::{check_probability, FiniteError};
 pub use extended::{
-    largest_safe_eps_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION, DD_MAX_POINTS,
+    largest_safe_eps_dd, reflected_flow_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION,
+    DD_MAX_POINTS,
 };
 pub use flow::{
     initial_coefficients, reflected_flow, resolvent_flow, resolvent_matrix, FlowOutput, FlowParams,
