@@ -27,8 +27,8 @@ use std::collections::HashSet;
 use faer::linalg::solvers::Solve;
 use faer::Mat;
 
-use super::rkhs::solve_lu;
-use super::space::matvec;
+use super::rkhs::BandedLu;
+use super::space::{col_ranges, matvec_ranged};
 
 /// Parameters of [`LcpSolver::solve`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -102,13 +102,11 @@ pub struct LcpFailure {
 /// A dense LCP matrix with a cache of the last support's LU factorisation.
 pub struct LcpSolver {
     m: Mat<f64>,
+    /// Row ranges of the nonzeros of each column of $M$ (exact zeros skipped in products).
+    ranges: Vec<(usize, usize)>,
     norm_inf: f64,
-    /// The last support, its principal submatrix $M_{SS}$ and the LU of $M_{SS}$.
-    cache: Option<(
-        Vec<usize>,
-        Mat<f64>,
-        faer::linalg::solvers::PartialPivLu<f64>,
-    )>,
+    /// The last support and the LU of $M_{SS}$ (band-aware solves).
+    cache: Option<(Vec<usize>, BandedLu)>,
     factorisations: usize,
 }
 
@@ -125,6 +123,7 @@ impl LcpSolver {
             .map(|i| (0..n).map(|j| m[(i, j)].abs()).sum::<f64>())
             .fold(0.0, f64::max);
         LcpSolver {
+            ranges: col_ranges(m.as_ref()),
             m,
             norm_inf,
             cache: None,
@@ -150,24 +149,23 @@ impl LcpSolver {
 
     /// $a_S=M_{SS}^{-1}b_S$ (cached LU when $S$ is the cached support).
     fn solve_support(&mut self, s: &[usize], b: &[f64]) -> Vec<f64> {
-        let hit = matches!(&self.cache, Some((cs, _, _)) if cs.as_slice() == s);
+        let hit = matches!(&self.cache, Some((cs, _)) if cs.as_slice() == s);
         if !hit {
             let sub = Mat::from_fn(s.len(), s.len(), |i, j| self.m[(s[i], s[j])]);
-            let lu = sub.partial_piv_lu();
-            self.cache = Some((s.to_vec(), sub, lu));
+            self.cache = Some((s.to_vec(), BandedLu::new(sub.as_ref())));
             self.factorisations += 1;
         }
         let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-        let (_, _, lu) = self.cache.as_ref().expect("cache filled above");
-        solve_lu(lu, &rhs)
+        let (_, lu) = self.cache.as_ref().expect("cache filled above");
+        lu.solve(&rhs)
     }
 
     /// One correction $a_S\leftarrow a_S+M_{SS}^{-1}(b_S-(Ma)_S)$ with the cached LU (iterative
     /// refinement; the residual rows are those of $w$ on $S$, so no extra product is needed).
     fn refine(&self, s: &[usize], a: &mut [f64], w: &[f64]) {
-        if let Some((_, _, lu)) = &self.cache {
+        if let Some((_, lu)) = &self.cache {
             let r: Vec<f64> = s.iter().map(|&i| -w[i]).collect();
-            let dx = solve_lu(lu, &r);
+            let dx = lu.solve(&r);
             for (k, &i) in s.iter().enumerate() {
                 a[i] += dx[k];
             }
@@ -184,7 +182,7 @@ impl LcpSolver {
             }
         }
         let residual = |m: &Mat<f64>, a: &[f64]| {
-            let mut w = matvec(m, a);
+            let mut w = matvec_ranged(m, &self.ranges, a);
             w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
             w
         };
@@ -373,7 +371,7 @@ impl LcpSolver {
             return None;
         }
         let w = {
-            let mut w = matvec(&self.m, approx);
+            let mut w = matvec_ranged(&self.m, &self.ranges, approx);
             w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
             w
         };
@@ -386,7 +384,7 @@ impl LcpSolver {
     fn fischer_burmeister(&self, mut a: Vec<f64>, b: &[f64], max_iter: usize) -> Vec<f64> {
         let n = b.len();
         let phi = |a: &[f64]| -> (Vec<f64>, Vec<f64>) {
-            let mut w = matvec(&self.m, a);
+            let mut w = matvec_ranged(&self.m, &self.ranges, a);
             w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
             let p = a
                 .iter()
