@@ -379,11 +379,33 @@ fn double_double_runs_past_the_double_range() {
     assert_eq!(v["precision"], "double-double");
     assert!(v["cond_k"].as_f64().unwrap() > 1e15);
     assert!(col(&v, "kkt_residual").iter().all(|&r| r < 1e-25));
-    // bad precision / double-double with the reflected scheme: exit 2
+    // the reflected scheme in double-double: certified too, and (order 2, unitary off the
+    // boundary) it keeps more mass than the implicit resolvent
+    let mut refl = dd.clone();
+    refl.extend(["--scheme", "reflected"]);
+    let r = run_json(&refl);
+    assert_eq!(r["precision"], "double-double");
+    assert!(col(&r, "kkt_residual").iter().all(|&x| x < 1e-25));
+    let (m_imp, m_refl) = (col(&v, "mass"), col(&r, "mass"));
+    assert!(1.0 - m_refl[4] < 1.0 - m_imp[4], "{m_refl:?} vs {m_imp:?}");
+    // bad precision: exit 2; SJKO refuses double-double with a reason, nothing on stdout
     let mut bad = base.to_vec();
     bad.extend(["--precision", "quad"]);
     assert_eq!(run(&bad).0, 2);
-    let mut bad = dd.clone();
-    bad.extend(["--scheme", "reflected"]);
-    assert_eq!(run(&bad).0, 2);
+    let sjko = argv(
+        "sjko",
+        &[
+            ("--grid", "0:1:10"),
+            ("--potential", "quadratic"),
+            ("--mu0", "uniform"),
+            ("--eps", "0.05"),
+            ("--tau", "0.05"),
+            ("--t-end", "0.1"),
+            ("--precision", "double-double"),
+        ],
+        &["--json"],
+    );
+    let (code, out, err) = run(&sjko);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty() && err.contains("log domain"), "{err}");
 }

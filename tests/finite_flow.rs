@@ -417,4 +417,103 @@ fn double_double_path_agrees_with_double_where_both_are_safe() {
         assert!(d <= kernel.cond() * U, "step {k}: {d:e}");
         assert!(od.kkt_residual[k] < 1e-28);
     }
+    // the reflected scheme: the same forward-error bound against its double version
+    let r = sinkflow::finite::reflected_flow(&space, &kernel, &v, &mu0, &p).unwrap();
+    let rd = sinkflow::finite::reflected_flow_dd(&space, &kd, &v, &mu0, &p).unwrap();
+    for k in 0..=20 {
+        let d = r.mu[k]
+            .iter()
+            .zip(&rd.mu[k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d <= kernel.cond() * U, "reflected step {k}: {d:e}");
+        assert!(rd.kkt_residual[k] < 1e-28);
+    }
+}
+
+#[test]
+fn upwind_2d_is_the_trinomial_walk_for_a_linear_potential_and_traps_in_local_minima() {
+    use sinkflow::finite::{wasserstein_upwind_2d, FiniteError};
+    // V = -a x - b y on a uniform grid (step d): every face velocity is u = (a, b) > 0, every
+    // interior cell has outgoing rate r = (a + b)/d, the scheme's step is dt = d/(2(a + b)),
+    // and one explicit step moves a cell's mass right with probability p = a dt/d, up with
+    // q = b dt/d, keeps 1 - p - q. From a Dirac at the corner, after n steps (n < grid size, so
+    // the far boundary is never reached) the masses are the trinomial law
+    // n!/(i! j! (n-i-j)!) p^i q^j (1-p-q)^(n-i-j), exactly (up to round-off).
+    let (nx, ny, d) = (14usize, 12usize, 0.1);
+    let xs: Vec<f64> = (0..nx).map(|i| i as f64 * d).collect();
+    let ys: Vec<f64> = (0..ny).map(|j| j as f64 * d).collect();
+    let (a, b) = (1.0, 0.5);
+    let v: Vec<f64> = (0..nx * ny)
+        .map(|k| -a * xs[k % nx] - b * ys[k / nx])
+        .collect();
+    let mut mu0 = vec![0.0; nx * ny];
+    mu0[0] = 1.0;
+    let dt = d / (2.0 * (a + b));
+    let n_steps = 9usize;
+    let out = wasserstein_upwind_2d(&xs, &ys, &v, &mu0, &[n_steps as f64 * dt]).unwrap();
+    assert!(
+        out.steps == n_steps || out.steps == n_steps + 1,
+        "{}",
+        out.steps
+    );
+    let (p, q) = (a * dt / d, b * dt / d);
+    let fact = |k: usize| (1..=k).map(|x| x as f64).product::<f64>();
+    let mut err = 0.0f64;
+    for j in 0..ny {
+        for i in 0..nx {
+            let exact = if i + j <= n_steps {
+                fact(n_steps) / (fact(i) * fact(j) * fact(n_steps - i - j))
+                    * p.powi(i as i32)
+                    * q.powi(j as i32)
+                    * (1.0 - p - q).powi((n_steps - i - j) as i32)
+            } else {
+                0.0
+            };
+            err = err.max((out.mu[0][j * nx + i] - exact).abs());
+        }
+    }
+    // n steps of sums of at most 5 terms of size <= 1: a few n u
+    assert!(err < 1e-14, "trinomial law violated by {err:.2e}");
+
+    // tilted multi-well on [-1, 1]²: mass conserved, masses >= 0, energy non-increasing, and a
+    // Dirac at a discrete local minimum that is not the global one never moves
+    let m = 15usize;
+    let g: Vec<f64> = (0..m)
+        .map(|i| -1.0 + 2.0 * i as f64 / (m - 1) as f64)
+        .collect();
+    let space = FiniteSpace::grid_2d((-1.0, 1.0, m), (-1.0, 1.0, m), Cost::SqEuclidean).unwrap();
+    let v = Potential::TiltedMultiwell.on(&space);
+    let bump = sinkflow::finite::catalog::gaussian_bump(&space, &[0.3, 0.4], 0.4).unwrap();
+    let times = [0.1, 0.5, 2.0, 10.0];
+    let out = wasserstein_upwind_2d(&g, &g, &v, &bump, &times).unwrap();
+    let e = |m: &[f64]| m.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>();
+    let mut e_prev = e(&bump);
+    for mu in &out.mu {
+        assert!(mu.iter().all(|&y| y >= 0.0));
+        assert!((mu.iter().sum::<f64>() - 1.0).abs() < 1e-13);
+        assert!(e(mu) <= e_prev + 1e-15, "energy increased");
+        e_prev = e(mu);
+    }
+    // the discrete local minimum at (1, 0) (V = -0.7 > min V = -1.3 at (-1, 0))
+    let k = (m / 2) * m + (m - 1);
+    assert_eq!(space.point(k), &[1.0, 0.0]);
+    let mut dirac = vec![0.0; m * m];
+    dirac[k] = 1.0;
+    let out = wasserstein_upwind_2d(&g, &g, &v, &dirac, &[50.0]).unwrap();
+    assert_eq!(out.mu[0][k], 1.0);
+
+    // bad input: typed errors
+    assert!(matches!(
+        wasserstein_upwind_2d(&g, &g, &v[1..], &bump, &[1.0]),
+        Err(FiniteError::LengthMismatch { .. })
+    ));
+    let mut bad = g.clone();
+    bad[3] = bad[2];
+    assert!(wasserstein_upwind_2d(&bad, &g, &v, &bump, &[1.0]).is_err());
+    assert!(wasserstein_upwind_2d(&g, &g, &v, &bump, &[-1.0]).is_err());
+    assert!(wasserstein_upwind_2d(&g, &g, &v, &bump, &[1e12]).is_err());
+    let mut nan = v.clone();
+    nan[5] = f64::NAN;
+    assert!(wasserstein_upwind_2d(&g, &g, &nan, &bump, &[1.0]).is_err());
 }

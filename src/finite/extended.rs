@@ -229,6 +229,85 @@ pub fn resolvent_flow_dd(
     params: &FlowParams,
 ) -> Result<FlowOutput, FiniteError> {
     let n = space.len();
+    let a0 = dd_initial(space, kernel, v, mu0, params)?;
+    let c = dd(2.0 * params.dt / kernel.eps);
+    let vd: Vec<Dd> = v.iter().map(|&x| dd(x)).collect();
+    let mut lcp = DdLcp::new(Mat::from_fn(n, n, |i, j| {
+        kernel.k[(i, j)] * (Dd::ONE + c * (vd[i] - vd[j]))
+    }));
+    let mut a: Vec<Dd> = a0.iter().map(|&x| dd(x)).collect();
+    let mut out = DdRecorder::new(kernel, &vd, params.dt);
+    out.push(0, &a, 0.0);
+    out.set_initial_error(mu0);
+    let mut support: Vec<usize> = (0..n).filter(|&i| a[i] > Dd::ZERO).collect();
+    for step in 1..=params.steps {
+        let b = matvec_dd(&kernel.k, &a);
+        let (a_new, r) = lcp.solve(&b, &support, step, &params.lcp, "")?;
+        support = (0..n).filter(|&i| a_new[i] > Dd::ZERO).collect();
+        a = a_new;
+        out.push(step, &a, r);
+    }
+    Ok(out.finish(lcp.factorisations))
+}
+
+/// The reflected resolvent of [`super::reflected_flow`] (theory/finite_flow.md §3b) in
+/// double-double: $b_{k+1/2}=J_{h/2}b_k$, $\tilde b=2b_{k+1/2}-b_k$, $b_{k+1}=P_{\mathcal C}\tilde b$,
+/// both LCPs (the half step with $M_{h/2}$, the projection with $M=K$) solved as in
+/// [`resolvent_flow_dd`] and the reflection formed in double-double. Row $k$ reports the larger
+/// of the two KKT residuals, evaluated in double-double.
+///
+/// # Errors
+/// As [`resolvent_flow_dd`].
+pub fn reflected_flow_dd(
+    space: &FiniteSpace,
+    kernel: &ExtendedKernel,
+    v: &[f64],
+    mu0: &[f64],
+    params: &FlowParams,
+) -> Result<FlowOutput, FiniteError> {
+    let n = space.len();
+    let a0 = dd_initial(space, kernel, v, mu0, params)?;
+    let c = dd(params.dt / kernel.eps); // 2 (h/2) / eps
+    let vd: Vec<Dd> = v.iter().map(|&x| dd(x)).collect();
+    let mut half = DdLcp::new(Mat::from_fn(n, n, |i, j| {
+        kernel.k[(i, j)] * (Dd::ONE + c * (vd[i] - vd[j]))
+    }));
+    let mut proj = DdLcp::new(kernel.k.clone());
+    let mut a: Vec<Dd> = a0.iter().map(|&x| dd(x)).collect();
+    let mut out = DdRecorder::new(kernel, &vd, params.dt);
+    out.push(0, &a, 0.0);
+    out.set_initial_error(mu0);
+    let mut half_support: Vec<usize> = (0..n).filter(|&i| a[i] > Dd::ZERO).collect();
+    let mut proj_support = half_support.clone();
+    for step in 1..=params.steps {
+        let b_k = matvec_dd(&kernel.k, &a);
+        let (mid, r1) = half.solve(&b_k, &half_support, step, &params.lcp, "half step: ")?;
+        half_support = (0..n).filter(|&i| mid[i] > Dd::ZERO).collect();
+        let kb = matvec_dd(&kernel.k, &mid);
+        let reflected: Vec<Dd> = kb
+            .iter()
+            .zip(&b_k)
+            .map(|(&x, &y)| dd(2.0) * x - y)
+            .collect();
+        let (a_new, r2) =
+            proj.solve(&reflected, &proj_support, step, &params.lcp, "projection: ")?;
+        proj_support = (0..n).filter(|&i| a_new[i] > Dd::ZERO).collect();
+        a = a_new;
+        out.push(step, &a, r1.max(r2));
+    }
+    Ok(out.finish(half.factorisations + proj.factorisations))
+}
+
+/// Check the input of a double-double flow and return $a_0$ from the double b-map (the double
+/// kernel is only used for that, unchecked).
+fn dd_initial(
+    space: &FiniteSpace,
+    kernel: &ExtendedKernel,
+    v: &[f64],
+    mu0: &[f64],
+    params: &FlowParams,
+) -> Result<Vec<f64>, FiniteError> {
+    let n = space.len();
     check_flow_input(space, v, params)?;
     if !(params.dt.is_finite() && params.dt > 0.0) {
         return Err(FiniteError::InvalidParameter {
@@ -236,7 +315,6 @@ pub fn resolvent_flow_dd(
             message: format!("must be finite and > 0, got {}", params.dt),
         });
     }
-    // a_0 from the double b-map (the double kernel is only used for that, unchecked)
     let k64 = Kernel::new(
         space,
         kernel.eps,
@@ -245,103 +323,171 @@ pub fn resolvent_flow_dd(
         },
     )
     .ok();
-    let a0: Vec<f64> = match &k64 {
+    Ok(match &k64 {
         Some(k) => initial_coefficients(space, k, mu0, &params.bmap)?.0,
         None => {
             let bm = super::b_map(space, kernel.eps, mu0, &params.bmap)?;
             super::check_probability(mu0, n, "mu0")?;
             bm.a
         }
-    };
-    let c = dd(2.0 * params.dt / kernel.eps);
-    let vd: Vec<Dd> = v.iter().map(|&x| dd(x)).collect();
-    let m = Mat::from_fn(n, n, |i, j| {
-        kernel.k[(i, j)] * (Dd::ONE + c * (vd[i] - vd[j]))
-    });
-    let norm_m = (0..n)
-        .map(|i| (0..n).fold(Dd::ZERO, |s, j| s + m[(i, j)].abs()))
-        .fold(Dd::ZERO, |a, b| if b > a { b } else { a });
-    let mut guide = LcpSolver::new(Mat::from_fn(n, n, |i, j| m[(i, j)].0));
-    let mut cache: Option<(Vec<usize>, faer::linalg::solvers::PartialPivLu<Dd>)> = None;
-    let mut factorisations = 0;
-    let mut a: Vec<Dd> = a0.iter().map(|&x| dd(x)).collect();
-    let mut out = FlowOutput {
-        t: Vec::new(),
-        mu: Vec::new(),
-        a: Vec::new(),
-        energy: Vec::new(),
-        mass: Vec::new(),
-        kkt_residual: Vec::new(),
-        method: Vec::new(),
-        cond_k: kernel.cond,
-        initial_error: 0.0,
-        factorisations: 0,
-    };
-    let record = |out: &mut FlowOutput, k: usize, a: &[Dd], r: f64| {
-        let b = matvec_dd(&kernel.k, a);
+    })
+}
+
+/// Rows of a double-double trajectory: $\mu_k=a\odot Ka$, energy and mass in double-double,
+/// rounded to double.
+struct DdRecorder<'a> {
+    kernel: &'a ExtendedKernel,
+    vd: &'a [Dd],
+    dt: f64,
+    out: FlowOutput,
+}
+
+impl<'a> DdRecorder<'a> {
+    fn new(kernel: &'a ExtendedKernel, vd: &'a [Dd], dt: f64) -> Self {
+        DdRecorder {
+            kernel,
+            vd,
+            dt,
+            out: FlowOutput {
+                t: Vec::new(),
+                mu: Vec::new(),
+                a: Vec::new(),
+                energy: Vec::new(),
+                mass: Vec::new(),
+                kkt_residual: Vec::new(),
+                method: Vec::new(),
+                cond_k: kernel.cond,
+                initial_error: 0.0,
+                factorisations: 0,
+            },
+        }
+    }
+
+    fn push(&mut self, k: usize, a: &[Dd], r: f64) {
+        let out = &mut self.out;
+        let b = matvec_dd(&self.kernel.k, a);
         let mu: Vec<Dd> = a.iter().zip(&b).map(|(&x, &y)| x * y).collect();
         let mass = mu.iter().fold(Dd::ZERO, |s, &t| s + t);
-        let e = mu.iter().zip(&vd).fold(Dd::ZERO, |s, (&x, &y)| s + x * y);
-        out.t.push(k as f64 * params.dt);
+        let e = mu
+            .iter()
+            .zip(self.vd)
+            .fold(Dd::ZERO, |s, (&x, &y)| s + x * y);
+        out.t.push(k as f64 * self.dt);
         out.mu.push(mu.iter().map(|t| t.0).collect());
         out.a.push(a.iter().map(|t| t.0).collect());
         out.energy.push(e.0);
         out.mass.push(mass.0);
         out.kkt_residual.push(r);
         out.method.push((k > 0).then_some(LcpMethod::ActiveSet));
-    };
-    record(&mut out, 0, &a, 0.0);
-    out.initial_error = out.mu[0]
-        .iter()
-        .zip(mu0)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let mut support: Vec<usize> = (0..n).filter(|&i| a[i] > Dd::ZERO).collect();
-    for step in 1..=params.steps {
-        let b = matvec_dd(&kernel.k, &a);
+    }
+
+    fn set_initial_error(&mut self, mu0: &[f64]) {
+        self.out.initial_error = self.out.mu[0]
+            .iter()
+            .zip(mu0)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+    }
+
+    fn finish(mut self, factorisations: usize) -> FlowOutput {
+        self.out.factorisations = factorisations;
+        self.out
+    }
+}
+
+/// The LCP $a\ge0$, $w=Ma-b\ge0$, $a^\top w=0$ in double-double for a fixed P-matrix $M$, with
+/// the LU of the last support cached and the double chain on the rounded problem as a guide.
+struct DdLcp {
+    m: Mat<Dd>,
+    norm_m: Dd,
+    guide: LcpSolver,
+    cache: Option<(Vec<usize>, faer::linalg::solvers::PartialPivLu<Dd>)>,
+    factorisations: usize,
+}
+
+impl DdLcp {
+    fn new(m: Mat<Dd>) -> DdLcp {
+        let n = m.nrows();
+        let norm_m = (0..n)
+            .map(|i| (0..n).fold(Dd::ZERO, |s, j| s + m[(i, j)].abs()))
+            .fold(Dd::ZERO, |a, b| if b > a { b } else { a });
+        let guide = LcpSolver::new(Mat::from_fn(n, n, |i, j| m[(i, j)].0));
+        DdLcp {
+            m,
+            norm_m,
+            guide,
+            cache: None,
+            factorisations: 0,
+        }
+    }
+
+    /// Solve for `b`, warm-started from `support`; returns $a$ and the KKT residual evaluated in
+    /// double-double. `what` prefixes the failure path.
+    fn solve(
+        &mut self,
+        b: &[Dd],
+        support: &[usize],
+        step: usize,
+        params: &LcpParams,
+        what: &str,
+    ) -> Result<(Vec<Dd>, f64), FiniteError> {
+        let n = b.len();
+        let m = &self.m;
         // the start support: the double-precision chain (active set, Fischer–Burmeister,
         // Lemke) on the rounded problem; the double-double iteration then certifies or corrects
         let b64: Vec<f64> = b.iter().map(|t| t.0).collect();
-        let guess = guide
-            .solve(&b64, Some(&support), &LcpParams::default())
+        let guess = self
+            .guide
+            .solve(&b64, Some(support), &LcpParams::default())
             .map(|sol| sol.support)
-            .unwrap_or_else(|_| support.clone());
+            .unwrap_or_else(|_| support.to_vec());
         let mut seen: HashSet<Vec<usize>> = HashSet::new();
         let mut s = guess;
         // after a cycle: Murty's least-index principal pivoting (flip only the smallest
         // violating index), which terminates for every P-matrix (Murty 1974)
         let mut murty = false;
         let mut iters = 0usize;
-        let max_iters = params.lcp.max_active_set + 50 * n;
-        let (a_new, r) = loop {
+        let max_iters = params.max_active_set + 50 * n;
+        let mut best: Option<(Vec<Dd>, f64)> = None;
+        let (mut a_new, r) = loop {
             iters += 1;
             if !murty && !seen.insert(s.clone()) {
                 murty = true;
             }
             if iters > max_iters {
-                return Err(FiniteError::LcpNotSolved {
-                    step,
-                    residual: f64::NAN,
-                    tol: params.lcp.tol,
-                    path: format!("double-double active set then least-index pivoting: no fixed point in {max_iters} iterations"),
-                });
+                // no exact sign pattern: a degenerate index (a_i and w_i both at round-off,
+                // e.g. the projection of a reflection that lands on the cone's boundary) can
+                // flip forever. Accept the best iterate if its KKT residual (a backward
+                // error, evaluated in double-double) meets the tolerance, as the double path
+                // accepts its polished iterate; its a is clamped at 0 below.
+                match best.take() {
+                    Some((x, r)) if r <= params.tol => break (x, r),
+                    b => {
+                        return Err(FiniteError::LcpNotSolved {
+                            step,
+                            residual: b.map_or(f64::NAN, |(_, r)| r),
+                            tol: params.tol,
+                            path: format!("{what}double-double active set then least-index pivoting: no fixed point in {max_iters} iterations"),
+                        })
+                    }
+                }
             }
-            if !matches!(&cache, Some((cs, _)) if *cs == s) {
+            if !matches!(&self.cache, Some((cs, _)) if *cs == s) {
                 let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
-                cache = Some((s.clone(), sub.partial_piv_lu()));
-                factorisations += 1;
+                self.cache = Some((s.clone(), sub.partial_piv_lu()));
+                self.factorisations += 1;
             }
             let mut x = vec![Dd::ZERO; n];
             if !s.is_empty() {
-                let (_, lu) = cache.as_ref().expect("set above");
+                let (_, lu) = self.cache.as_ref().expect("set above");
                 let rhs = Col::<Dd>::from_fn(s.len(), |i| b[s[i]]);
                 let sol = lu.solve(&rhs);
                 for (kk, &i) in s.iter().enumerate() {
                     x[i] = sol[kk];
                 }
             }
-            let mx = matvec_dd(&m, &x);
-            let w: Vec<Dd> = mx.iter().zip(&b).map(|(&p, &q)| p - q).collect();
+            let mx = matvec_dd(m, &x);
+            let w: Vec<Dd> = mx.iter().zip(b).map(|(&p, &q)| p - q).collect();
             let mut in_s = vec![false; n];
             s.iter().for_each(|&i| in_s[i] = true);
             let next: Vec<usize> = (0..n)
@@ -353,9 +499,12 @@ pub fn resolvent_flow_dd(
                     }
                 })
                 .collect();
+            let r = kkt_dd(&x, &w, b, self.norm_m);
             if next == s {
-                let r = kkt_dd(&x, &w, &b, norm_m);
                 break (x, r);
+            }
+            if best.as_ref().is_none_or(|(_, rb)| r < *rb) {
+                best = Some((x.clone(), r));
             }
             if murty {
                 // flip the smallest index whose sign condition is violated
@@ -378,18 +527,19 @@ pub fn resolvent_flow_dd(
                 s = next;
             }
         };
-        if r > params.lcp.tol {
+        if r > params.tol {
             return Err(FiniteError::LcpNotSolved {
                 step,
                 residual: r,
-                tol: params.lcp.tol,
-                path: "double-double active set".into(),
+                tol: params.tol,
+                path: format!("{what}double-double active set"),
             });
         }
-        support = (0..n).filter(|&i| a_new[i] > Dd::ZERO).collect();
-        a = a_new;
-        record(&mut out, step, &a, r);
+        a_new.iter_mut().for_each(|x| {
+            if *x < Dd::ZERO {
+                *x = Dd::ZERO
+            }
+        });
+        Ok((a_new, r))
     }
-    out.factorisations = factorisations;
-    Ok(out)
 }

@@ -15,8 +15,8 @@
 //! | flow (implicit resolvent; reflected resolvent, order 2) | [`Resolvent`], [`resolvent_flow`], [`reflected_flow`] → [`FlowOutput`] |
 //! | catalogue | [`catalog::Potential`], [`catalog::dirac_near`], [`catalog::gaussian_bump`] |
 //! | SJKO (log domain, no $K$) | [`sjko_step`], [`sjko_flow`] → [`SjkoOutput`] |
-//! | Wasserstein flow of $E$ (upwind FV, 1-D) | [`wasserstein_upwind_1d`] |
-//! | double-double path (kernel, condition, LCP) | [`ExtendedKernel`], [`resolvent_flow_dd`] |
+//! | Wasserstein flow of $E$ (upwind FV, 1-D and 2-D tensor grids) | [`wasserstein_upwind_1d`], [`wasserstein_upwind_2d`] |
+//! | double-double path (kernel, condition, LCP; implicit and reflected) | [`ExtendedKernel`], [`resolvent_flow_dd`], [`reflected_flow_dd`] |
 //! | errors | [`FiniteError`] |
 
 pub mod catalog;
@@ -31,7 +31,8 @@ mod wasserstein;
 
 pub use error::{check_probability, FiniteError};
 pub use extended::{
-    largest_safe_eps_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION, DD_MAX_POINTS,
+    largest_safe_eps_dd, reflected_flow_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION,
+    DD_MAX_POINTS,
 };
 pub use flow::{
     initial_coefficients, reflected_flow, resolvent_flow, resolvent_matrix, FlowOutput, FlowParams,
@@ -46,4 +47,6 @@ pub use space::{
     kernel_condition, largest_safe_eps, FiniteSpace, Kernel, KernelParams, DEFAULT_MAX_CONDITION,
     MAX_POINTS,
 };
-pub use wasserstein::{wasserstein_upwind_1d, UpwindOutput};
+pub use wasserstein::{
+    wasserstein_upwind_1d, wasserstein_upwind_2d, UpwindOutput, MAX_UPWIND_WORK,
+};

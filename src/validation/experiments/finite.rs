@@ -4,8 +4,8 @@
 use sinkflow::finite::catalog::{dirac_near, gaussian_bump, Potential};
 use sinkflow::finite::{
     b_map, initial_coefficients, largest_safe_eps, reflected_flow, resolvent_flow, sjko_flow,
-    sjko_step, wasserstein_upwind_1d, FiniteSpace, FlowOutput, FlowParams, Kernel, KernelParams,
-    LcpParams, MuOperators, Resolvent, SjkoParams,
+    sjko_step, wasserstein_upwind_1d, wasserstein_upwind_2d, FiniteSpace, FlowOutput, FlowParams,
+    Kernel, KernelParams, LcpParams, MuOperators, Resolvent, SjkoParams,
 };
 use sinkflow::rates::{line_fit, loglog_fit};
 use sinkflow::sinkhorn::{divergence, solve, Mode, PointCloud, SinkhornParams};
@@ -658,6 +658,8 @@ impl Experiment for Metric {
 
 /// A renormalised resolvent trajectory sampled at every step: times, left-well mass, energy.
 struct Run {
+    /// The last normalised measure.
+    last_mu: Vec<f64>,
     t: Vec<f64>,
     left: Vec<f64>,
     energy: Vec<f64>,
@@ -676,10 +678,36 @@ fn renormalised_run(
     t_max: f64,
     stop: impl Fn(f64) -> bool,
 ) -> Result<Run, String> {
+    let xs = grid_x(space);
+    renormalised_run_tracking(
+        space,
+        kernel,
+        v,
+        mu0,
+        dt,
+        t_max,
+        |m| left_mass(m, &xs),
+        stop,
+    )
+}
+
+/// [`renormalised_run`] with the tracked mass given by `track(μ)` (unnormalised; the run
+/// divides by the mass) instead of the left-well mass.
+#[allow(clippy::too_many_arguments)]
+fn renormalised_run_tracking(
+    space: &FiniteSpace,
+    kernel: &Kernel,
+    v: &[f64],
+    mu0: &[f64],
+    dt: f64,
+    t_max: f64,
+    track: impl Fn(&[f64]) -> f64,
+    stop: impl Fn(f64) -> bool,
+) -> Result<Run, String> {
     let (mut a, _) = initial_coefficients(space, kernel, mu0, &Default::default()).map_err(e2s)?;
     let mut j = Resolvent::new(kernel, v, dt, LcpParams::default()).map_err(e2s)?;
-    let xs = grid_x(space);
     let mut run = Run {
+        last_mu: Vec::new(),
         t: Vec::new(),
         left: Vec::new(),
         energy: Vec::new(),
@@ -690,11 +718,12 @@ fn renormalised_run(
         let b = kernel.apply(&a);
         let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
         let mass: f64 = mu.iter().sum();
-        let left: f64 = left_mass(&mu, &xs) / mass;
+        let left: f64 = track(&mu) / mass;
         run.t.push(k as f64 * dt);
         run.left.push(left);
         run.energy.push(dot(&mu, v) / mass);
         if stop(left) || k == steps {
+            run.last_mu = mu.iter().map(|m| m / mass).collect();
             break;
         }
         let s = mass.sqrt();
@@ -1082,8 +1111,8 @@ impl Experiment for Extended {
 
     fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
         use sinkflow::finite::{
-            largest_safe_eps_dd, resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION,
-            DEFAULT_MAX_CONDITION,
+            largest_safe_eps_dd, reflected_flow_dd, resolvent_flow_dd, ExtendedKernel,
+            DD_MAX_CONDITION, DEFAULT_MAX_CONDITION,
         };
         let n = ctx.usize("n")?;
         let s_values = ctx.vec_f64("s_values")?;
@@ -1175,6 +1204,49 @@ impl Experiment for Extended {
             &["s", "cond(K) (dd)", "double path", "max |μ − μ_dd|", "steps with another support", "dd KKT max"],
             rows,
         );
+        // the reflected scheme in double-double: agreement where double is safe, certified
+        // steps past it, and its mass against the implicit resolvent's
+        let (mut rrows, mut r_ratio, mut r_kkt) = (Vec::new(), 0.0f64, 0.0f64);
+        for &s in &s_values {
+            let eps = s * space.min_dist2();
+            let kd = ExtendedKernel::new(&space, eps, DD_MAX_CONDITION).map_err(e2s)?;
+            let rd = reflected_flow_dd(&space, &kd, &v, &mu0, &p).map_err(e2s)?;
+            let id = resolvent_flow_dd(&space, &kd, &v, &mu0, &p).map_err(e2s)?;
+            let kkt = rd.kkt_residual.iter().cloned().fold(0.0, f64::max);
+            r_kkt = r_kkt.max(kkt);
+            let diff_cell = match Kernel::new(&space, eps, &KernelParams::default()) {
+                Err(_) => "— (double refused)".to_string(),
+                Ok(k) => {
+                    let o = reflected_flow(&space, &k, &v, &mu0, &p).map_err(e2s)?;
+                    let diff = (0..=steps)
+                        .map(|i| {
+                            o.mu[i]
+                                .iter()
+                                .zip(&rd.mu[i])
+                                .map(|(a, b)| (a - b).abs())
+                                .fold(0.0, f64::max)
+                        })
+                        .fold(0.0, f64::max);
+                    r_ratio = r_ratio.max(diff / (k.cond() * u));
+                    format!("{diff:.2e} ({:.3} cond·u)", diff / (k.cond() * u))
+                }
+            };
+            rrows.push(vec![
+                fmt_num(s),
+                format!("{:.2e}", kd.cond()),
+                diff_cell,
+                format!("{:.3e}", 1.0 - rd.mass[steps]),
+                format!("{:.3e}", 1.0 - id.mass[steps]),
+                format!("{kkt:.1e}"),
+            ]);
+        }
+        ctx.table(
+            format!("Reflected resolvent in double-double (same runs): double vs double-double where double is safe, mass lost by T = {}", steps as f64 * dt),
+            &["s", "cond(K) (dd)", "max |μ − μ_dd| (reflected)", "mass lost, reflected (dd)", "mass lost, implicit (dd)", "dd KKT max (reflected)"],
+            rrows,
+        );
+        ctx.measure("reflected_double_vs_dd_error_over_cond_u", r_ratio);
+        ctx.measure("reflected_dd_kkt_max", r_kkt);
         let big = FiniteSpace::grid_1d(0.0, 1.0, safe_n, Cost::SqEuclidean).map_err(e2s)?;
         let s_double = largest_safe_eps(&big, DEFAULT_MAX_CONDITION) / big.min_dist2();
         let s_dd = largest_safe_eps_dd(&big, DD_MAX_CONDITION) / big.min_dist2();
@@ -1209,7 +1281,7 @@ impl Experiment for TwoD {
         let s = ctx.f64("s")?;
         let dt = ctx.f64("dt")?;
         let steps = ctx.usize("steps")?;
-        ctx.set_steps(2);
+        ctx.set_steps(3);
         let space = FiniteSpace::grid_2d((-1.0, 1.0, nx), (-1.0, 1.0, nx), Cost::SqEuclidean)
             .map_err(e2s)?;
         let eps = s * space.min_dist2();
@@ -1278,6 +1350,650 @@ impl Experiment for TwoD {
         fig.push(Series::new("Σ(V − min V)μ / Σμ", &out.t, &er, Style::Line));
         fig.push(Series::new("Σμ", &out.t, &out.mass, Style::Dashed));
         ctx.plot(&fig, "finite_2d")?;
+
+        // (b) the Wasserstein flow of the same E from the same bump: where each flow ends up
+        let axis = grid_axis_2d(&space, nx);
+        let w = wasserstein_upwind_2d(&axis, &axis, &v, &mu0, &out.t).map_err(e2s)?;
+        let (mut w_mass_defect, mut w_e_inc, mut w_min) = (0.0f64, 0.0f64, f64::INFINITY);
+        let w_e0 = ev(&w.mu[0]);
+        for k in 0..w.mu.len() {
+            w_mass_defect = w_mass_defect.max((w.mu[k].iter().sum::<f64>() - 1.0).abs());
+            w_min = w_min.min(w.mu[k].iter().cloned().fold(f64::INFINITY, f64::min));
+            if k > 0 {
+                w_e_inc = w_e_inc.max((ev(&w.mu[k]) - ev(&w.mu[k - 1])) / w_e0);
+            }
+        }
+        let basin = grid_basins(&v, nx, nx);
+        let mut minima: Vec<usize> = (0..n).filter(|&k| basin[k] == k).collect();
+        minima.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let long_t = ctx.f64("long_t")?;
+        let long_dt = ctx.f64("long_dt")?;
+        let long = renormalised_run_tracking(
+            &space,
+            &kernel,
+            &v,
+            &mu0,
+            long_dt,
+            long_t,
+            |_| 0.0,
+            |_| false,
+        )?;
+        let w_long = wasserstein_upwind_2d(&axis, &axis, &v, &mu0, &[long_t]).map_err(e2s)?;
+        for m in &w_long.mu {
+            w_mass_defect = w_mass_defect.max((m.iter().sum::<f64>() - 1.0).abs());
+            w_min = w_min.min(m.iter().cloned().fold(f64::INFINITY, f64::min));
+        }
+        let s_final = normalised(&out.mu[steps]);
+        let w_final = &w.mu[w.mu.len() - 1];
+        let (s_long, w_long_mu) = (&long.last_mu, &w_long.mu[0]);
+        ctx.measure("wasserstein_mass_defect_2d", w_mass_defect);
+        ctx.measure("wasserstein_energy_increase_2d", w_e_inc.max(0.0));
+        ctx.measure("wasserstein_mu_min_2d", w_min);
+        ctx.measure("kkt_residual_max_long_2d", long.residual_max);
+        let basin_mass = |m: &[f64], c: usize| -> f64 {
+            (0..n).filter(|&k| basin[k] == c).map(|k| m[k]).sum::<f64>()
+        };
+        let t_end = out.t[steps];
+        let mut rows: Vec<Vec<String>> = minima
+            .iter()
+            .map(|&c| {
+                vec![
+                    format!("({:.2}, {:.2})", space.point(c)[0], space.point(c)[1]),
+                    format!("{:.4}", v[c]),
+                    format!("{:.4}", basin_mass(&mu0, c)),
+                    format!("{:.4}", basin_mass(&s_final, c)),
+                    format!("{:.4}", basin_mass(w_final, c)),
+                    format!("{:.4}", basin_mass(s_long, c)),
+                    format!("{:.4}", basin_mass(w_long_mu, c)),
+                ]
+            })
+            .collect();
+        rows.push(vec![
+            "E = Σ V μ / Σ μ".into(),
+            String::new(),
+            format!("{:.4}", dot(&mu0, &v)),
+            format!("{:.4}", dot(&s_final, &v)),
+            format!("{:.4}", dot(w_final, &v)),
+            format!("{:.4}", dot(s_long, &v)),
+            format!("{:.4}", dot(w_long_mu, &v)),
+        ]);
+        ctx.table(
+            format!("Where each flow ends up from the bump: mass in the steepest-descent basin (4-neighbour grid graph) of each discrete local minimum of V ({nx} × {nx}, eps = {eps:.3e}; Sinkhorn: resolvent, normalised, h = {dt} to t = {t_end} and renormalised h = {long_dt} to t = {long_t}; Wasserstein: upwind FV, {} and {} CFL steps)", w.steps, w_long.steps),
+            &["local minimum", "V", "μ_0", &format!("Sinkhorn t = {t_end}"), &format!("Wasserstein t = {t_end}"), &format!("Sinkhorn t = {long_t}"), &format!("Wasserstein t = {long_t}")],
+            rows,
+        );
+        let mut efig = Figure::new(
+            format!("2-D ({nx} × {nx}), bump start: energy of the Sinkhorn flow (normalised) and of the Wasserstein flow"),
+            "t",
+            "E − min_X V",
+        );
+        let se: Vec<f64> = out.mu.iter().map(|m| ev(&normalised(m))).collect();
+        let we: Vec<f64> = w.mu.iter().map(|m| ev(m)).collect();
+        efig.push(Series::new(
+            "Sinkhorn flow (resolvent, normalised)",
+            &out.t,
+            &se,
+            Style::Line,
+        ));
+        efig.push(Series::new(
+            "Wasserstein flow (upwind FV)",
+            &w.t,
+            &we,
+            Style::Dashed,
+        ));
+        ctx.plot(&efig, "finite_2d_energy")?;
+        ctx.step();
+
+        // (c) global convergence vs trapping on a coarse grid: Dirac at a non-global local min
+        let cn = ctx.usize("coarse_nx")?;
+        let cs = ctx.f64("coarse_s")?;
+        let cdt = ctx.f64("coarse_dt")?;
+        let ct = ctx.f64("coarse_t_final")?;
+        let cstart = ctx.vec_f64("coarse_start")?;
+        let cspace = FiniteSpace::grid_2d((-1.0, 1.0, cn), (-1.0, 1.0, cn), Cost::SqEuclidean)
+            .map_err(e2s)?;
+        let cv = Potential::TiltedMultiwell.on(&cspace);
+        let cbasin = grid_basins(&cv, cn, cn);
+        let cmu = dirac_near(&cspace, &cstart).map_err(e2s)?;
+        let i0 = cmu.iter().position(|&m| m == 1.0).ok_or("no Dirac")?;
+        let (imin, vmin_c) =
+            cv.iter()
+                .cloned()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |b, (k, x)| if x < b.1 { (k, x) } else { b },
+                );
+        let vmax_c = cv.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if cbasin[i0] != i0 || i0 == imin {
+            return Err(format!(
+                "coarse_start must be a discrete local minimum of V that is not the global one (point {i0})"
+            ));
+        }
+        let ceps = cs * cspace.min_dist2();
+        let ckernel = Kernel::new(&cspace, ceps, &KernelParams::default()).map_err(e2s)?;
+        let in_global = |m: &[f64]| -> f64 {
+            (0..m.len())
+                .filter(|&k| cbasin[k] == imin)
+                .map(|k| m[k])
+                .sum::<f64>()
+        };
+        let run =
+            renormalised_run_tracking(&cspace, &ckernel, &cv, &cmu, cdt, ct, in_global, |_| false)?;
+        let e_gap = (run.energy.last().copied().unwrap_or(f64::NAN) - vmin_c) / (vmax_c - vmin_c);
+        let cw = wasserstein_upwind_2d(
+            &grid_axis_2d(&cspace, cn),
+            &grid_axis_2d(&cspace, cn),
+            &cv,
+            &cmu,
+            &[ct],
+        )
+        .map_err(e2s)?;
+        let moved = 1.0 - cw.mu[0][i0];
+        ctx.measure("sinkhorn_energy_gap_2d", e_gap);
+        ctx.measure("wasserstein_moved_mass_2d", moved);
+        ctx.measure("kkt_residual_max_coarse_2d", run.residual_max);
+        let th = half_time(&run);
+        ctx.note(format!(
+            "Coarse {cn} × {cn} grid, eps = {ceps:.4} (s = {cs}), Dirac at the local minimum ({:.2}, {:.2}) (V = {:.3}; global minimum ({:.2}, {:.2}), V = {:.3}): the renormalised Sinkhorn flow puts half its mass in the global basin at t = {}; at t = {ct} its relative energy gap is {e_gap:.2e} (E − min V = {:.3e}); the Wasserstein flow (upwind FV, {} CFL steps) moved {moved:.1e} of its mass.",
+            cspace.point(i0)[0],
+            cspace.point(i0)[1],
+            cv[i0],
+            cspace.point(imin)[0],
+            cspace.point(imin)[1],
+            vmin_c,
+            th.map_or(format!("> {ct}"), fmt_num),
+            run.energy.last().copied().unwrap_or(f64::NAN) - vmin_c,
+            cw.steps
+        ));
+        let mut cfig = Figure::new(
+            format!("2-D global convergence vs trapping ({cn} × {cn}, eps = {ceps:.3}): mass in the global minimum's basin"),
+            "t",
+            "mass fraction in the global basin",
+        );
+        cfig.push(Series::new(
+            "Sinkhorn flow (renormalised resolvent)",
+            &run.t,
+            &run.left,
+            Style::Line,
+        ));
+        cfig.push(Series::new(
+            "Wasserstein flow (upwind FV)",
+            &[0.0, ct],
+            &[in_global(&cmu), in_global(&cw.mu[0])],
+            Style::Dashed,
+        ));
+        ctx.plot(&cfig, "finite_2d_global")?;
+        Ok(())
+    }
+}
+
+/// The first axis of a row-major `nx × ny` grid (x fastest): its first `nx` x coordinates.
+fn grid_axis_2d(space: &FiniteSpace, nx: usize) -> Vec<f64> {
+    (0..nx).map(|i| space.point(i)[0]).collect()
+}
+
+/// Steepest-descent basins of V on an `nx × ny` grid graph (4-neighbours, x fastest): for every
+/// point, the discrete local minimum reached by moving to the lowest neighbour while one is
+/// strictly lower (terminates: V decreases strictly along the path).
+fn grid_basins(v: &[f64], nx: usize, ny: usize) -> Vec<usize> {
+    let next: Vec<usize> = (0..nx * ny)
+        .map(|k| {
+            let (i, j) = (k % nx, k / nx);
+            let mut best = k;
+            let mut consider = |q: usize| {
+                if v[q] < v[best] {
+                    best = q;
+                }
+            };
+            if i > 0 {
+                consider(k - 1);
+            }
+            if i + 1 < nx {
+                consider(k + 1);
+            }
+            if j > 0 {
+                consider(k - nx);
+            }
+            if j + 1 < ny {
+                consider(k + nx);
+            }
+            best
+        })
+        .collect();
+    (0..nx * ny)
+        .map(|mut k| {
+            while next[k] != k {
+                k = next[k];
+            }
+            k
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (9) eps → 0 on refined grids (seed's open question).
+// ---------------------------------------------------------------------------------------------
+
+/// $W_1$ between two measures on the line given as atoms (positions, weights), each of total
+/// mass one: $\int\lvert F-G\rvert\,dx$ over the merged atoms.
+fn w1_atoms(xa: &[f64], wa: &[f64], xb: &[f64], wb: &[f64]) -> f64 {
+    let mut ev: Vec<(f64, f64)> = xa
+        .iter()
+        .zip(wa)
+        .map(|(&x, &w)| (x, w))
+        .chain(xb.iter().zip(wb).map(|(&x, &w)| (x, -w)))
+        .collect();
+    ev.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cdf_diff = 0.0;
+    let mut total = 0.0;
+    for k in 0..ev.len() {
+        cdf_diff += ev[k].1;
+        if k + 1 < ev.len() {
+            total += cdf_diff.abs() * (ev[k + 1].0 - ev[k].0);
+        }
+    }
+    total
+}
+
+/// The gap between the Sinkhorn potential flow and the Wasserstein flow of the same E as eps → 0
+/// on refined grids.
+pub struct EpsLimit;
+
+/// One measured Sinkhorn-flow run of [`EpsLimit`].
+struct EpsRow {
+    n: usize,
+    path: &'static str,
+    s: f64,
+    eps: f64,
+    cond: Option<f64>,
+    step: f64,
+    gap: f64,
+    gap_grid: f64,
+    mean_gap: f64,
+    var_ratio: f64,
+    time_err: f64,
+    kkt: f64,
+    mu: Vec<f64>,
+}
+
+/// Mean and variance of weights `w` at positions `x` (normalised by the total weight).
+fn mean_var(x: &[f64], w: &[f64]) -> (f64, f64) {
+    let m: f64 = w.iter().sum();
+    let mean = dot(x, w) / m;
+    let var = x
+        .iter()
+        .zip(w)
+        .map(|(a, b)| b * (a - mean) * (a - mean))
+        .sum::<f64>()
+        / m;
+    (mean, var)
+}
+
+impl Experiment for EpsLimit {
+    fn spec_text(&self) -> &'static str {
+        include_str!("../../../validation/specs/finite-eps-limit.toml")
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
+        use sinkflow::finite::{resolvent_flow_dd, ExtendedKernel, DD_MAX_CONDITION};
+        let grid_ns = ctx.vec_usize("grid_ns")?;
+        let s_double = ctx.vec_f64("s_double")?;
+        let dd_ns = ctx.vec_usize("dd_ns")?;
+        let s_dd = ctx.vec_f64("s_dd")?;
+        let sjko_ns = ctx.vec_usize("sjko_ns")?;
+        let sjko_eps = ctx.vec_f64("sjko_eps")?;
+        let t_end = ctx.f64("t_end")?;
+        let step_frac = ctx.f64("step_fraction")?;
+        let x_star = ctx.f64("x_star")?;
+        let (m0, sd0) = (ctx.f64("bump_mean")?, ctx.f64("bump_sd")?);
+        ctx.set_steps(
+            (grid_ns.len() * (s_double.len() + 1)
+                + dd_ns.len() * s_dd.len()
+                + sjko_ns.len() * sjko_eps.len()) as u64,
+        );
+        let mut rows: Vec<EpsRow> = Vec::new();
+        let mut floor_rows = Vec::new();
+        let mut quant_by_n: Vec<(usize, f64)> = Vec::new();
+        // per grid: the Lagrangian (exact) Wasserstein flow of the atoms of μ_0 for
+        // V = (x − x*)²: x ↦ x* + (x − x*) e^{−2t}; and the upwind flow on the grid
+        struct Grid {
+            space: FiniteSpace,
+            xs: Vec<f64>,
+            v: Vec<f64>,
+            mu0: Vec<f64>,
+            lag_x: Vec<f64>,
+            w_up: Vec<f64>,
+            delta: f64,
+            vmax: f64,
+        }
+        let make_grid = |n: usize| -> Result<Grid, String> {
+            let space = FiniteSpace::grid_1d(0.0, 1.0, n, Cost::SqEuclidean).map_err(e2s)?;
+            let xs = grid_x(&space);
+            let v: Vec<f64> = xs.iter().map(|x| (x - x_star) * (x - x_star)).collect();
+            let mu0 = gaussian_bump(&space, &[m0], sd0).map_err(e2s)?;
+            let decay = (-2.0 * t_end).exp();
+            let lag_x: Vec<f64> = xs.iter().map(|x| x_star + (x - x_star) * decay).collect();
+            let w = wasserstein_upwind_1d(&xs, &v, &mu0, &[t_end]).map_err(e2s)?;
+            let vmax = xs
+                .iter()
+                .map(|x| 2.0 * (x - x_star).abs())
+                .fold(0.0, f64::max);
+            let delta = space.min_dist2().sqrt();
+            Ok(Grid {
+                w_up: w.mu[0].clone(),
+                space,
+                xs,
+                v,
+                mu0,
+                lag_x,
+                delta,
+                vmax,
+            })
+        };
+        // time step resolving both a fraction of a cell per step and the kernel's time scale
+        // eps/|V'|² (theory/finite_flow.md §7c)
+        let step_for = |g: &Grid, eps: f64| -> (f64, usize) {
+            let h0 = step_frac * (g.delta / g.vmax).min(eps / (g.vmax * g.vmax));
+            let steps = (t_end / h0).ceil().max(1.0) as usize;
+            (t_end / steps as f64, steps)
+        };
+        // W1 to the exact flow, W1 to the upwind flow, mean gap, variance ratio
+        let gaps = |g: &Grid, mu: &[f64]| -> (f64, f64, f64, f64) {
+            let (ms, vs) = mean_var(&g.xs, mu);
+            let (ml, vl) = mean_var(&g.lag_x, &g.mu0);
+            (
+                w1_atoms(&g.xs, mu, &g.lag_x, &g.mu0),
+                w1_atoms(&g.xs, mu, &g.xs, &g.w_up),
+                (ms - ml).abs(),
+                vs / vl,
+            )
+        };
+        for &n in &grid_ns {
+            let g = make_grid(n)?;
+            let floor = w1_atoms(&g.xs, &g.w_up, &g.lag_x, &g.mu0);
+            // the smallest W1 from the exact flow to any measure on the grid: every atom
+            // travels at least to its nearest grid point (attained by that projection)
+            let quant: f64 = g
+                .lag_x
+                .iter()
+                .zip(&g.mu0)
+                .map(|(x, w)| {
+                    w * g
+                        .xs
+                        .iter()
+                        .map(|y| (x - y).abs())
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .sum();
+            let (mu_up, vu_up) = mean_var(&g.xs, &g.w_up);
+            let (ml, vl) = mean_var(&g.lag_x, &g.mu0);
+            floor_rows.push(vec![
+                n.to_string(),
+                fmt_num(g.delta),
+                format!("{quant:.3e}"),
+                format!("{:.3}", quant / g.delta),
+                format!("{floor:.3e}"),
+                format!("{:.3}", floor / g.delta),
+                format!("{:.2e}", (mu_up - ml).abs()),
+                format!("{:.4}", vu_up / vl),
+            ]);
+            quant_by_n.push((n, quant));
+            ctx.step();
+            for &s in &s_double {
+                let eps = s * g.delta * g.delta;
+                let kernel = match Kernel::new(&g.space, eps, &KernelParams::default()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        ctx.note(format!(
+                            "N = {n}, s = {s}: double refused ({})",
+                            e.to_string().split(';').next().unwrap_or("")
+                        ));
+                        ctx.step();
+                        continue;
+                    }
+                };
+                let (h, steps) = step_for(&g, eps);
+                let fine = renormalised_run_tracking(
+                    &g.space,
+                    &kernel,
+                    &g.v,
+                    &g.mu0,
+                    h / 2.0,
+                    t_end,
+                    |_| 0.0,
+                    |_| false,
+                )?;
+                let coarse = renormalised_run_tracking(
+                    &g.space,
+                    &kernel,
+                    &g.v,
+                    &g.mu0,
+                    h,
+                    h * steps as f64,
+                    |_| 0.0,
+                    |_| false,
+                )?;
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, &fine.last_mu);
+                rows.push(EpsRow {
+                    n,
+                    path: "resolvent (double)",
+                    s,
+                    eps,
+                    cond: Some(kernel.cond()),
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, &fine.last_mu, &g.xs, &coarse.last_mu),
+                    kkt: fine.residual_max.max(coarse.residual_max),
+                    mu: fine.last_mu.clone(),
+                });
+                ctx.step();
+            }
+        }
+        for &n in &dd_ns {
+            let g = make_grid(n)?;
+            for &s in &s_dd {
+                let eps = s * g.delta * g.delta;
+                let kd = ExtendedKernel::new(&g.space, eps, DD_MAX_CONDITION).map_err(e2s)?;
+                let (h, steps) = step_for(&g, eps);
+                let run = |dt: f64, k: usize| {
+                    resolvent_flow_dd(&g.space, &kd, &g.v, &g.mu0, &flow_params(dt, k))
+                };
+                let fine = run(h / 2.0, 2 * steps).map_err(e2s)?;
+                let coarse = run(h, steps).map_err(e2s)?;
+                let (mf, mc) = (
+                    normalised(&fine.mu[2 * steps]),
+                    normalised(&coarse.mu[steps]),
+                );
+                if fine.mass[2 * steps].is_nan() || fine.mass[2 * steps] <= 1e-250 {
+                    return Err(format!(
+                        "double-double run at N = {n}, s = {s}: the mass underflowed"
+                    ));
+                }
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, &mf);
+                let kkt = fine
+                    .kkt_residual
+                    .iter()
+                    .chain(&coarse.kkt_residual)
+                    .cloned()
+                    .fold(0.0, f64::max);
+                rows.push(EpsRow {
+                    n,
+                    path: "resolvent (double-double)",
+                    s,
+                    eps,
+                    cond: Some(kd.cond()),
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, &mf, &g.xs, &mc),
+                    kkt,
+                    mu: mf.clone(),
+                });
+                ctx.step();
+            }
+        }
+        for &n in &sjko_ns {
+            let g = make_grid(n)?;
+            for &eps in &sjko_eps {
+                let (h, steps) = step_for(&g, eps);
+                let p = |tau: f64, k: usize| SjkoParams {
+                    tau,
+                    steps: k,
+                    ..SjkoParams::default()
+                };
+                let fine =
+                    sjko_flow(&g.space, eps, &g.v, &g.mu0, &p(h / 2.0, 2 * steps)).map_err(e2s)?;
+                let coarse = sjko_flow(&g.space, eps, &g.v, &g.mu0, &p(h, steps)).map_err(e2s)?;
+                let (mf, mc) = (&fine.mu[2 * steps], &coarse.mu[steps]);
+                let (gap, gap_grid, mean_gap, var_ratio) = gaps(&g, mf);
+                let kkt = fine
+                    .kkt_residual
+                    .iter()
+                    .chain(&coarse.kkt_residual)
+                    .cloned()
+                    .fold(0.0, f64::max);
+                rows.push(EpsRow {
+                    n,
+                    path: "SJKO (log domain)",
+                    s: eps / (g.delta * g.delta),
+                    eps,
+                    cond: None,
+                    step: h / 2.0,
+                    gap,
+                    gap_grid,
+                    mean_gap,
+                    var_ratio,
+                    time_err: w1_atoms(&g.xs, mf, &g.xs, mc),
+                    kkt,
+                    mu: mf.clone(),
+                });
+                ctx.step();
+            }
+        }
+        ctx.table(
+            format!("The grid's own Wasserstein flow (upwind FV) against the exact Wasserstein flow of μ_0 (its atoms moved by x' = −V'(x)) at t = {t_end}"),
+            &["N", "δ", "grid floor: min W1(grid measure, exact)", "/ δ", "W1(upwind, exact)", "/ δ", "upwind |mean − exact|", "upwind var / exact var"],
+            floor_rows,
+        );
+        ctx.table(
+            format!("Gap between the Sinkhorn potential flow and the Wasserstein flow of E = Σ (x − {x_star})² μ at t = {t_end} (bump N({m0}, {sd0}²) on [0, 1]; gap = W1(μ_S(T), exact W flow); the time error is W1 between the runs at h and h/2, reported for the h/2 run)"),
+            &["N", "path", "s = eps/δ²", "eps", "cond(K)", "h (or τ)", "W1 to exact", "/ grid floor", "W1 to upwind", "|mean − exact|", "var / exact var", "time error (W1, h vs h/2)", "KKT max"],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.n.to_string(),
+                        r.path.to_string(),
+                        fmt_num(r.s),
+                        format!("{:.3e}", r.eps),
+                        r.cond.map_or("—".into(), |c| format!("{c:.2e}")),
+                        format!("{:.2e}", r.step),
+                        format!("{:.3e}", r.gap),
+                        format!(
+                            "{:.2}",
+                            r.gap
+                                / quant_by_n
+                                    .iter()
+                                    .find(|q| q.0 == r.n)
+                                    .map_or(f64::NAN, |q| q.1)
+                        ),
+                        format!("{:.3e}", r.gap_grid),
+                        format!("{:.2e}", r.mean_gap),
+                        format!("{:.4}", r.var_ratio),
+                        format!("{:.1e}", r.time_err),
+                        format!("{:.1e}", r.kkt),
+                    ]
+                })
+                .collect(),
+        );
+        let mut fig = Figure::new(
+            format!("eps → 0 on refined grids: W1 gap between the Sinkhorn potential flow and the Wasserstein flow at t = {t_end}"),
+            "eps",
+            "W1(μ_S(T), μ_W(T))",
+        )
+        .log(true, true);
+        let mut ns: Vec<(usize, &'static str)> = rows.iter().map(|r| (r.n, r.path)).collect();
+        ns.dedup();
+        for (n, path) in ns {
+            let sel: Vec<&EpsRow> = rows.iter().filter(|r| r.n == n && r.path == path).collect();
+            let xs: Vec<f64> = sel.iter().map(|r| r.eps).collect();
+            let ys: Vec<f64> = sel.iter().map(|r| r.gap).collect();
+            fig.push(Series::new(
+                format!("N = {n}, {path}"),
+                &xs,
+                &ys,
+                Style::LinePoints,
+            ));
+        }
+        let mut vfig = Figure::new(
+            format!("eps → 0 on refined grids: |var(μ_S(T)) / var(μ_W(T)) − 1| at t = {t_end}"),
+            "eps",
+            "|variance ratio − 1|",
+        )
+        .log(true, true);
+        let mut keys: Vec<(usize, &'static str)> = rows.iter().map(|r| (r.n, r.path)).collect();
+        keys.dedup();
+        for (n, path) in keys {
+            let sel: Vec<&EpsRow> = rows.iter().filter(|r| r.n == n && r.path == path).collect();
+            let xs: Vec<f64> = sel.iter().map(|r| r.eps).collect();
+            let ys: Vec<f64> = sel.iter().map(|r| (r.var_ratio - 1.0).abs()).collect();
+            vfig.push(Series::new(
+                format!("N = {n}, {path}"),
+                &xs,
+                &ys,
+                Style::LinePoints,
+            ));
+        }
+        ctx.plot(&fig, "finite_eps_limit")?;
+        ctx.plot(&vfig, "finite_eps_limit_variance")?;
+        let kkt_res = rows
+            .iter()
+            .filter(|r| r.path != "SJKO (log domain)")
+            .map(|r| r.kkt)
+            .fold(0.0, f64::max);
+        let kkt_sjko = rows
+            .iter()
+            .filter(|r| r.path == "SJKO (log domain)")
+            .map(|r| r.kkt)
+            .fold(0.0, f64::max);
+        // cross-check where two paths run the same (N, eps): their distance against the sum of
+        // their time errors (each ≈ the error of the h/2 run for a first-order scheme)
+        let mut cross = Vec::new();
+        let mut ratio_max = 0.0f64;
+        for (i, a) in rows.iter().enumerate() {
+            for b in &rows[i + 1..] {
+                if a.n == b.n && a.path != b.path && ((a.eps - b.eps) / a.eps).abs() < 1e-12 {
+                    let xs: Vec<f64> = (0..a.n).map(|k| k as f64 / (a.n - 1) as f64).collect();
+                    let d = w1_atoms(&xs, &a.mu, &xs, &b.mu);
+                    let ratio = d / (a.time_err + b.time_err);
+                    ratio_max = ratio_max.max(ratio);
+                    cross.push(vec![
+                        a.n.to_string(),
+                        format!("{:.3e}", a.eps),
+                        format!("{} vs {}", a.path, b.path),
+                        format!("{d:.2e}"),
+                        format!("{:.2e}", a.time_err + b.time_err),
+                        format!("{ratio:.2}"),
+                    ]);
+                }
+            }
+        }
+        if cross.is_empty() {
+            return Err("no (N, eps) is run by two paths: nothing to cross-check".into());
+        }
+        ctx.table(
+            "Cross-check where two paths run the same (N, eps): W1 between their h/2 results against the sum of their time errors",
+            &["N", "eps", "paths", "W1", "sum of time errors", "ratio"],
+            cross,
+        );
+        ctx.measure("cross_path_ratio_max", ratio_max);
+        ctx.measure("kkt_residual_max_resolvent", kkt_res);
+        ctx.measure("kkt_residual_max_sjko", kkt_sjko);
         Ok(())
     }
 }

@@ -29,6 +29,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(finite::Reflected),
         Box::new(finite::Extended),
         Box::new(finite::TwoD),
+        Box::new(finite::EpsLimit),
         Box::new(pma::GaussianCase),
         Box::new(pma::GridOrders),
         Box::new(pma::IpfpVsPma),
