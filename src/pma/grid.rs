@@ -851,6 +851,9 @@ fn ipfp_snapshot(
 /// * `cos:A:K` — $e^{-f}\propto 1 + A\cos(2\pi Kx)$, $\lvert A\rvert<1$, $K\ge1$ an integer (torus);
 /// * `gauss:M:S` — $e^{-f}\propto e^{-(x-M)^2/(2S^2)}$ restricted to the domain (interval), or
 ///   wrapped (sum over the images $x+k$, torus);
+/// * `mix:W:M:S[:W:M:S...]` — the Gaussian mixture $\sum_i W_i N(M_i, S_i^2)$ (groups of three),
+///   restricted or wrapped like `gauss` (the "large window" of the issue: the widths are small
+///   against the domain, so the restriction cuts off a negligible mass);
 /// * `pushed:C:G` — the density whose Brenier map onto the catalogue density `G` (a name above,
 ///   with `_` for `:`, e.g. `pushed:0.3:cos_0.4_1`) is $T(x) = x + \tfrac{C}{2\pi}\sin(2\pi x)$
 ///   ($\lvert C\rvert<1$): $f = g\circ T - \log T'$ (the manufactured family with a known map).
@@ -929,8 +932,32 @@ fn raw_potential(name: &str, parts: &[&str], domain: Domain, x: f64) -> Result<f
                 }
             }
         }
+        "mix" if parts.len() >= 4 && (parts.len() - 1).is_multiple_of(3) => {
+            let mut dens = 0.0;
+            for c in parts[1..].chunks(3) {
+                let (w, m, s) = (
+                    parse_num(name, c[0])?,
+                    parse_num(name, c[1])?,
+                    parse_num(name, c[2])?,
+                );
+                if !(w > 0.0 && s > 0.0) {
+                    return Err(bad("needs weights W > 0 and widths S > 0"));
+                }
+                let norm = w / (s * std::f64::consts::TAU.sqrt());
+                dens += match domain {
+                    Domain::Interval => norm * (-(x - m).powi(2) / (2.0 * s * s)).exp(),
+                    Domain::Torus => (-20..=20)
+                        .map(|k| norm * (-(x + k as f64 - m).powi(2) / (2.0 * s * s)).exp())
+                        .sum(),
+                };
+            }
+            if dens.is_nan() || dens <= 0.0 {
+                return Err(bad("the density underflows to 0 on the grid; widen it"));
+            }
+            Ok(-dens.ln())
+        }
         _ => Err(bad(
-            "unknown entry (expected uniform, cos:A:K, gauss:M:S or pushed:C:G)",
+            "unknown entry (expected uniform, cos:A:K, gauss:M:S, mix:W:M:S[:W:M:S...] or pushed:C:G)",
         )),
     }
 }
