@@ -396,6 +396,18 @@ pub fn solve_pma_from(
     u0: &[f64],
     params: &PmaParams,
 ) -> Result<Vec<GridSnapshot>, PmaError> {
+    solve_pma_observed(grid, f, g, u0, params, &mut |_, _| {})
+}
+
+/// [`solve_pma_from`] calling `observe(step, steps)` after every step (a progress hook).
+pub fn solve_pma_observed(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    u0: &[f64],
+    params: &PmaParams,
+    observe: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<GridSnapshot>, PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let steps = whole_steps(params.t_end, params.dt)?;
@@ -479,6 +491,7 @@ pub fn solve_pma_from(
             snaps.push(snapshot(grid, &f, &g, &u, step as f64 * dt));
             next_out += 1;
         }
+        observe(step, steps);
     }
     // convexity of the final state
     rhs(grid, &f, &g, &u, steps, &mut r)?;

@@ -123,7 +123,7 @@ pub enum PmaError {
     #[error("invalid time step: {0}")]
     InvalidStep(String),
     /// An explicit step beyond the CFL bound $\Delta t\le\tfrac{h^2}{2}\min_j\varphi''_j$.
-    #[error("explicit step {step}: dt = {dt:e} exceeds the stability bound; the largest stable dt is {dt_max:e} (h^2 min phi''/2), or use --scheme implicit")]
+    #[error("explicit step {step}: dt = {dt:e} exceeds the stability bound; the largest stable dt is {dt_max:e} (h^2 min phi''/2 in 1-D, h^2 min det H/(2 tr H) in 2-D), or use --scheme implicit")]
     Cfl {
         /// The step about to be taken (1-based).
         step: usize,
