@@ -380,7 +380,7 @@ impl Progress {
     }
     fn observe(&mut self, step: usize, total: usize) {
         if !self.shown {
-            if !step.is_multiple_of(64) || self.start.elapsed().as_secs_f64() < 2.0 {
+            if self.start.elapsed().as_secs_f64() < 2.0 {
                 return;
             }
             self.shown = true;
