@@ -163,3 +163,39 @@ fn box_solves_the_gaussian_riccati_flow_in_the_bulk() {
         assert!((w[0] / w[1] - 2.0).abs() < 0.1, "{by_dt:?}");
     }
 }
+
+#[test]
+fn mixture_catalogue_entries() {
+    use sinkflow::pma::grid::{catalogue, Domain, Grid1d};
+    // a one-component mixture is the Gaussian (after normalisation), in 1-D and 2-D
+    for domain in [Domain::Interval, Domain::Torus] {
+        let grid = Grid1d::new(domain, 64).unwrap();
+        let a = catalogue(&grid, "mix:2:0.4:0.1").unwrap();
+        let b = catalogue(&grid, "gauss:0.4:0.1").unwrap();
+        let gap = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 1e-12, "{domain:?}: {gap}");
+        // two components: grid mean of e^{-f} is 1, and the density is bimodal
+        let m = catalogue(&grid, "mix:0.5:0.25:0.05:0.5:0.75:0.08").unwrap();
+        let mean = m.iter().map(|v| (-v).exp()).sum::<f64>() / 64.0;
+        assert!((mean - 1.0).abs() < 1e-12);
+        assert!(m[16] < m[32] && m[48] < m[32]);
+        assert!(catalogue(&grid, "mix:0.5:0.25").is_err());
+        assert!(catalogue(&grid, "mix:-1:0.25:0.1").is_err());
+    }
+    for domain in [Domain2d::Box, Domain2d::Torus] {
+        let grid = Grid2d::with_domain(domain, 16).unwrap();
+        let a = catalogue_2d(&grid, "mix:3:0.5:0.4:0.02:0.005:0.03").unwrap();
+        let b = catalogue_2d(&grid, "gauss:0.5:0.4:0.02:0.005:0.03").unwrap();
+        let gap = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 1e-12, "{domain:?}: {gap}");
+        assert!(catalogue_2d(&grid, "gauss:0.5:0.5:0.01:0.02:0.01").is_err());
+    }
+}

@@ -25,6 +25,7 @@
 //! $a_{22}$ (not enforced). Convexity ($H_{11}>0$, $\det H>0$) is checked every step.
 
 use faer::prelude::*;
+use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
 use faer::sparse::{SparseColMat, Triplet};
 
 use super::grid::{PmaParams, Scheme};
@@ -329,6 +330,9 @@ pub fn solve_pma_2d_observed(
     let mut r = vec![0.0; n * n];
     let mut out = vec![grid.snapshot(&f, &g, &u, 0.0)];
     let every = (steps / samples).max(1);
+    // the Jacobian's sparsity pattern is the same at every Newton iterate and step: one
+    // symbolic LU analysis (fill-reducing ordering, elimination tree) serves the whole run
+    let mut symbolic: Option<SymbolicLu<usize>> = None;
     for step in 1..=steps {
         match params.scheme {
             Scheme::Explicit => {
@@ -359,7 +363,7 @@ pub fn solve_pma_2d_observed(
                 }
             }
             Scheme::Implicit => {
-                u = implicit_step_2d(grid, &f, &g, &u, dt, step, params)?;
+                u = implicit_step_2d(grid, &f, &g, &u, dt, step, params, &mut symbolic)?;
                 if let Some((k, det)) = grid.first_non_convex(&u) {
                     return Err(PmaError::NotConvex {
                         step,
@@ -464,8 +468,9 @@ impl Grid2d {
     }
 }
 
-/// One backward-Euler step by Newton with the exact sparse Jacobian (faer sparse LU), damped so
-/// that every accepted iterate is convex.
+/// One backward-Euler step by Newton with the exact sparse Jacobian (faer sparse LU, the
+/// symbolic analysis cached in `symbolic`), damped so that every accepted iterate is convex.
+#[allow(clippy::too_many_arguments)]
 fn implicit_step_2d(
     grid: &Grid2d,
     f: &[f64],
@@ -474,6 +479,7 @@ fn implicit_step_2d(
     dt: f64,
     step: usize,
     params: &PmaParams,
+    symbolic: &mut Option<SymbolicLu<usize>>,
 ) -> Result<Vec<f64>, PmaError> {
     let m = u0.len();
     let mut w = u0.to_vec();
@@ -496,9 +502,16 @@ fn implicit_step_2d(
         let trip = grid.be_jacobian(g, &w, dt);
         let jac = SparseColMat::<usize, f64>::try_new_from_triplets(m, m, &trip)
             .map_err(|_| PmaError::NewtonFailed { step, residual: rn })?;
-        let lu = jac
-            .sp_lu()
-            .map_err(|_| PmaError::NewtonFailed { step, residual: rn })?;
+        let failed = PmaError::NewtonFailed { step, residual: rn };
+        let sym = match symbolic {
+            Some(s) => s.clone(),
+            None => {
+                let s = SymbolicLu::try_new(jac.symbolic()).map_err(|_| failed.clone())?;
+                *symbolic = Some(s.clone());
+                s
+            }
+        };
+        let lu = Lu::try_new_with_symbolic(sym, jac.as_ref()).map_err(|_| failed)?;
         let mut delta = Mat::<f64>::from_fn(m, 1, |i, _| -res[i]);
         lu.solve_in_place(delta.as_mut());
         if (0..m).any(|i| !delta[(i, 0)].is_finite()) {
