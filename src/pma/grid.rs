@@ -570,6 +570,66 @@ fn implicit_step(
     }
 }
 
+/// The transient $h_t$ of the first-order IPFP correction on a 1-D grid (`theory/pma.md` §4.8):
+/// the seed's expansion $\varphi^\varepsilon_{t/\varepsilon} = \varphi_t + \varepsilon\psi_t + O(\varepsilon^2)$
+/// has $\psi$ solving the linearised PMA $\partial_t\psi = L_t\psi + S_t$ ($L_t$ = the Jacobian of
+/// $r$ at $\varphi_t$) with $\psi_0 = 0$; if $f/2 + \log\rho_t$ is a particular solution (the seed's
+/// form, exact in the Gaussian case, §3.4), then $\psi_t = f/2 + \log\rho_t + h_t$ with
+/// $\partial_t h = L_t h$, $h_0 = g - f/2$ (as $\rho_0 = e^{-g}$ for $\varphi_0 = x^2/2$). Returns the
+/// nodal $h_t$ (up to a constant), integrated by forward Euler with the exact tridiagonal
+/// $L_t$ alongside the explicit PMA (same `dt`, same CFL check, same convexity check).
+pub fn correction_transient(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    t_end: f64,
+    dt: f64,
+) -> Result<Vec<f64>, PmaError> {
+    let f = grid.check_density(f, "f", false)?;
+    let g = grid.check_density(g, "g", false)?;
+    let steps = whole_steps(t_end, dt)?;
+    let n = grid.len();
+    let h = grid.h();
+    let mut u = vec![0.0; n];
+    let mut hv: Vec<f64> = (0..n).map(|j| g[j] - 0.5 * f[j]).collect();
+    let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
+    let (mut r, mut lh) = (vec![0.0; n], vec![0.0; n]);
+    for step in 1..=steps {
+        derivatives(grid, &u, &mut d2, &mut d1);
+        let mut min2 = f64::INFINITY;
+        for j in 0..n {
+            if d2[j].is_nan() || d2[j] <= 0.0 {
+                return Err(PmaError::NotConvex {
+                    step,
+                    index: j,
+                    x: grid.x[j],
+                    second_derivative: d2[j],
+                });
+            }
+            min2 = min2.min(d2[j]);
+            let (l, rr) = grid.nbrs(j);
+            let (gv, gp) = grid.interp(&g, d1[j]);
+            let a = 1.0 / (h * h * d2[j]);
+            r[j] = f[j] - gv + d2[j].ln();
+            lh[j] = a * (hv[l] - 2.0 * hv[j] + hv[rr]) - gp * (hv[rr] - hv[l]) / (2.0 * h);
+        }
+        let dt_max = 0.5 * h * h * min2;
+        if dt > dt_max {
+            return Err(PmaError::Cfl { step, dt, dt_max });
+        }
+        for j in 0..n {
+            u[j] += dt * r[j];
+            hv[j] += dt * lh[j];
+        }
+    }
+    if hv.iter().any(|v| !v.is_finite()) {
+        return Err(PmaError::NonFiniteResult {
+            what: "correction transient".to_string(),
+        });
+    }
+    Ok(hv)
+}
+
 /// The Brenier map $e^{-f}\to e^{-g}$ at the nodes, from the CDFs (`theory/pma.md` §4.3):
 /// on the interval $T = G^{-1}\circ F$; on the circle $T(x) = G^{-1}(F(x)-\theta)$ with $G^{-1}$
 /// extended by $G^{-1}(s+1) = G^{-1}(s)+1$ and the rotation $\theta$ fixed by
