@@ -1123,7 +1123,7 @@ impl Experiment for GridCorrection {
         ctx.note(
             "With incompatible data (second block of the table) the seed's form alone misses the transient \
              h_t' (theory/pma.md §3.4, §4.8): h solves the linearised PMA from h_0 = g − f/2 along φ_t; \
-             with it the gap is checked at O(eps) (incompatible_slope, incompatible_rel_gap).",
+             with it the gap closes as eps → 0 (incompatible_gain, incompatible_rel_gap; the rate is pre-asymptotic on this range).",
         );
         Ok(())
     }
