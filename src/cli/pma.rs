@@ -388,7 +388,7 @@ impl Progress {
             self.bar
                 .set_draw_target(indicatif::ProgressDrawTarget::stderr());
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "pma {bar:40} {pos}/{len} steps, {elapsed} elapsed, eta {eta}",
+                "pma {bar:40} {pos}/{len} steps (or IPFP iterations), {elapsed} elapsed, eta {eta}",
             ) {
                 self.bar.set_style(style);
             }
@@ -529,13 +529,33 @@ fn grid_ipfp(a: &IpfpArgs) -> Result<(), CliError> {
     }
     if dimension(&a.problem)? == 2 {
         let (grid, f, g) = grid_problem_2d(&a.problem)?;
-        let (k, snaps) = grid2d::ipfp_2d(&grid, &f, &g, a.eps, a.problem.t_end, a.problem.samples)
-            .map_err(lib)?;
+        let mut progress = Progress::new();
+        let (k, snaps) = grid2d::ipfp_2d_observed(
+            &grid,
+            &f,
+            &g,
+            a.eps,
+            a.problem.t_end,
+            a.problem.samples,
+            &mut |s, t| progress.observe(s, t),
+        )
+        .map_err(lib)?;
+        progress.finish();
         return print_2d(&grid, &snaps, Some(k), a.problem.json);
     }
     let (grid, f, g) = grid_problem(&a.problem)?;
-    let (k, snaps) =
-        grid::ipfp(&grid, &f, &g, a.eps, a.problem.t_end, a.problem.samples).map_err(lib)?;
+    let mut progress = Progress::new();
+    let (k, snaps) = grid::ipfp_observed(
+        &grid,
+        &f,
+        &g,
+        a.eps,
+        a.problem.t_end,
+        a.problem.samples,
+        &mut |s, t| progress.observe(s, t),
+    )
+    .map_err(lib)?;
+    progress.finish();
     if a.problem.json {
         let mut v = snapshots_json(&grid, &snaps);
         v["k"] = json!(k);

@@ -764,6 +764,19 @@ pub fn ipfp(
     t_end: f64,
     samples: usize,
 ) -> Result<(usize, Vec<GridSnapshot>), PmaError> {
+    ipfp_observed(grid, f, g, eps, t_end, samples, &mut |_, _| {})
+}
+
+/// [`ipfp`] calling `observe(iteration, k)` after every IPFP iteration (a progress hook).
+pub fn ipfp_observed(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    eps: f64,
+    t_end: f64,
+    samples: usize,
+    observe: &mut dyn FnMut(usize, usize),
+) -> Result<(usize, Vec<GridSnapshot>), PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
@@ -815,6 +828,7 @@ pub fn ipfp(
                 it,
             )?);
         }
+        observe(it, k);
     }
     Ok((k, snaps))
 }

@@ -564,6 +564,19 @@ pub fn ipfp_2d(
     t_end: f64,
     samples: usize,
 ) -> Result<(usize, Vec<Snapshot2d>), PmaError> {
+    ipfp_2d_observed(grid, f, g, eps, t_end, samples, &mut |_, _| {})
+}
+
+/// [`ipfp_2d`] calling `observe(iteration, k)` after every IPFP iteration (a progress hook).
+pub fn ipfp_2d_observed(
+    grid: &Grid2d,
+    f: &[f64],
+    g: &[f64],
+    eps: f64,
+    t_end: f64,
+    samples: usize,
+    observe: &mut dyn FnMut(usize, usize),
+) -> Result<(usize, Vec<Snapshot2d>), PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
@@ -624,6 +637,7 @@ pub fn ipfp_2d(
                 it,
             ));
         }
+        observe(it, k);
     }
     Ok((k, snaps))
 }
