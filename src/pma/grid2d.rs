@@ -1,9 +1,9 @@
 //! PMA and the seed's IPFP on the two-dimensional torus $\mathbb T^2 = [0,1)^2$, and the PMA on
-//! the box $[0,1]^2$ (`theory/pma.md` §4.6, §4.10).
+//! the box $\lbrack 0,1\rbrack^2$ (`theory/pma.md` §4.6, §4.10).
 //!
 //! Torus nodes $(x_i, y_j) = (i/n, j/n)$, box nodes the cell centres $((i+\frac12)/n, (j+\frac12)/n)$,
 //! flattened row-major (index $in + j$), $\varphi = \lvert x\rvert^2/2 + u$ with $u$ periodic on the
-//! torus; on the box the second boundary condition $\nabla\varphi([0,1]^2) = [0,1]^2$ is imposed as
+//! torus; on the box the second boundary condition $\nabla\varphi(\lbrack 0,1\rbrack^2) = \lbrack 0,1\rbrack^2$ is imposed as
 //! $\partial_\nu u = 0$ by mirrored ghost values ($u_{-1,j} = u_{0,j}$, $u_{n,j} = u_{n-1,j}$, and
 //! the same in $j$ and at the corners), as on the 1-D interval. Centred differences: $D_{11}u$, $D_{22}u$ (three-point), $D_{12}u$ (the
 //! four-corner cross difference), $D_1u$, $D_2u$; $H = I + D^2u$ and
@@ -45,11 +45,11 @@ pub enum Domain2d {
     /// $\mathbb T^2 = [0,1)^2$, nodes $(i/n, j/n)$, periodic $u$.
     #[default]
     Torus,
-    /// The box $[0,1]^2$, cell-centred nodes, $\nabla\varphi$ maps the box onto itself.
+    /// The box $\lbrack 0,1\rbrack^2$, cell-centred nodes, $\nabla\varphi$ maps the box onto itself.
     Box,
 }
 
-/// An $n\times n$ grid of the torus $[0,1)^2$ or of the box $[0,1]^2$.
+/// An $n\times n$ grid of the torus $[0,1)^2$ or of the box $\lbrack 0,1\rbrack^2$.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grid2d {
     n: usize,

@@ -23,10 +23,12 @@
 //!   the crate's ODE path, the marginals $\rho_k$, $\rho_t$, their Bures distance, the
 //!   first-order correction, the fixed point $P_\infty$ and the linear rate of $P_k\to P_\infty$.
 //! * [`grid`] — the PMA on 1-D grids (torus and interval; explicit under a CFL bound, implicit
-//!   by Newton with faer), the Brenier map from the CDFs, and the seed's IPFP on the same grids
+//!   by Newton with faer), the transient of the first-order IPFP correction, the Brenier map
+//!   from the CDFs, and the seed's IPFP on the same grids
 //!   through the engine's [`crate::sinkhorn::Stepper`] and separable grid kernel.
-//! * [`grid2d`] — the PMA (explicit) and the seed's IPFP on the 2-D torus, with a manufactured
-//!   pair whose Brenier map is known.
+//! * [`grid2d`] — the PMA (explicit, or implicit by Newton with faer's sparse LU) on the 2-D
+//!   torus and box, the seed's IPFP on the same grids, a manufactured pair whose Brenier map is
+//!   known, Gaussian and mixture catalogue entries, and the linearised 2-D $W_2$.
 //! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
 //!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
 //! * [`particles`] — the seed's IPFP on samples (the engine's point clouds) and the barycentric
