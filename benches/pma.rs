@@ -8,8 +8,9 @@
 //!   (separable, and the O(N²) path, ~5·10⁹ terms per half-step) with `SINKFLOW_BENCH_FULL=1`.
 //!   The point-cloud path uses the non-periodic cost |x−y|²/2 (clouds have no torus); the
 //!   work per term is the same. Target (issue 11): separable ≥ 50× faster at 128².
-//! * `pma_step`: one explicit PMA step on the 2-D torus at 128² (2-D is explicit only), and one
-//!   implicit (Newton, faer LU) PMA step on a 1-D grid of 1024 nodes.
+//! * `pma_step`: one explicit and one implicit (Newton, sparse 9-point Jacobian, faer sparse LU)
+//!   PMA step on the 2-D torus at 128², and one implicit (Newton, faer LU) PMA step on a 1-D grid
+//!   of 1024 nodes.
 //! * `end_to_end`: the quick 2-D IPFP-vs-PMA comparison of validation `pma-grid2d` (32² torus,
 //!   t = 0.05: the explicit PMA and IPFP at eps = 0.00625, k = 8, with the barycentric projection).
 //!
@@ -19,7 +20,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use sinkflow::pma::grid::{catalogue, solve_pma, Domain, Grid1d, PmaParams, Scheme};
-use sinkflow::pma::grid2d::{catalogue_2d, solve_pma_2d, Grid2d};
+use sinkflow::pma::grid2d::{catalogue_2d, solve_pma_2d, solve_pma_2d_from, Grid2d};
 use sinkflow::sinkhorn::{Geometry, Mode, PointCloud, SinkhornParams, Stepper, TensorGrid};
 use sinkflow::Cost;
 
@@ -106,6 +107,18 @@ fn pma_step(c: &mut Criterion) {
     let dt = h * h / 8.0;
     g.bench_function(BenchmarkId::new("explicit_2d", n), |bch| {
         bch.iter(|| black_box(solve_pma_2d(&grid, &f, &gg, dt, dt, 1).expect("step")))
+    });
+    // one backward-Euler step at 128² (Newton with the sparse 9-point Jacobian, faer sparse LU)
+    // at dt = 0.01 (~650 times the explicit bound h²/4)
+    let p2 = PmaParams {
+        t_end: 0.01,
+        dt: 0.01,
+        samples: 1,
+        scheme: Scheme::Implicit,
+        ..PmaParams::default()
+    };
+    g.bench_function(BenchmarkId::new("implicit_2d", n), |bch| {
+        bch.iter(|| black_box(solve_pma_2d_from(&grid, &f, &gg, None, &p2).expect("step")))
     });
     let m = 1024;
     let grid = Grid1d::new(Domain::Torus, m).expect("grid");

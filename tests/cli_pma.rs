@@ -365,12 +365,32 @@ fn two_dimensional_torus_from_the_shell() {
     let args = with_common(&["pma", "ipfp", "--eps", "0.02"], &common);
     let v = json_ok(&args);
     assert_eq!(v["k"].as_u64(), Some(5));
-    // 2-D needs the torus, explicit stepping, and a safe eps (4 h^2 = 1/64)
-    let bad = with_common(
-        &["pma", "grid", "--dt", "0.0001", "--scheme", "implicit"],
+    // implicit stepping in 2-D: the library's backward Euler, to round-off
+    let args = with_common(
+        &["pma", "grid", "--dt", "0.05", "--scheme", "implicit"],
         &common,
     );
-    assert_fails(&bad, 2);
+    let v = json_ok(&args);
+    {
+        use sinkflow::pma::grid::{PmaParams, Scheme};
+        use sinkflow::pma::grid2d::{catalogue_2d, solve_pma_2d_from, Grid2d};
+        let grid = Grid2d::new(16).unwrap();
+        let f = catalogue_2d(&grid, "pushed:0.2:cos_0.3_1").unwrap();
+        let g = catalogue_2d(&grid, "cos:0.3:1").unwrap();
+        let p = PmaParams {
+            t_end: 0.1,
+            dt: 0.05,
+            scheme: Scheme::Implicit,
+            ..PmaParams::default()
+        };
+        let s = solve_pma_2d_from(&grid, &f, &g, None, &p).unwrap();
+        for (k, gp) in s[1].grad_phi.iter().enumerate() {
+            let c = v["grad_phi"][1][k].as_array().unwrap();
+            assert!((c[0].as_f64().unwrap() - gp[0]).abs() < 1e-13);
+            assert!((c[1].as_f64().unwrap() - gp[1]).abs() < 1e-13);
+        }
+    }
+    // a safe eps (4 h^2 = 1/64)
     let bad = with_common(&["pma", "ipfp", "--eps", "0.01"], &common);
     let err = assert_fails(&bad, 2);
     assert!(err.contains("1.5625e-2"), "{err}");
@@ -407,6 +427,26 @@ fn particles_from_sample_files() {
         "--json",
     ]);
     assert_eq!(v["k"].as_u64(), Some(3));
+    // the contract's form `pma ipfp --x --y` is the same computation
+    let w = json_ok(&[
+        "pma", "ipfp", "--x", x, "--y", y, "--eps", "0.1", "--t-end", "0.25", "--json",
+    ]);
+    assert_eq!(v, w);
+    assert_eq!(v["phi"][0].as_array().unwrap().len(), 40);
+    // rho_k / e^{-f} is the density of the X-marginal against the empirical measure: mean 1
+    let ratio = v["rho_ratio"][0].as_array().unwrap();
+    let mean = ratio.iter().map(|r| r.as_f64().unwrap()).sum::<f64>() / 40.0;
+    assert!((mean - 1.0).abs() < 1e-12, "{mean}");
+    assert_fails(
+        &["pma", "ipfp", "--x", x, "--eps", "0.1", "--t-end", "0.25"],
+        2,
+    );
+    assert_fails(
+        &[
+            "pma", "ipfp", "--x", x, "--y", y, "--n", "16", "--eps", "0.1", "--t-end", "0.25",
+        ],
+        2,
+    );
     let g = v["grad_phi"][0].as_array().unwrap();
     assert_eq!(g.len(), 40);
     // a barycentric projection: inside the bounding box of the y samples
@@ -443,6 +483,99 @@ fn particles_from_sample_files() {
             "--t-end",
             "1",
         ],
+        2,
+    );
+}
+
+#[test]
+fn box_initial_potential_and_euclidean_mirror_from_the_shell() {
+    // --domain box is 2-D; the explicit step past the CFL bound is exit 2, implicit runs
+    let common = [
+        "--f",
+        "gauss:0.5:0.5:0.01:0.004:0.0144",
+        "--g",
+        "gauss:0.5:0.5:0.016:-0.005:0.012",
+        "--domain",
+        "box",
+        "--n",
+        "16",
+        "--t-end",
+        "0.01",
+        "--dt",
+        "0.001",
+        "--json",
+    ];
+    let err = assert_fails(&with_common(&["pma", "grid"], &common), 2);
+    assert!(err.contains("largest stable dt"), "{err}");
+    let v = json_ok(&with_common(
+        &["pma", "grid", "--scheme", "implicit"],
+        &common,
+    ));
+    assert_eq!(v["x"][0], serde_json::json!([0.03125, 0.03125]));
+    assert_eq!(v["t"].as_array().unwrap().len(), 2);
+    // a given phi_0 (1-D torus): phi_0 = |x|^2/2 reproduces the default run; a non-convex one
+    // is bad input
+    let n = 32;
+    let quad: String = (0..n)
+        .map(|j| format!("{}\n", 0.5 * (j as f64 / n as f64).powi(2)))
+        .collect();
+    let bent: String = (0..n)
+        .map(|j| {
+            let x = j as f64 / n as f64;
+            format!(
+                "{}\n",
+                0.5 * x * x - 0.1 * (std::f64::consts::TAU * x).cos()
+            )
+        })
+        .collect();
+    let (q, b) = (temp_file("phi0q.csv", &quad), temp_file("phi0b.csv", &bent));
+    let one_d = [
+        "pma",
+        "grid",
+        "--f",
+        "cos:0.3:1",
+        "--g",
+        "uniform",
+        "--domain",
+        "torus",
+        "--n",
+        "32",
+        "--t-end",
+        "0.01",
+        "--dt",
+        "0.0001",
+        "--json",
+    ];
+    let plain = json_ok(&one_d);
+    let given = json_ok(&with_common(&one_d, &["--phi0", q.to_str().unwrap()]));
+    for (a, b) in plain["grad_phi"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(given["grad_phi"][1].as_array().unwrap())
+    {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-12);
+    }
+    let err = assert_fails(&with_common(&one_d, &["--phi0", b.to_str().unwrap()]), 2);
+    assert!(err.contains("not convex"), "{err}");
+    // the Euclidean mirror examples: closed forms
+    let v = json_ok(&[
+        "pma",
+        "mirror",
+        "--energy",
+        "euclidean",
+        "--mirror",
+        "reciprocal",
+        "--t-end",
+        "2",
+        "--samples",
+        "2",
+        "--json",
+    ]);
+    let z = v["mirror_z"][2].as_f64().unwrap();
+    assert!((z - 4f64.powf(-1.0 / 3.0)).abs() < 1e-15, "{z}");
+    assert_fails(
+        &["pma", "mirror", "--energy", "euclidean", "--t-end", "1"],
         2,
     );
 }

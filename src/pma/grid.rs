@@ -396,6 +396,18 @@ pub fn solve_pma_from(
     u0: &[f64],
     params: &PmaParams,
 ) -> Result<Vec<GridSnapshot>, PmaError> {
+    solve_pma_observed(grid, f, g, u0, params, &mut |_, _| {})
+}
+
+/// [`solve_pma_from`] calling `observe(step, steps)` after every step (a progress hook).
+pub fn solve_pma_observed(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    u0: &[f64],
+    params: &PmaParams,
+    observe: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<GridSnapshot>, PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let steps = whole_steps(params.t_end, params.dt)?;
@@ -479,6 +491,7 @@ pub fn solve_pma_from(
             snaps.push(snapshot(grid, &f, &g, &u, step as f64 * dt));
             next_out += 1;
         }
+        observe(step, steps);
     }
     // convexity of the final state
     rhs(grid, &f, &g, &u, steps, &mut r)?;
@@ -555,6 +568,66 @@ fn implicit_step(
             residual: final_res,
         })
     }
+}
+
+/// The transient $h_t$ of the first-order IPFP correction on a 1-D grid (`theory/pma.md` §4.8):
+/// the seed's expansion $\varphi^\varepsilon_{t/\varepsilon} = \varphi_t + \varepsilon\psi_t + O(\varepsilon^2)$
+/// has $\psi$ solving the linearised PMA $\partial_t\psi = L_t\psi + S_t$ ($L_t$ = the Jacobian of
+/// $r$ at $\varphi_t$) with $\psi_0 = 0$; if $f/2 + \log\rho_t$ is a particular solution (the seed's
+/// form, exact in the Gaussian case, §3.4), then $\psi_t = f/2 + \log\rho_t + h_t$ with
+/// $\partial_t h = L_t h$, $h_0 = g - f/2$ (as $\rho_0 = e^{-g}$ for $\varphi_0 = x^2/2$). Returns the
+/// nodal $h_t$ (up to a constant), integrated by forward Euler with the exact tridiagonal
+/// $L_t$ alongside the explicit PMA (same `dt`, same CFL check, same convexity check).
+pub fn correction_transient(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    t_end: f64,
+    dt: f64,
+) -> Result<Vec<f64>, PmaError> {
+    let f = grid.check_density(f, "f", false)?;
+    let g = grid.check_density(g, "g", false)?;
+    let steps = whole_steps(t_end, dt)?;
+    let n = grid.len();
+    let h = grid.h();
+    let mut u = vec![0.0; n];
+    let mut hv: Vec<f64> = (0..n).map(|j| g[j] - 0.5 * f[j]).collect();
+    let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
+    let (mut r, mut lh) = (vec![0.0; n], vec![0.0; n]);
+    for step in 1..=steps {
+        derivatives(grid, &u, &mut d2, &mut d1);
+        let mut min2 = f64::INFINITY;
+        for j in 0..n {
+            if d2[j].is_nan() || d2[j] <= 0.0 {
+                return Err(PmaError::NotConvex {
+                    step,
+                    index: j,
+                    x: grid.x[j],
+                    second_derivative: d2[j],
+                });
+            }
+            min2 = min2.min(d2[j]);
+            let (l, rr) = grid.nbrs(j);
+            let (gv, gp) = grid.interp(&g, d1[j]);
+            let a = 1.0 / (h * h * d2[j]);
+            r[j] = f[j] - gv + d2[j].ln();
+            lh[j] = a * (hv[l] - 2.0 * hv[j] + hv[rr]) - gp * (hv[rr] - hv[l]) / (2.0 * h);
+        }
+        let dt_max = 0.5 * h * h * min2;
+        if dt > dt_max {
+            return Err(PmaError::Cfl { step, dt, dt_max });
+        }
+        for j in 0..n {
+            u[j] += dt * r[j];
+            hv[j] += dt * lh[j];
+        }
+    }
+    if hv.iter().any(|v| !v.is_finite()) {
+        return Err(PmaError::NonFiniteResult {
+            what: "correction transient".to_string(),
+        });
+    }
+    Ok(hv)
 }
 
 /// The Brenier map $e^{-f}\to e^{-g}$ at the nodes, from the CDFs (`theory/pma.md` §4.3):
@@ -691,6 +764,19 @@ pub fn ipfp(
     t_end: f64,
     samples: usize,
 ) -> Result<(usize, Vec<GridSnapshot>), PmaError> {
+    ipfp_observed(grid, f, g, eps, t_end, samples, &mut |_, _| {})
+}
+
+/// [`ipfp`] calling `observe(iteration, k)` after every IPFP iteration (a progress hook).
+pub fn ipfp_observed(
+    grid: &Grid1d,
+    f: &[f64],
+    g: &[f64],
+    eps: f64,
+    t_end: f64,
+    samples: usize,
+    observe: &mut dyn FnMut(usize, usize),
+) -> Result<(usize, Vec<GridSnapshot>), PmaError> {
     let f = grid.check_density(f, "f", false)?;
     let g = grid.check_density(g, "g", false)?;
     let k = super::gaussian::iterations_for(t_end, eps)?;
@@ -742,6 +828,7 @@ pub fn ipfp(
                 it,
             )?);
         }
+        observe(it, k);
     }
     Ok((k, snaps))
 }
@@ -851,6 +938,9 @@ fn ipfp_snapshot(
 /// * `cos:A:K` — $e^{-f}\propto 1 + A\cos(2\pi Kx)$, $\lvert A\rvert<1$, $K\ge1$ an integer (torus);
 /// * `gauss:M:S` — $e^{-f}\propto e^{-(x-M)^2/(2S^2)}$ restricted to the domain (interval), or
 ///   wrapped (sum over the images $x+k$, torus);
+/// * `mix:W:M:S[:W:M:S...]` — the Gaussian mixture $\sum_i W_i N(M_i, S_i^2)$ (groups of three),
+///   restricted or wrapped like `gauss` (the "large window" of the issue: the widths are small
+///   against the domain, so the restriction cuts off a negligible mass);
 /// * `pushed:C:G` — the density whose Brenier map onto the catalogue density `G` (a name above,
 ///   with `_` for `:`, e.g. `pushed:0.3:cos_0.4_1`) is $T(x) = x + \tfrac{C}{2\pi}\sin(2\pi x)$
 ///   ($\lvert C\rvert<1$): $f = g\circ T - \log T'$ (the manufactured family with a known map).
@@ -929,8 +1019,32 @@ fn raw_potential(name: &str, parts: &[&str], domain: Domain, x: f64) -> Result<f
                 }
             }
         }
+        "mix" if parts.len() >= 4 && (parts.len() - 1).is_multiple_of(3) => {
+            let mut dens = 0.0;
+            for c in parts[1..].chunks(3) {
+                let (w, m, s) = (
+                    parse_num(name, c[0])?,
+                    parse_num(name, c[1])?,
+                    parse_num(name, c[2])?,
+                );
+                if !(w > 0.0 && s > 0.0) {
+                    return Err(bad("needs weights W > 0 and widths S > 0"));
+                }
+                let norm = w / (s * std::f64::consts::TAU.sqrt());
+                dens += match domain {
+                    Domain::Interval => norm * (-(x - m).powi(2) / (2.0 * s * s)).exp(),
+                    Domain::Torus => (-20..=20)
+                        .map(|k| norm * (-(x + k as f64 - m).powi(2) / (2.0 * s * s)).exp())
+                        .sum(),
+                };
+            }
+            if dens.is_nan() || dens <= 0.0 {
+                return Err(bad("the density underflows to 0 on the grid; widen it"));
+            }
+            Ok(-dens.ln())
+        }
         _ => Err(bad(
-            "unknown entry (expected uniform, cos:A:K, gauss:M:S or pushed:C:G)",
+            "unknown entry (expected uniform, cos:A:K, gauss:M:S, mix:W:M:S[:W:M:S...] or pushed:C:G)",
         )),
     }
 }

@@ -23,10 +23,12 @@
 //!   the crate's ODE path, the marginals $\rho_k$, $\rho_t$, their Bures distance, the
 //!   first-order correction, the fixed point $P_\infty$ and the linear rate of $P_k\to P_\infty$.
 //! * [`grid`] — the PMA on 1-D grids (torus and interval; explicit under a CFL bound, implicit
-//!   by Newton with faer), the Brenier map from the CDFs, and the seed's IPFP on the same grids
+//!   by Newton with faer), the transient of the first-order IPFP correction, the Brenier map
+//!   from the CDFs, and the seed's IPFP on the same grids
 //!   through the engine's [`crate::sinkhorn::Stepper`] and separable grid kernel.
-//! * [`grid2d`] — the PMA (explicit) and the seed's IPFP on the 2-D torus, with a manufactured
-//!   pair whose Brenier map is known.
+//! * [`grid2d`] — the PMA (explicit, or implicit by Newton with faer's sparse LU) on the 2-D
+//!   torus and box, the seed's IPFP on the same grids, a manufactured pair whose Brenier map is
+//!   known, Gaussian and mixture catalogue entries, and the linearised 2-D $W_2$.
 //! * [`mirror`] — Wasserstein mirror gradient flows of Gaussians (seed 002, examples 1–3) beside
 //!   the Wasserstein gradient flows of the same energies, and the Euclidean mirror examples.
 //! * [`particles`] — the seed's IPFP on samples (the engine's point clouds) and the barycentric
@@ -123,7 +125,7 @@ pub enum PmaError {
     #[error("invalid time step: {0}")]
     InvalidStep(String),
     /// An explicit step beyond the CFL bound $\Delta t\le\tfrac{h^2}{2}\min_j\varphi''_j$.
-    #[error("explicit step {step}: dt = {dt:e} exceeds the stability bound; the largest stable dt is {dt_max:e} (h^2 min phi''/2), or use --scheme implicit")]
+    #[error("explicit step {step}: dt = {dt:e} exceeds the stability bound; the largest stable dt is {dt_max:e} (h^2 min phi''/2 in 1-D, h^2 min det H/(2 tr H) in 2-D), or use --scheme implicit")]
     Cfl {
         /// The step about to be taken (1-based).
         step: usize,

@@ -38,5 +38,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(pma::Grid2dCase),
         Box::new(pma::Particles),
         Box::new(pma::MirrorExamples),
+        Box::new(pma::BoxGaussian2d),
     ]
 }
