@@ -362,6 +362,14 @@ class ReleasesTheGilAndStopsOnCtrlC(unittest.TestCase):
 
 
 class Validation(unittest.TestCase):
+    def test_submodules_import_like_packages(self):
+        import sinkflow.gaussian as g
+        from sinkflow.sinkhorn import solve
+
+        self.assertIs(g, sinkflow.gaussian)
+        self.assertIs(solve, sinkflow.sinkhorn.solve)
+        self.assertTrue(sinkflow.__version__)
+
     def test_experiments_are_listed(self):
         ex = sinkflow.experiments()
         self.assertGreater(len(ex), 5)

@@ -4,9 +4,8 @@ numpy-native bindings of the Rust crate ``sinkflow``.
 
 Conventions (the same as the crate's; see each function's docstring):
 
-* cost ``cost="sq"`` is ``c(x, y) = |x - y|^2`` (the default); ``cost="half-sq"`` is
-  ``|x - y|^2 / 2`` (GeomLoss's ``p=2`` and OTT-JAX's default ``SqEuclidean`` are ``|x-y|^2``
-  for OTT and ``|x-y|^2/2`` for GeomLoss);
+* cost ``cost="sq"`` is ``c(x, y) = |x - y|^2`` (the default; OTT-JAX's ``SqEuclidean``);
+  ``cost="half-sq"`` is ``|x - y|^2 / 2`` (GeomLoss's ``p=2`` cost);
 * ``eps`` multiplies KL(P | a x b) and is in the units of the cost;
 * ``OT_eps = <P, C> + eps KL(P | a x b)`` is ``result.ot`` (OTT-JAX's ``reg_ot_cost``);
   ``<P, C>`` is ``result.transport_cost`` (what POT's ``ot.sinkhorn2`` returns with
