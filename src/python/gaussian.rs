@@ -156,7 +156,14 @@ fn map_points<'py>(
     }
 }
 
-/// Entropic OT between N(m1, S1) and N(m2, S2) in closed form.
+/// Entropic OT between N(m1, S1) and N(m2, S2) in closed form (S PSD, singular allowed).
+///
+/// OT_eps = <pi, c> + eps KL(pi | mu x nu) with cost "sq" (|x-y|^2, default) or "half-sq"
+/// (|x-y|^2/2: the "sq" quantities at 2 eps, halved). Means (d,), covariances (d, d); scalars
+/// for d = 1. Returns a GaussianOT: .value (OT_eps; OTT-JAX's reg_ot_cost), .transport_cost
+/// (<pi, c>; POT's sinkhorn2), .mutual_information (KL), .potentials (f, g as
+/// {"quad", "lin", "constant"}), .map_matrix K (T(x) = m2 + K (x - m1)), .plan, .map(x).
+/// Raises InputError on bad input.
 #[pyfunction]
 #[pyo3(signature = (m1, S1, m2, S2, eps, cost="sq"))]
 #[allow(non_snake_case)]
@@ -179,7 +186,8 @@ fn ot(
     Ok(GaussianOt { inner, mu_mean })
 }
 
-/// S_eps(μ, ν) in closed form.
+/// The Sinkhorn divergence S_eps(mu, nu) = OT_eps(mu,nu) - OT_eps(mu,mu)/2 - OT_eps(nu,nu)/2
+/// between Gaussians, in closed form (cost and eps as in ot).
 #[pyfunction]
 #[pyo3(signature = (m1, S1, m2, S2, eps, cost="sq"))]
 #[allow(non_snake_case)]
@@ -308,7 +316,13 @@ fn trajectory<'py>(py: Python<'py>, t: FlowTrajectory) -> PyResult<Bound<'py, Py
     )
 }
 
-/// The Wasserstein gradient flow of S_eps(·, N(m_target, S_target)) among Gaussians.
+/// The Wasserstein gradient flow of S_eps(., N(m_target, S_target)) among Gaussians.
+///
+/// mu_t = N(m_t, S_t) with velocity v = 2 (T_{mu,target} - T_{mu,mu}) for cost "sq"
+/// (T_{mu,target} - T_{mu,mu} at 2 eps for "half-sq"): m' = 2 (m* - m) and the covariance ODE,
+/// integrated adaptively (method "dopri5" or "dop853", rtol, atol) and reported at the
+/// samples + 1 times k t_end / samples. Returns {"t", "means" (K+1, d), "covs" (K+1, d, d),
+/// "divergence" (S_eps(mu_t, target)), "dissipation" (int |v|^2 dmu_t), counters}.
 #[pyfunction]
 #[pyo3(name = "flow", signature = (m0, S0, m_target, S_target, eps, t_end, samples=100, *, cost="sq", rtol=1e-10, atol=1e-12, method="dopri5"))]
 #[allow(non_snake_case, clippy::too_many_arguments)]

@@ -239,7 +239,22 @@ fn not_converged(py: Python<'_>, res: SinkhornResult) -> PyErr {
     }
 }
 
-/// Sinkhorn solve of OT_eps(μ, ν) (see the stub for the documentation).
+/// Solve entropic OT between two weighted point clouds with the log-domain Sinkhorn engine.
+///
+/// OT_eps(mu, nu) = min_P <P, C> + eps KL(P | a x b), C_ij = c(x_i, y_j) with cost "sq"
+/// (|x-y|^2, the default) or "half-sq" (|x-y|^2/2); eps is in the units of the cost.
+///
+/// x (n, d) or (n,), y (m, d) or (m,): float64 or float32 (computed in float64), C or Fortran
+/// order. wx, wy: weights summing to 1 (normalise=True rescales), uniform when None.
+///
+/// Returns a SinkhornResult: .ot = OT_eps (dual value; OTT-JAX's reg_ot_cost), .transport_cost
+/// = <P, C> (POT's ot.sinkhorn2(a, b, M, reg=eps)), .f, .g (P = exp((f+g-C)/eps) a x b),
+/// .iterations, .marginal_error (L1, first marginal), .converged; .plan(), .barycentric_map(z).
+/// GeomLoss's SamplesLoss("sinkhorn", p=2, blur=b) corresponds to eps = b**2, cost="half-sq".
+///
+/// Raises InputError on bad input; ConvergenceError (with .residual and .result) when tol is not
+/// reached in max_iters iterations, unless allow_nonconvergence=True. Releases the GIL; Ctrl-C
+/// stops it.
 #[pyfunction]
 #[pyo3(signature = (x, y, eps, wx=None, wy=None, *, tol=1e-9, max_iters=10_000, cost="sq",
     eps_scaling=false, over_relaxation=None, mode="auto", normalise=false,
@@ -335,7 +350,12 @@ impl DivergenceResult {
     }
 }
 
-/// Debiased Sinkhorn divergence S_eps(μ, ν) (see the stub).
+/// The debiased Sinkhorn divergence S_eps = OT_eps(mu,nu) - OT_eps(mu,mu)/2 - OT_eps(nu,nu)/2 >= 0.
+///
+/// Same inputs, conventions and options as solve (the self terms use the averaged symmetric
+/// solver). GeomLoss's SamplesLoss("sinkhorn", p=2, blur=b, debias=True) is
+/// divergence(x, y, b**2, cost="half-sq").divergence at convergence. Returns a
+/// DivergenceResult (.divergence, .ot_xy, .ot_xx, .ot_yy, .converged, .xy).
 #[pyfunction]
 #[pyo3(signature = (x, y, eps, wx=None, wy=None, *, tol=1e-9, max_iters=10_000, cost="sq",
     eps_scaling=false, over_relaxation=None, mode="auto", normalise=false,
@@ -500,7 +520,11 @@ impl PyStepper {
     }
 }
 
-/// A step-by-step Sinkhorn iteration (see the stub).
+/// A Sinkhorn iteration driven one half-step at a time, from (f0, g0) (zeros by default).
+///
+/// Iterating yields (kind, f, g, violation_before) with kind "f" (f <- T(g, nu)) and "g"
+/// (g <- T(f, mu)) alternating from "f"; after k pairs, (f, g) equals solve(..., max_iters=k,
+/// allow_nonconvergence=True) bit for bit. Also .step_f(), .step_g(), .plan(), .dual_value().
 #[pyfunction]
 #[pyo3(signature = (x, y, eps, wx=None, wy=None, *, cost="sq", mode="auto", normalise=false, f0=None, g0=None))]
 #[allow(clippy::too_many_arguments)]
