@@ -60,6 +60,7 @@ pub mod error;
 
 pub mod finite;
 pub mod gaussian;
+pub mod interrupt;
 pub mod io;
 pub mod linalg;
 pub mod particles;
@@ -70,6 +71,18 @@ pub mod sinkhorn;
 // With the `lapack` feature, link the system OpenBLAS that provides LAPACK to nalgebra-lapack.
 #[cfg(feature = "lapack")]
 extern crate openblas_src;
+
+// The Python bindings (feature `python`; `pip install .`): see `src/python/mod.rs`.
+#[cfg(feature = "python")]
+mod python;
+// `sinkflow.validate` runs the binary's validation campaign: with the feature, its sources are
+// compiled into the library too (they name the crate `sinkflow::`, hence the alias).
+#[cfg(feature = "python")]
+extern crate self as sinkflow;
+#[cfg(feature = "python")]
+#[path = "validation/mod.rs"]
+#[allow(dead_code)]
+mod validation;
 
 pub use cost::Cost;
 pub use error::{Classify, ErrorClass};

@@ -325,6 +325,11 @@ pub fn particle_flow(
         Ok(v)
     };
     for s in 1..=steps {
+        if crate::interrupt::requested() {
+            return Err(ParticleError::Interrupted {
+                at: (s - 1) as f64 * h,
+            });
+        }
         let v1 = evaluate(&x, &mut warm, &mut rec.out)?;
         let xn = match params.integrator {
             Integrator::Euler => &x + &v1 * h,

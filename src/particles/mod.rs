@@ -82,6 +82,12 @@ pub enum ParticleError {
         /// The engine error's policy class.
         class: ErrorClass,
     },
+    /// The flow was stopped by the caller's interrupt check ([`crate::interrupt`]).
+    #[error("interrupted at t = {at}")]
+    Interrupted {
+        /// Time of the flow reached.
+        at: f64,
+    },
     /// A computation on valid input broke down (non-finite state, no convergence).
     #[error("numerical breakdown{}: {what}", at.map(|t| format!(" at t = {t}")).unwrap_or_default())]
     Breakdown {
@@ -96,7 +102,9 @@ impl Classify for ParticleError {
     fn class(&self) -> ErrorClass {
         match self {
             ParticleError::Engine { class, .. } => *class,
-            ParticleError::Breakdown { .. } => ErrorClass::Numerical,
+            ParticleError::Breakdown { .. } | ParticleError::Interrupted { .. } => {
+                ErrorClass::Numerical
+            }
             _ => ErrorClass::BadInput,
         }
     }

@@ -90,6 +90,12 @@ pub enum SinkhornError {
         /// The iteration at which it happened.
         iteration: usize,
     },
+    /// The computation was stopped by the caller's interrupt check ([`crate::interrupt`]).
+    #[error("interrupted after {iterations} Sinkhorn iterations")]
+    Interrupted {
+        /// Iterations performed.
+        iterations: usize,
+    },
     /// A request too large for this machine's memory (refused before allocating).
     #[error(transparent)]
     TooLarge(#[from] crate::error::TooLarge),
@@ -116,9 +122,9 @@ pub enum SinkhornError {
 impl Classify for SinkhornError {
     fn class(&self) -> ErrorClass {
         match self {
-            SinkhornError::NotConverged { .. } | SinkhornError::Breakdown { .. } => {
-                ErrorClass::Numerical
-            }
+            SinkhornError::NotConverged { .. }
+            | SinkhornError::Breakdown { .. }
+            | SinkhornError::Interrupted { .. } => ErrorClass::Numerical,
             _ => ErrorClass::BadInput,
         }
     }

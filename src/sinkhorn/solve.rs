@@ -349,6 +349,9 @@ pub(crate) fn stop_rule(
     if !residual.is_finite() {
         return Err(SinkhornError::Breakdown { iteration: k });
     }
+    if crate::interrupt::requested() {
+        return Err(SinkhornError::Interrupted { iterations: k });
+    }
     if k > annealing && residual <= tol {
         return Ok(Some(true));
     }
@@ -411,6 +414,9 @@ fn run(
                 Relaxed::Continue => {
                     if params.record_history {
                         history.push(err);
+                    }
+                    if crate::interrupt::requested() {
+                        return Err(SinkhornError::Interrupted { iterations: k });
                     }
                     if k >= total_max {
                         break (err, false);

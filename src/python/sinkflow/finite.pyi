@@ -1,0 +1,19 @@
+"""The Sinkhorn potential flow on a finite space X = {x_1..x_N} (seed 000), cost |x-y|^2
+(or "half-sq"), for E(mu) = sum V mu. The Gibbs kernel's conditioning is checked first:
+past ``max_condition`` the run is refused (InputError naming the largest safe eps).
+"""
+
+from typing import Any, Dict, Tuple
+
+from numpy.typing import ArrayLike
+
+def flow(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, dt: float, steps: int, *, cost: str = "sq", scheme: str = "implicit", max_condition: float = 1e10) -> Dict[str, Any]:
+    """Resolvent flow in the b-variable ("implicit" or "reflected"): {"t", "mu" (steps+1, N),
+    "a", "energy", "mass", "kkt_residual", "cond_k", "initial_error"}."""
+
+def sjko(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, tau: float, steps: int, *, cost: str = "sq", tol: float = 1e-10, max_newton: int = 300, sinkhorn_tol: float = 1e-13) -> Dict[str, Any]:
+    """The Sinkhorn JKO scheme (log domain): {"t", "mu", "energy", "mass", "kkt_residual",
+    "newton_iterations", "hessian_cond"}."""
+
+def kernel_condition(points: ArrayLike, eps: float, *, cost: str = "sq", limit: float = 1e10) -> Tuple[float, float]:
+    """(cond(K) at eps, the largest eps with cond(K) <= limit)."""
