@@ -3,7 +3,9 @@
 //! A caller may install a check on the current thread with [`with_check`]; the iterative
 //! solvers call [`requested`] once per iteration (the Sinkhorn engine: once per full
 //! iteration of the alternating and symmetric solvers, which every flow, SJKO step and IPFP run
-//! goes through) and stop with a typed "interrupted" error when it returns `true`. With no
+//! goes through; the particle flows, the finite-space flows and SJKO, the PMA solvers and the
+//! grid IPFP once per step) and stop with a typed "interrupted" error when it returns `true`.
+//! The Gaussian ODE integrations are not interruptible (they take milliseconds). With no
 //! check installed (the default, and everything the CLI does) [`requested`] is a thread-local
 //! read that returns `false`: results and speed are unchanged.
 //!

@@ -517,3 +517,34 @@ fn upwind_2d_is_the_trinomial_walk_for_a_linear_potential_and_traps_in_local_min
     nan[5] = f64::NAN;
     assert!(wasserstein_upwind_2d(&g, &g, &nan, &bump, &[1.0]).is_err());
 }
+
+/// A cancellation request ([`sinkflow::interrupt`], how the Python bindings deliver Ctrl-C)
+/// stops the resolvent flow with a typed error naming the step; without one nothing changes.
+#[test]
+fn an_interrupt_request_stops_the_flow_with_a_typed_error() {
+    let (space, kernel, v) = double_well_setup(20, 0.5);
+    let mu0 = uniform(&space);
+    let p = FlowParams {
+        dt: 0.05,
+        steps: 5,
+        lcp: LcpParams::default(),
+        bmap: Default::default(),
+    };
+    let err =
+        sinkflow::interrupt::with_check(|| true, || resolvent_flow(&space, &kernel, &v, &mu0, &p))
+            .unwrap_err();
+    // the request is seen first by the engine's solve of the b-map, or by the first step
+    assert!(
+        matches!(
+            err,
+            FiniteError::Interrupted { step: 1 }
+                | FiniteError::Engine(sinkflow::sinkhorn::SinkhornError::Interrupted { .. })
+        ),
+        "{err}"
+    );
+    let a =
+        sinkflow::interrupt::with_check(|| false, || resolvent_flow(&space, &kernel, &v, &mu0, &p))
+            .unwrap();
+    let b = resolvent_flow(&space, &kernel, &v, &mu0, &p).unwrap();
+    assert_eq!(a.mu, b.mu);
+}

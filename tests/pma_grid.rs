@@ -354,3 +354,24 @@ fn interval_ipfp_has_a_sqrt_eps_boundary_layer_and_is_order_eps_inside() {
         fi.slope
     );
 }
+
+/// A cancellation request ([`sinkflow::interrupt`], how the Python bindings deliver Ctrl-C)
+/// stops the PMA stepping and the grid IPFP with a typed error naming the step.
+#[test]
+fn an_interrupt_request_stops_pma_and_ipfp_with_a_typed_error() {
+    let (grid, f, g) = manufactured(32);
+    let p = PmaParams {
+        t_end: 0.1,
+        dt: 0.01,
+        samples: 1,
+        scheme: Scheme::Implicit,
+        ..PmaParams::default()
+    };
+    let err =
+        sinkflow::interrupt::with_check(|| true, || solve_pma(&grid, &f, &g, &p)).unwrap_err();
+    assert!(matches!(err, PmaError::Interrupted { step: 1 }), "{err}");
+    let err =
+        sinkflow::interrupt::with_check(|| true, || ipfp(&grid, &f, &g, 0.01, 0.1, 1)).unwrap_err();
+    assert!(matches!(err, PmaError::Interrupted { step: 1 }), "{err}");
+    assert!(solve_pma(&grid, &f, &g, &p).is_ok());
+}

@@ -147,6 +147,12 @@ pub enum FiniteError {
     /// The Sinkhorn engine failed.
     #[error("Sinkhorn engine: {0}")]
     Engine(#[from] SinkhornError),
+    /// The caller asked the computation to stop ([`crate::interrupt`]) before this step.
+    #[error("interrupted before step {step}")]
+    Interrupted {
+        /// The step that was about to run (1-based).
+        step: usize,
+    },
 }
 
 impl Classify for FiniteError {
@@ -154,7 +160,8 @@ impl Classify for FiniteError {
         match self {
             FiniteError::LcpNotSolved { .. }
             | FiniteError::SjkoNotConverged { .. }
-            | FiniteError::Breakdown { .. } => ErrorClass::Numerical,
+            | FiniteError::Breakdown { .. }
+            | FiniteError::Interrupted { .. } => ErrorClass::Numerical,
             FiniteError::Engine(e) => e.class(),
             _ => ErrorClass::BadInput,
         }
@@ -219,4 +226,13 @@ pub fn check_probability(mu: &[f64], n: usize, what: &str) -> Result<(), FiniteE
         });
     }
     Ok(())
+}
+
+/// The per-step cancellation point of the finite-space flows ([`crate::interrupt`]).
+pub(crate) fn check_interrupt(step: usize) -> Result<(), FiniteError> {
+    if crate::interrupt::requested() {
+        Err(FiniteError::Interrupted { step })
+    } else {
+        Ok(())
+    }
 }

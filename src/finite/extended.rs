@@ -242,6 +242,7 @@ pub fn resolvent_flow_dd(
     let mut support: Vec<usize> = (0..n).filter(|&i| a[i] > Dd::ZERO).collect();
     for step in 1..=params.steps {
         let b = matvec_dd(&kernel.k, &a);
+        super::error::check_interrupt(step)?;
         let (a_new, r) = lcp.solve(&b, &support, step, &params.lcp, "")?;
         support = (0..n).filter(|&i| a_new[i] > Dd::ZERO).collect();
         a = a_new;
@@ -281,6 +282,7 @@ pub fn reflected_flow_dd(
     let mut proj_support = half_support.clone();
     for step in 1..=params.steps {
         let b_k = matvec_dd(&kernel.k, &a);
+        super::error::check_interrupt(step)?;
         let (mid, r1) = half.solve(&b_k, &half_support, step, &params.lcp, "half step: ")?;
         half_support = (0..n).filter(|&i| mid[i] > Dd::ZERO).collect();
         let kb = matvec_dd(&kernel.k, &mid);

@@ -272,6 +272,7 @@ pub fn resolvent_flow(
     rec.push(0, a0, 0.0, None);
     for k in 1..=params.steps {
         let sol = res.step(rec.last_a(), k)?;
+        super::error::check_interrupt(k)?;
         rec.push(k, sol.a, sol.residual, Some(sol.method));
     }
     Ok(rec.finish(res.factorisations()))
@@ -306,6 +307,7 @@ pub fn reflected_flow(
     rec.push(0, a0, 0.0, None);
     for k in 1..=params.steps {
         let a_k = rec.last_a();
+        super::error::check_interrupt(k)?;
         let b_k = kernel.apply(a_k);
         let mid = half.apply_step(&b_k, k)?;
         let kb = kernel.apply(&mid.a);

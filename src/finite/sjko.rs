@@ -456,6 +456,7 @@ pub fn sjko_flow(
     };
     for k in 1..=params.steps {
         let prev = out.mu.last().expect("row 0").clone();
+        super::error::check_interrupt(k)?;
         let st = sjko_step(space, eps, v, &prev, &prev, params, k)?;
         out.t.push(k as f64 * params.tau);
         out.energy.push(dot(v, &st.mu));

@@ -451,6 +451,7 @@ pub fn solve_pma_observed(
     let mut snaps = vec![snapshot(grid, &f, &g, &u, 0.0)];
     let mut next_out = 1;
     for step in 1..=steps {
+        super::check_interrupt(step)?;
         match params.scheme {
             Scheme::Explicit => {
                 // one pass: phi'', grad phi, the CFL bound and r(u), then the update
@@ -595,6 +596,7 @@ pub fn correction_transient(
     let (mut d2, mut d1) = (vec![0.0; n], vec![0.0; n]);
     let (mut r, mut lh) = (vec![0.0; n], vec![0.0; n]);
     for step in 1..=steps {
+        super::check_interrupt(step)?;
         derivatives(grid, &u, &mut d2, &mut d1);
         let mut min2 = f64::INFINITY;
         for j in 0..n {
@@ -813,6 +815,7 @@ pub fn ipfp_observed(
     )?);
     let mut prev_f = vec![0.0; n];
     for it in 1..=k {
+        super::check_interrupt(it)?;
         prev_f.copy_from_slice(st.f());
         st.step_g();
         st.step_f();

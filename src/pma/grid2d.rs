@@ -334,6 +334,7 @@ pub fn solve_pma_2d_observed(
     // symbolic LU analysis (fill-reducing ordering, elimination tree) serves the whole run
     let mut symbolic: Option<SymbolicLu<usize>> = None;
     for step in 1..=steps {
+        super::check_interrupt(step)?;
         match params.scheme {
             Scheme::Explicit => {
                 let mut bound = f64::INFINITY;
@@ -622,6 +623,7 @@ pub fn ipfp_2d_observed(
     }];
     let mut prev = zeros.clone();
     for it in 1..=k {
+        super::check_interrupt(it)?;
         prev.copy_from_slice(st.f());
         st.step_g();
         st.step_f();

@@ -121,6 +121,13 @@ pub enum PmaError {
     /// Nodal density values that are not acceptable (zero, NaN, not normalised, unknown name).
     #[error("invalid density: {0}")]
     InvalidDensity(String),
+    /// The caller asked the computation to stop ([`crate::interrupt`]) before this step
+    /// (time step or IPFP iteration).
+    #[error("interrupted before step {step}")]
+    Interrupted {
+        /// The step that was about to run (1-based).
+        step: usize,
+    },
     /// A time step that is not acceptable (dt <= 0, T/dt not whole, outputs off the steps).
     #[error("invalid time step: {0}")]
     InvalidStep(String),
@@ -202,7 +209,8 @@ impl Classify for PmaError {
             PmaError::Integration { .. }
             | PmaError::NonFiniteResult { .. }
             | PmaError::NotConvex { .. }
-            | PmaError::NewtonFailed { .. } => ErrorClass::Numerical,
+            | PmaError::NewtonFailed { .. }
+            | PmaError::Interrupted { .. } => ErrorClass::Numerical,
             PmaError::NotPositiveDefinite { computed, .. } => {
                 if *computed {
                     ErrorClass::Numerical
@@ -292,5 +300,14 @@ pub(crate) fn check_potential(
         )))
     } else {
         Ok(f.to_vec())
+    }
+}
+
+/// The per-step cancellation point of the PMA solvers and grid IPFP ([`crate::interrupt`]).
+pub(crate) fn check_interrupt(step: usize) -> Result<(), PmaError> {
+    if crate::interrupt::requested() {
+        Err(PmaError::Interrupted { step })
+    } else {
+        Ok(())
     }
 }
