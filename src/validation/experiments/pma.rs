@@ -929,54 +929,80 @@ impl Experiment for Particles {
         let eps = ctx.f64("eps")?;
         let t_end = ctx.f64("t_end")?;
         let ns = ctx.vec_usize("ns")?;
-        let seeds = ctx.usize("seeds")? as u64;
+        let reps = ctx.usize("reps")?;
         let sweep = ctx.vec_f64("eps_sweep")?;
         let sweep_n = ctx.usize("sweep_n")?;
-        ctx.set_steps((ns.len() + sweep.len()) as u64);
+        let sweep_reps = reps.min(4);
+        ctx.set_steps((ns.len() * reps + sweep.len() * sweep_reps) as u64);
         let s = DMatrix::from_row_slice(2, 2, &[1.0, 0.3, 0.3, 0.7]);
         let t = DMatrix::from_row_slice(2, 2, &[0.5, -0.1, -0.1, 1.5]);
         let pma = GaussianPma::new(&s, &t).map_err(e2s)?;
         let mu = Gaussian::new(nalgebra::DVector::zeros(2), s).map_err(e2s)?;
         let nu = Gaussian::new(nalgebra::DVector::zeros(2), t).map_err(e2s)?;
         let a_t = pma.riccati(t_end).map_err(e2s)?;
-        // (rms vs P_k x, rms vs A_t x), mean over seeds
-        let run = |n: usize, eps: f64| -> Result<(f64, f64), String> {
-            let (mut e_p, mut e_a) = (0.0, 0.0);
-            for seed in 0..seeds {
-                let mut rng = catalog::seeded(100 + seed);
-                let xs = mu.sample(n, &mut rng);
-                let ys = nu.sample(n, &mut rng);
-                let x = PointCloud::uniform(&xs).map_err(e2s)?;
-                let y = PointCloud::uniform(&ys).map_err(e2s)?;
-                let (k, grad) = particle_ipfp(&x, &y, eps, t_end).map_err(e2s)?;
-                let (_, pk) = pma.ipfp_pair(eps, k).map_err(e2s)?;
-                let (mut sp, mut sa) = (0.0, 0.0);
-                for i in 0..n {
-                    let xi = nalgebra::DVector::from_row_slice(&[xs[(i, 0)], xs[(i, 1)]]);
-                    let (p, q) = (&pk * &xi, &a_t * &xi);
-                    sp += (grad[2 * i] - p[0]).powi(2) + (grad[2 * i + 1] - p[1]).powi(2);
-                    sa += (grad[2 * i] - q[0]).powi(2) + (grad[2 * i + 1] - q[1]).powi(2);
-                }
-                e_p += (sp / n as f64).sqrt();
-                e_a += (sa / n as f64).sqrt();
+        // One draw of N samples from the replicate's seed: (rms vs P_k x, rms vs A_t x).
+        let run = |n: usize, eps: f64, seed: u64| -> Result<(f64, f64), String> {
+            let mut rng = catalog::seeded(seed);
+            let xs = mu.sample(n, &mut rng);
+            let ys = nu.sample(n, &mut rng);
+            let x = PointCloud::uniform(&xs).map_err(e2s)?;
+            let y = PointCloud::uniform(&ys).map_err(e2s)?;
+            let (k, grad) = particle_ipfp(&x, &y, eps, t_end).map_err(e2s)?;
+            let (_, pk) = pma.ipfp_pair(eps, k).map_err(e2s)?;
+            let (mut sp, mut sa) = (0.0, 0.0);
+            for i in 0..n {
+                let xi = nalgebra::DVector::from_row_slice(&[xs[(i, 0)], xs[(i, 1)]]);
+                let (p, q) = (&pk * &xi, &a_t * &xi);
+                sp += (grad[2 * i] - p[0]).powi(2) + (grad[2 * i + 1] - p[1]).powi(2);
+                sa += (grad[2 * i] - q[0]).powi(2) + (grad[2 * i + 1] - q[1]).powi(2);
             }
-            Ok((e_p / seeds as f64, e_a / seeds as f64))
+            Ok(((sp / n as f64).sqrt(), (sa / n as f64).sqrt()))
         };
-        let mut errs = Vec::new();
-        let mut rows = Vec::new();
-        for &n in &ns {
-            let (ep, ea) = run(n, eps)?;
-            errs.push(ep);
-            rows.push(vec![n.to_string(), fmt_num(eps), fmt_num(ep), fmt_num(ea)]);
-            ctx.step();
-        }
         let nsf: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+        // errs[r][j], errs_a[r][j]: replicate r (seed from `validate --seed`), size ns[j].
+        let mut errs_r = Vec::with_capacity(reps);
+        let mut errs_a = Vec::with_capacity(reps);
+        let mut slopes = Vec::with_capacity(reps);
+        for r in 0..reps {
+            let seed = ctx.replicate_seed(r);
+            let (mut ep, mut ea) = (Vec::new(), Vec::new());
+            for (j, &n) in ns.iter().enumerate() {
+                let (p, a) = run(n, eps, seed.wrapping_add(j as u64))?;
+                ep.push(p);
+                ea.push(a);
+                ctx.step();
+            }
+            slopes.push(fit_loglog(&nsf, &ep)?.slope);
+            errs_r.push(ep);
+            errs_a.push(ea);
+        }
+        ctx.measure_replicates("sample_slope", &slopes);
+        let mean_over =
+            |e: &Vec<Vec<f64>>, j: usize| e.iter().map(|r| r[j]).sum::<f64>() / e.len() as f64;
+        let errs: Vec<f64> = (0..ns.len()).map(|j| mean_over(&errs_r, j)).collect();
         let fit = fit_loglog(&nsf, &errs)?;
-        ctx.measure("sample_slope", fit.slope);
+        let mut rows: Vec<Vec<String>> = ns
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                vec![
+                    n.to_string(),
+                    fmt_num(eps),
+                    fmt_num(errs[j]),
+                    fmt_num(mean_over(&errs_a, j)),
+                ]
+            })
+            .collect();
         let mut bias = Vec::new();
         let mut vs_a = Vec::new();
         for &e in &sweep {
-            let (ep, ea) = run(sweep_n, e)?;
+            let (mut ep, mut ea) = (0.0, 0.0);
+            for r in 0..sweep_reps {
+                let (p, a) = run(sweep_n, e, ctx.replicate_seed(r).wrapping_add(1000))?;
+                ep += p / sweep_reps as f64;
+                ea += a / sweep_reps as f64;
+                ctx.step();
+            }
             let k = sinkflow::pma::gaussian::iterations_for(t_end, e).map_err(e2s)?;
             let (_, pk) = pma.ipfp_pair(e, k).map_err(e2s)?;
             bias.push((&pk - &a_t).amax());
@@ -987,10 +1013,9 @@ impl Experiment for Particles {
                 fmt_num(ep),
                 fmt_num(ea),
             ]);
-            ctx.step();
         }
         ctx.table(
-            format!("Particle IPFP, d = 2, t = {t_end}: RMS over samples, mean over {seeds} seeds"),
+            format!("Particle IPFP, d = 2, t = {t_end}: RMS over samples, mean over {reps} replicates (eps sweep: {sweep_reps})"),
             &["N", "eps", "|∇φ_k − P_k x|", "|∇φ_k − A_t x|"],
             rows,
         );
