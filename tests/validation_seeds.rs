@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The experiments that draw samples (their checks carry replicate intervals).
-const SAMPLED: [&str; 4] = [
+const SAMPLED: [&str; 5] = [
     "particles-engine-closed-form",
     "particles-gaussian-crossval",
     "particles-sample-complexity",
     "particles-temperature-sweep",
+    "pma-particles",
 ];
 
 fn run(seed: u64) -> Vec<serde_json::Value> {
