@@ -232,6 +232,58 @@ class PmaGridsBadInput(unittest.TestCase):
                 self.assertIn(text, str(cm.exception))
 
 
+class FiniteMetricAndWasserstein(unittest.TestCase):
+    @unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
+    def test_metric_bit_identical_with_the_cli(self):
+        x = np.array([[0.0, 0.0], [0.3, 0.1], [0.7, 0.4], [1.0, 0.2], [0.5, 0.9]])
+        mu = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+        sigma = np.array([0.5, -0.2, 0.1, -0.3, -0.1])
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [os.path.join(tmp, k + ".npy") for k in ("x", "mu", "sigma")]
+            for p, a in zip(paths, (x, mu, sigma)):
+                np.save(p, a)
+            ref = cli("finite", "metric", "--x", paths[0], "--eps", "0.3", "--mu", paths[1],
+                      "--sigma", paths[2])
+        self.assertEqual(sinkflow.finite.metric(x, mu, sigma, 0.3), ref["g"])
+
+    def test_wasserstein_flow_1d_and_2d(self):
+        x = np.linspace(0.0, 1.0, 11)
+        v = (x - 0.3) ** 2
+        mu0 = np.full(11, 1 / 11)
+        out = sinkflow.finite.wasserstein_flow(x, v, mu0, [0.0, 0.5, 1.0])
+        self.assertEqual(out["mu"].shape, (3, 11))
+        self.assertEqual(out["mu"][0].tolist(), mu0.tolist())
+        self.assertAlmostEqual(out["mu"][-1].sum(), 1.0, places=12)
+        self.assertGreater(out["mu"][-1][3], mu0[3])
+        xs, ys = np.linspace(0, 1, 6), np.linspace(0, 1, 4)
+        X, Y = np.meshgrid(xs, ys)
+        # V depends on x only: mass moves along the last axis, the rows stay equal.
+        out = sinkflow.finite.wasserstein_flow((xs, ys), X, np.full(24, 1 / 24), [0.0, 0.2])
+        self.assertEqual(out["mu"].shape, (2, 4, 6))
+        self.assertAlmostEqual(out["mu"][-1].sum(), 1.0, places=12)
+        last = out["mu"][-1]
+        for j in range(1, 4):
+            np.testing.assert_allclose(last[j], last[0], rtol=1e-12)
+        self.assertGreater(last[0, 0], 1 / 24)
+        self.assertLess(last[0, -1], 1 / 24)
+
+    def test_bad_inputs(self):
+        x = np.linspace(0.0, 1.0, 5)
+        mu = np.full(5, 0.2)
+        cases = [
+            (lambda: sinkflow.finite.metric(x, mu, np.ones(5), 0.3), "mass"),
+            (lambda: sinkflow.finite.metric(x, mu, np.zeros(4), 0.3), "sigma"),
+            (lambda: sinkflow.finite.metric(x, mu, np.zeros(5), -1.0), "eps"),
+            (lambda: sinkflow.finite.wasserstein_flow(x[::-1], x, mu, [1.0]), ""),
+            (lambda: sinkflow.finite.wasserstein_flow(x, x, mu, [1.0, 0.5]), ""),
+        ]
+        for i, (call, text) in enumerate(cases):
+            with self.subTest(case=i, expected=text):
+                with self.assertRaises(InputError) as cm:
+                    call()
+                self.assertIn(text, str(cm.exception))
+
+
 class ArrayHandling(unittest.TestCase):
     """dtype, memory order and shape conventions of the inputs; ownership of the outputs."""
 
