@@ -517,6 +517,21 @@ class ReleasesTheGilAndStopsOnCtrlC(unittest.TestCase):
         self.assertTrue(sinkhorn.solve(x[:20], y[:20], 0.5).converged)
 
     @unittest.skipUnless(hasattr(signal, "pthread_kill"), "POSIX signals")
+    def test_ctrl_c_interrupts_a_long_pma_grid_run(self):
+        if threading.current_thread() is not threading.main_thread():
+            self.skipTest("signals are delivered to the main thread")
+        main = threading.main_thread().ident
+        timer = threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT))
+        t0 = time.perf_counter()
+        timer.start()
+        with self.assertRaises(KeyboardInterrupt):  # 2e6 explicit steps
+            sinkflow.pma.grid("cos:0.3:1", "uniform", "torus", 100.0, 5e-5, n=64,
+                              normalise=True)
+        elapsed = time.perf_counter() - t0
+        timer.join()
+        self.assertLess(elapsed, 0.3 + 1.0)
+
+    @unittest.skipUnless(hasattr(signal, "pthread_kill"), "POSIX signals")
     def test_ctrl_c_interrupts_a_long_particle_flow(self):
         if threading.current_thread() is not threading.main_thread():
             self.skipTest("signals are delivered to the main thread")
