@@ -1,12 +1,12 @@
 //! `sinkflow.finite`: the Sinkhorn potential flow on a finite space (seed 000) and SJKO.
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use super::{dict, parse_cost, points as read_points, run, vector, InputError};
 use crate::finite::{
-    reflected_flow, resolvent_flow, sjko_flow, FiniteError, FiniteSpace, FlowParams, Kernel,
-    KernelParams, SjkoParams,
+    reflected_flow, resolvent_flow, sjko_flow, wasserstein_upwind_1d, wasserstein_upwind_2d,
+    FiniteError, FiniteSpace, FlowParams, Kernel, KernelParams, MuOperators, SjkoParams,
 };
 
 fn rows(v: Vec<Vec<f64>>, n: usize) -> Vec<f64> {
@@ -154,9 +154,98 @@ fn kernel_condition(
     })
 }
 
+/// The metric tensor g_mu(sigma, sigma) of S_eps at mu (the CLI's `finite metric`).
+#[pyfunction]
+#[pyo3(signature = (points, mu, sigma, eps, *, cost="sq"))]
+fn metric(
+    py: Python<'_>,
+    points: &Bound<'_, PyAny>,
+    mu: &Bound<'_, PyAny>,
+    sigma: &Bound<'_, PyAny>,
+    eps: f64,
+    cost: &str,
+) -> PyResult<f64> {
+    let (n, d, x) = read_points(points, "points")?;
+    let mu = vector(mu, "mu")?;
+    let sigma = vector(sigma, "sigma")?;
+    let c = parse_cost(cost)?;
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(InputError::new_err(format!(
+            "eps must be finite and > 0, got {eps}"
+        )));
+    }
+    if let Some(i) = sigma.iter().position(|t| !t.is_finite()) {
+        return Err(InputError::new_err(format!(
+            "sigma: non-finite value at index {i}"
+        )));
+    }
+    if sigma.len() != n {
+        return Err(InputError::new_err(format!(
+            "sigma has {} values but there are {n} points",
+            sigma.len()
+        )));
+    }
+    run(py, move || {
+        let space = FiniteSpace::new(x, d, c)?;
+        let ops = MuOperators::new(&space, eps, &mu, &Default::default())?;
+        ops.metric(&sigma)
+    })
+}
+
+/// The Wasserstein gradient flow of E(μ) = Σ V μ by upwind finite volumes (1-D points or a 2-D
+/// tensor grid).
+#[pyfunction]
+fn wasserstein_flow<'py>(
+    py: Python<'py>,
+    points: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    mu0: &Bound<'py, PyAny>,
+    times: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let times = vector(times, "times")?;
+    let (_, v) = super::to_f64(v, "v")?;
+    let (_, mu0) = super::to_f64(mu0, "mu0")?;
+    let axes: Option<(Vec<f64>, Vec<f64>)> = match points.cast::<PyTuple>() {
+        Ok(t) if t.len() == 2 => Some((
+            vector(&t.get_item(0)?, "points[0]")?,
+            vector(&t.get_item(1)?, "points[1]")?,
+        )),
+        _ => None,
+    };
+    let (shape, out) = match axes {
+        Some((xs, ys)) => {
+            let shape = vec![ys.len(), xs.len()];
+            let out = run(py, move || {
+                wasserstein_upwind_2d(&xs, &ys, &v, &mu0, &times)
+            })?;
+            (shape, out)
+        }
+        None => {
+            let x = vector(points, "points")?;
+            let shape = vec![x.len()];
+            let out = run(py, move || wasserstein_upwind_1d(&x, &v, &mu0, &times))?;
+            (shape, out)
+        }
+    };
+    let k = out.t.len();
+    let n: usize = shape.iter().product();
+    let mut full = vec![k];
+    full.extend(shape);
+    dict(
+        py,
+        vec![
+            ("t", super::arr1(py, out.t)),
+            ("mu", super::arr_nd(py, rows(out.mu, n), &full)?),
+            ("steps", out.steps.into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow, m)?)?;
     m.add_function(wrap_pyfunction!(sjko, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_condition, m)?)?;
+    m.add_function(wrap_pyfunction!(metric, m)?)?;
+    m.add_function(wrap_pyfunction!(wasserstein_flow, m)?)?;
     Ok(())
 }

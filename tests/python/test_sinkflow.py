@@ -112,6 +112,178 @@ class BitIdentityWithTheCli(unittest.TestCase):
         self.assertEqual(got.ot_yy, ref["ot_yy"])
 
 
+@unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
+class PmaGridsBitIdentityWithTheCli(unittest.TestCase):
+    """sinkflow.pma.grid / grid_ipfp give the doubles of `sinkflow pma grid|ipfp --json`."""
+
+    def assert_same(self, got, ref, n2=False):
+        for k in ("t", "residual"):
+            self.assertEqual(got[k].tolist(), ref[k], k)
+        m = len(ref["t"])
+        self.assertEqual(got["x"].reshape(len(ref["x"]), -1).squeeze(-1 if not n2 else None).tolist()
+                         if not n2 else got["x"].reshape(-1, 2).tolist(), ref["x"])
+        for k in ("phi", "rho"):
+            self.assertEqual(got[k].reshape(m, -1).tolist(), ref[k], k)
+        if n2:
+            self.assertEqual(got["grad_phi"].reshape(m, -1, 2).tolist(), ref["grad_phi"])
+        else:
+            self.assertEqual(got["grad_phi"].tolist(), ref["grad_phi"])
+
+    def test_grid_1d_catalogue(self):
+        ref = cli("pma", "grid", "--f", "cos:0.3:1", "--g", "gauss:0.5:0.2", "--domain", "torus",
+                  "--n", "16", "--t-end", "0.1", "--dt", "0.0005", "--samples", "2",
+                  "--normalise")
+        got = sinkflow.pma.grid("cos:0.3:1", "gauss:0.5:0.2", "torus", 0.1, 0.0005, n=16,
+                                samples=2, normalise=True)
+        self.assert_same(got, ref)
+
+    def test_grid_1d_arrays_implicit(self):
+        n = 12
+        x = (np.arange(n) + 0.5) / n
+        f = -np.log(1 + 0.2 * np.cos(np.pi * x))
+        f += np.log(np.mean(np.exp(-f)))
+        g = np.zeros(n)
+        with tempfile.TemporaryDirectory() as tmp:
+            pf, pg = os.path.join(tmp, "f.npy"), os.path.join(tmp, "g.npy")
+            np.save(pf, f)
+            np.save(pg, g)
+            ref = cli("pma", "grid", "--f", pf, "--g", pg, "--domain", "interval", "--n", str(n),
+                      "--t-end", "0.2", "--dt", "0.01", "--scheme", "implicit")
+        got = sinkflow.pma.grid(f, g, "interval", 0.2, 0.01, scheme="implicit")
+        self.assert_same(got, ref)
+
+    def test_grid_2d(self):
+        ref = cli("pma", "grid", "--f", "cos:0.2:1", "--g", "uniform", "--domain", "torus",
+                  "--dim", "2", "--n", "8", "--t-end", "0.02", "--dt", "0.001", "--normalise")
+        got = sinkflow.pma.grid("cos:0.2:1", "uniform", "torus", 0.02, 0.001, n=8, dim=2,
+                                normalise=True)
+        self.assertEqual(got["phi"].shape, (2, 8, 8))
+        self.assert_same(got, ref, n2=True)
+
+    def test_grid_ipfp_1d_and_2d(self):
+        ref = cli("pma", "ipfp", "--f", "cos:0.3:1", "--g", "uniform", "--domain", "torus",
+                  "--n", "16", "--eps", "0.02", "--t-end", "0.1", "--samples", "2", "--normalise")
+        got = sinkflow.pma.grid_ipfp("cos:0.3:1", "uniform", "torus", 0.02, 0.1, n=16,
+                                     samples=2, normalise=True)
+        self.assertEqual(got["k"], ref["k"])
+        self.assert_same(got, ref)
+        ref = cli("pma", "ipfp", "--f", "uniform", "--g", "cos:0.2:1", "--domain", "box",
+                  "--n", "8", "--eps", "0.1", "--t-end", "0.2", "--normalise")
+        got = sinkflow.pma.grid_ipfp("uniform", "cos:0.2:1", "box", 0.1, 0.2, n=8,
+                                     normalise=True)
+        self.assertEqual(got["k"], ref["k"])
+        self.assert_same(got, ref, n2=True)
+
+
+@unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
+class PmaParticlesAndMirrorBitIdentityWithTheCli(unittest.TestCase):
+    def test_particle_ipfp(self):
+        x, y = cloud(20, 2, 11), cloud(25, 2, 12) * 0.7
+        with tempfile.TemporaryDirectory() as tmp:
+            px, py_ = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+            np.save(px, x)
+            np.save(py_, y)
+            ref = cli("pma", "particles", "--x", px, "--y", py_, "--eps", "0.2", "--t-end", "1")
+        got = sinkflow.pma.particle_ipfp(x, y, 0.2, 1.0)
+        self.assertEqual(got["k"], ref["k"])
+        for k in ("t", "x", "phi", "grad_phi", "rho_ratio", "residual"):
+            self.assertEqual(got[k].tolist(), ref[k], k)
+
+    def test_mirror(self):
+        ref = cli("pma", "mirror", "--energy", "kl", "--s0", "1,0;0,2", "--theta", "1,0;0,1",
+                  "--target", "2,0;0,1", "--t-end", "1", "--samples", "2")
+        got = sinkflow.pma.mirror("kl", 1.0, s0=np.diag([1.0, 2.0]), theta=np.eye(2),
+                                  target=np.diag([2.0, 1.0]), samples=2)
+        for k in ("t", "mirror_cov", "wasserstein_cov"):
+            self.assertEqual(got[k].tolist(), ref[k], k)
+        ref = cli("pma", "mirror", "--energy", "euclidean", "--mirror", "quartic", "--t-end",
+                  "3", "--samples", "3")
+        got = sinkflow.pma.mirror("euclidean", 3.0, mirror="quartic", samples=3)
+        for k in ("t", "mirror_z", "gradient_flow_z"):
+            self.assertEqual(got[k].tolist(), ref[k], k)
+
+
+class PmaGridsBadInput(unittest.TestCase):
+    def test_bad_inputs(self):
+        u = np.zeros(8)
+        cases = [
+            (lambda: sinkflow.pma.grid(u, u, "sphere", 0.1, 0.01), "domain"),
+            (lambda: sinkflow.pma.grid(u, u, "torus", 0.1, 0.01, scheme="rk4"), "scheme"),
+            (lambda: sinkflow.pma.grid(u, u, "torus", 0.1, -0.01), "dt"),
+            (lambda: sinkflow.pma.grid(u, u[:6], "torus", 0.1, 0.01), ""),
+            (lambda: sinkflow.pma.grid(u, u + 1.0, "torus", 0.1, 0.01), "g"),
+            (lambda: sinkflow.pma.grid("no-such", "uniform", "torus", 0.1, 0.01, n=8), "catalogue"),
+            (lambda: sinkflow.pma.grid("uniform", "uniform", "torus", 0.1, 0.01), "n is required"),
+            (lambda: sinkflow.pma.grid(u, u, "torus", 0.1, 0.01, phi0=np.zeros(3)), "phi0"),
+            (lambda: sinkflow.pma.grid(np.zeros((8, 8)), np.zeros((8, 8)), "interval", 0.1, 0.01), "domain"),
+            (lambda: sinkflow.pma.grid_ipfp(u, u, "torus", -0.1, 0.1), "eps"),
+            (lambda: sinkflow.pma.grid_ipfp(u, u, "torus", 1e-4, 0.1), ""),
+            (lambda: sinkflow.pma.particle_ipfp(cloud(5, 2, 1), cloud(5, 3, 2), 0.1, 1.0), "dimension"),
+            (lambda: sinkflow.pma.particle_ipfp(cloud(5, 2, 1), cloud(5, 2, 2), 0.0, 1.0), "eps"),
+            (lambda: sinkflow.pma.mirror("kl", 1.0, s0=np.eye(2), theta=np.eye(2)), "target"),
+            (lambda: sinkflow.pma.mirror("entropy", 1.0, s0=-np.eye(2), theta=np.eye(2)), ""),
+            (lambda: sinkflow.pma.mirror("euclidean", 1.0, mirror="cubic"), "unknown mirror"),
+            (lambda: sinkflow.pma.mirror("magic", 1.0, s0=np.eye(2), theta=np.eye(2)), "unknown energy"),
+        ]
+        for i, (call, text) in enumerate(cases):
+            with self.subTest(case=i, expected=text):
+                with self.assertRaises(InputError) as cm:
+                    call()
+                self.assertIn(text, str(cm.exception))
+
+
+class FiniteMetricAndWasserstein(unittest.TestCase):
+    @unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
+    def test_metric_bit_identical_with_the_cli(self):
+        x = np.array([[0.0, 0.0], [0.3, 0.1], [0.7, 0.4], [1.0, 0.2], [0.5, 0.9]])
+        mu = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+        sigma = np.array([0.5, -0.2, 0.1, -0.3, -0.1])
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [os.path.join(tmp, k + ".npy") for k in ("x", "mu", "sigma")]
+            for p, a in zip(paths, (x, mu, sigma)):
+                np.save(p, a)
+            ref = cli("finite", "metric", "--x", paths[0], "--eps", "0.3", "--mu", paths[1],
+                      "--sigma", paths[2])
+        self.assertEqual(sinkflow.finite.metric(x, mu, sigma, 0.3), ref["g"])
+
+    def test_wasserstein_flow_1d_and_2d(self):
+        x = np.linspace(0.0, 1.0, 11)
+        v = (x - 0.3) ** 2
+        mu0 = np.full(11, 1 / 11)
+        out = sinkflow.finite.wasserstein_flow(x, v, mu0, [0.0, 0.5, 1.0])
+        self.assertEqual(out["mu"].shape, (3, 11))
+        self.assertEqual(out["mu"][0].tolist(), mu0.tolist())
+        self.assertAlmostEqual(out["mu"][-1].sum(), 1.0, places=12)
+        self.assertGreater(out["mu"][-1][3], mu0[3])
+        xs, ys = np.linspace(0, 1, 6), np.linspace(0, 1, 4)
+        X, Y = np.meshgrid(xs, ys)
+        # V depends on x only: mass moves along the last axis, the rows stay equal.
+        out = sinkflow.finite.wasserstein_flow((xs, ys), X, np.full(24, 1 / 24), [0.0, 0.2])
+        self.assertEqual(out["mu"].shape, (2, 4, 6))
+        self.assertAlmostEqual(out["mu"][-1].sum(), 1.0, places=12)
+        last = out["mu"][-1]
+        for j in range(1, 4):
+            np.testing.assert_allclose(last[j], last[0], rtol=1e-12)
+        self.assertGreater(last[0, 0], 1 / 24)
+        self.assertLess(last[0, -1], 1 / 24)
+
+    def test_bad_inputs(self):
+        x = np.linspace(0.0, 1.0, 5)
+        mu = np.full(5, 0.2)
+        cases = [
+            (lambda: sinkflow.finite.metric(x, mu, np.ones(5), 0.3), "mass"),
+            (lambda: sinkflow.finite.metric(x, mu, np.zeros(4), 0.3), "sigma"),
+            (lambda: sinkflow.finite.metric(x, mu, np.zeros(5), -1.0), "eps"),
+            (lambda: sinkflow.finite.wasserstein_flow(x[::-1], x, mu, [1.0]), ""),
+            (lambda: sinkflow.finite.wasserstein_flow(x, x, mu, [1.0, 0.5]), ""),
+        ]
+        for i, (call, text) in enumerate(cases):
+            with self.subTest(case=i, expected=text):
+                with self.assertRaises(InputError) as cm:
+                    call()
+                self.assertIn(text, str(cm.exception))
+
+
 class ArrayHandling(unittest.TestCase):
     """dtype, memory order and shape conventions of the inputs; ownership of the outputs."""
 
@@ -343,6 +515,21 @@ class ReleasesTheGilAndStopsOnCtrlC(unittest.TestCase):
         self.assertLess(elapsed, 0.3 + 1.0)
         # The library is usable afterwards (the check was uninstalled, nothing pending).
         self.assertTrue(sinkhorn.solve(x[:20], y[:20], 0.5).converged)
+
+    @unittest.skipUnless(hasattr(signal, "pthread_kill"), "POSIX signals")
+    def test_ctrl_c_interrupts_a_long_pma_grid_run(self):
+        if threading.current_thread() is not threading.main_thread():
+            self.skipTest("signals are delivered to the main thread")
+        main = threading.main_thread().ident
+        timer = threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT))
+        t0 = time.perf_counter()
+        timer.start()
+        with self.assertRaises(KeyboardInterrupt):  # 2e6 explicit steps
+            sinkflow.pma.grid("cos:0.3:1", "uniform", "torus", 100.0, 5e-5, n=64,
+                              normalise=True)
+        elapsed = time.perf_counter() - t0
+        timer.join()
+        self.assertLess(elapsed, 0.3 + 1.0)
 
     @unittest.skipUnless(hasattr(signal, "pthread_kill"), "POSIX signals")
     def test_ctrl_c_interrupts_a_long_particle_flow(self):

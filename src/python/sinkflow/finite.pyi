@@ -3,7 +3,7 @@
 past ``max_condition`` the run is refused (InputError naming the largest safe eps).
 """
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Sequence, Tuple, Union
 
 from numpy.typing import ArrayLike
 
@@ -17,3 +17,18 @@ def sjko(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, tau: float
 
 def kernel_condition(points: ArrayLike, eps: float, *, cost: str = "sq", limit: float = 1e10) -> Tuple[float, float]:
     """(cond(K) at eps, the largest eps with cond(K) <= limit)."""
+
+def metric(points: ArrayLike, mu: ArrayLike, sigma: ArrayLike, eps: float, *, cost: str = "sq") -> float:
+    """The metric tensor g_mu(sigma, sigma) of S_eps at the probability ``mu`` (N,), for a
+    tangent direction ``sigma`` (N,) of zero total mass (the CLI's ``finite metric``)."""
+
+def wasserstein_flow(points: Union[ArrayLike, Tuple[ArrayLike, ArrayLike]], v: ArrayLike, mu0: ArrayLike, times: Sequence[float]) -> Dict[str, Any]:
+    """The Wasserstein gradient flow of E(mu) = sum V mu by upwind finite volumes (explicit
+    Euler under the CFL bound; mass conserved to round-off, masses stay >= 0), to put beside
+    the Sinkhorn potential flow.
+
+    1-D: ``points`` strictly increasing (N,), ``v``, ``mu0`` (N,). 2-D: ``points = (xs, ys)``
+    (a tuple), two strictly increasing axes of the tensor grid; ``v``, ``mu0`` of shape (ny, nx) with
+    entry [j, i] at (xs[i], ys[j]) (``numpy.meshgrid(xs, ys)`` order) or flat (nx ny,).
+    ``times`` ascending, >= 0. Returns {"t", "mu" (len(times), N) or (len(times), ny, nx),
+    "steps" (explicit steps taken)}."""
