@@ -5,8 +5,9 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::{dict, parse_cost, points as read_points, run, vector, InputError};
 use crate::finite::{
-    reflected_flow, resolvent_flow, sjko_flow, wasserstein_upwind_1d, wasserstein_upwind_2d,
-    FiniteError, FiniteSpace, FlowParams, Kernel, KernelParams, MuOperators, SjkoParams,
+    reflected_flow, reflected_flow_dd, resolvent_flow, resolvent_flow_dd, sjko_flow,
+    wasserstein_upwind_1d, wasserstein_upwind_2d, ExtendedKernel, FiniteError, FiniteSpace,
+    FlowParams, Kernel, KernelParams, MuOperators, SjkoParams, DD_MAX_CONDITION,
 };
 
 fn rows(v: Vec<Vec<f64>>, n: usize) -> Vec<f64> {
@@ -19,7 +20,7 @@ fn rows(v: Vec<Vec<f64>>, n: usize) -> Vec<f64> {
 
 /// The implicit (or reflected) resolvent flow of E(μ) = Σ V μ in the b-variable.
 #[pyfunction]
-#[pyo3(signature = (points, v, mu0, eps, dt, steps, *, cost="sq", scheme="implicit", max_condition=1e10))]
+#[pyo3(signature = (points, v, mu0, eps, dt, steps, *, cost="sq", scheme="implicit", precision="double", max_condition=None))]
 #[allow(clippy::too_many_arguments)]
 fn flow<'py>(
     py: Python<'py>,
@@ -31,7 +32,8 @@ fn flow<'py>(
     steps: usize,
     cost: &str,
     scheme: &str,
-    max_condition: f64,
+    precision: &str,
+    max_condition: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (n, d, x) = read_points(points, "points")?;
     let v = vector(v, "v")?;
@@ -46,6 +48,15 @@ fn flow<'py>(
             )))
         }
     };
+    let double_double = match precision {
+        "double" => false,
+        "double-double" => true,
+        other => {
+            return Err(InputError::new_err(format!(
+                "unknown precision '{other}' (expected 'double' or 'double-double')"
+            )))
+        }
+    };
     let params = FlowParams {
         dt,
         steps,
@@ -54,6 +65,16 @@ fn flow<'py>(
     };
     let out = run(py, move || {
         let space = FiniteSpace::new(x, d, c)?;
+        if double_double {
+            let limit = max_condition.unwrap_or(DD_MAX_CONDITION);
+            let kernel = ExtendedKernel::new(&space, eps, limit)?;
+            return if reflected {
+                reflected_flow_dd(&space, &kernel, &v, &mu0, &params)
+            } else {
+                resolvent_flow_dd(&space, &kernel, &v, &mu0, &params)
+            };
+        }
+        let max_condition = max_condition.unwrap_or(KernelParams::default().max_condition);
         let kernel = Kernel::new(&space, eps, &KernelParams { max_condition })?;
         if reflected {
             reflected_flow(&space, &kernel, &v, &mu0, &params)

@@ -246,6 +246,33 @@ class FiniteMetricAndWasserstein(unittest.TestCase):
                       "--sigma", paths[2])
         self.assertEqual(sinkflow.finite.metric(x, mu, sigma, 0.3), ref["g"])
 
+    @unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
+    def test_flow_bit_identical_with_the_cli_in_double_and_double_double(self):
+        # 40 points on [-2, 2], double well, eps = 0.02: s = 1.9 (double is safe) and
+        # eps = 0.15: s = 14, past the double range (cond K ~ 1e15 > 1e10), double-double only
+        x = np.linspace(-2.0, 2.0, 40)
+        v = (x ** 2 - 1.0) ** 2 + 0.3 * x
+        mu0 = np.full(40, 1 / 40)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [os.path.join(tmp, k + ".npy") for k in ("x", "v", "mu0")]
+            for p, a in zip(paths, (x, v, mu0)):
+                np.save(p, a)
+            for eps, precision in ((0.02, "double"), (0.15, "double-double")):
+                for scheme in ("implicit", "reflected"):
+                    ref = cli("finite", "flow", "--x", paths[0], "--v", paths[1], "--mu0",
+                              paths[2], "--eps", repr(eps), "--t-end", "0.1", "--dt", "0.05",
+                              "--scheme", scheme, "--precision", precision)
+                    out = sinkflow.finite.flow(x, v, mu0, eps, 0.05, 2, scheme=scheme,
+                                               precision=precision)
+                    self.assertEqual(out["mu"].tolist(), ref["mu"], (eps, precision, scheme))
+        with self.assertRaises(InputError) as cm:
+            sinkflow.finite.flow(np.linspace(-2, 2, 40), np.zeros(40), np.full(40, 1 / 40),
+                                 0.15, 0.05, 1)
+        self.assertIn("eps", str(cm.exception))
+        with self.assertRaises(InputError):
+            sinkflow.finite.flow(np.linspace(-2, 2, 40), np.zeros(40), np.full(40, 1 / 40),
+                                 0.02, 0.05, 1, precision="quad")
+
     def test_wasserstein_flow_1d_and_2d(self):
         x = np.linspace(0.0, 1.0, 11)
         v = (x - 0.3) ** 2

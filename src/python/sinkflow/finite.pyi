@@ -3,13 +3,18 @@
 past ``max_condition`` the run is refused (InputError naming the largest safe eps).
 """
 
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from numpy.typing import ArrayLike
 
-def flow(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, dt: float, steps: int, *, cost: str = "sq", scheme: str = "implicit", max_condition: float = 1e10) -> Dict[str, Any]:
+def flow(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, dt: float, steps: int, *, cost: str = "sq", scheme: str = "implicit", precision: str = "double", max_condition: Optional[float] = None) -> Dict[str, Any]:
     """Resolvent flow in the b-variable ("implicit" or "reflected"): {"t", "mu" (steps+1, N),
-    "a", "energy", "mass", "kkt_residual", "cond_k", "initial_error"}."""
+    "a", "energy", "mass", "kkt_residual", "cond_k", "initial_error"}.
+
+    ``precision="double-double"`` runs the kernel algebra and the LCP in double-double (about 32
+    significant digits), so that grids past the double-precision safe range (cond K > 1e10) are
+    still certified; ``max_condition`` defaults to 1e10 in double and 1e26 in double-double
+    (same as ``sinkflow finite flow --precision``)."""
 
 def sjko(points: ArrayLike, v: ArrayLike, mu0: ArrayLike, eps: float, tau: float, steps: int, *, cost: str = "sq", tol: float = 1e-10, max_newton: int = 300, sinkhorn_tol: float = 1e-13) -> Dict[str, Any]:
     """The Sinkhorn JKO scheme (log domain): {"t", "mu", "energy", "mass", "kkt_residual",
