@@ -308,7 +308,20 @@ impl TensorGrid {
             // results of line (p, q) land at next[(p * nk + i) * post + q]; compute per line into a
             // small buffer, then scatter (parallel over p when the pass is large)
             let work = pre * post * nk * mk;
-            if work < (1 << 16) || pre == 1 {
+            if work >= (1 << 16) && pre == 1 && post > 1 {
+                // first axis: one block, so parallel over the lines q into a q-major buffer,
+                // then transpose (each line's arithmetic is unchanged, so the result is too)
+                let mut by_line = vec![0.0; post * nk];
+                by_line.par_chunks_mut(nk).enumerate().for_each_init(
+                    || (vec![0.0; mk], vec![0.0; mk]),
+                    |(line, z), (q, o)| line_task(0, q, line, z, o),
+                );
+                for (q, o) in by_line.chunks_exact(nk).enumerate() {
+                    for (i, &v) in o.iter().enumerate() {
+                        next[i * post + q] = v;
+                    }
+                }
+            } else if work < (1 << 16) || pre == 1 {
                 let mut line = vec![0.0; mk];
                 let mut z = vec![0.0; mk];
                 let mut o = vec![0.0; nk];
