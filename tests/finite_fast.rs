@@ -137,8 +137,10 @@ fn complement_path_matches_the_direct_path_on_a_2d_grid() {
     let space = FiniteSpace::grid_2d((-1.0, 1.0, 10), (-1.0, 1.0, 10), Cost::SqEuclidean).unwrap();
     let v = Potential::TiltedMultiwell.on(&space);
     let (worst, tol, used) = check_agreement(&space, 3.0, &v, &uniform(&space), 0.02, 60);
+    // from uniform the 2-D support falls below N/2 after a few steps (7 at h = 0.02); the later
+    // steps exercise the direct side of the switch
     assert!(
-        used > 10,
+        used >= 5,
         "only {used} steps went through the complement path"
     );
     eprintln!("2-D: max relative difference {worst:e} (bound {tol:e}), {used} complement steps");
