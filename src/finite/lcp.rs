@@ -21,6 +21,21 @@
 //! $$r=\max_i\Bigl\lvert\min\Bigl(\frac{a_i}{\lVert a\rVert_\infty},\ \frac{w_i}{\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty}\Bigr)\Bigr\rvert$$
 //! (zero iff $(a,w)$ solves the LCP; invariant under $b\mapsto\lambda b$ and $M\mapsto\lambda M$)
 //! is at most `tol`.
+//!
+//! **Support solves.** Each active-set iterate needs $M_{SS}^{-1}b_S$. A support with
+//! $\lvert S\rvert<N/2$ (or any support below [`LcpParams::complement_min`] points, or a banded $M$
+//! whose exact zeros the direct solves skip) uses an LU of
+//! $M_{SS}$, cached and bordered for nearby supports. A support missing at most half of the
+//! indices, complement $R$, uses $W=M^{-1}$ (one LU of $M$, formed once: $M$ is fixed for a fixed
+//! step) and the bordered system with the whole index set as base:
+//! $$x=y-W_{:R}\,W_{RR}^{-1}y_R,\qquad y=W\tilde b,\quad\tilde b=b\text{ on }S,\ 0\text{ on }R,$$
+//! which gives $x_R=0$ and $(Mx)_S=b_S$. $W_{RR}$ is non-singular: the inverse of a P-matrix is a
+//! P-matrix, and so are its principal submatrices. Its LU is cached and bordered like that of
+//! $M_{SS}$, so a support change costs an LU of size $\min(\lvert S\rvert,\lvert R\rvert)$ at most
+//! instead of $\lvert S\rvert$. Solves through $W$ are refined with products by $M$ itself until
+//! the rows of $S$ are at $10^{-15}$ relative (at most three corrections), else $M_{SS}$ is
+//! factorised: the accepted solution is as accurate as the direct path's
+//! (theory/finite_flow.md §8b).
 
 use std::collections::HashSet;
 
@@ -42,8 +57,9 @@ pub struct LcpParams {
     /// From this size $N$ on, a support $S$ that misses at most half of the indices
     /// ($\lvert R\rvert\le\lvert S\rvert$, $R$ the complement) is solved through the inverse
     /// $W=M^{-1}$ (formed once, $M$ being fixed) and an LU of the $\lvert R\rvert\times\lvert R\rvert$ block
-    /// $W_{RR}$, instead of an LU of $M_{SS}$ (module docs, theory/finite_flow.md §8b). Default 1000;
-    /// `usize::MAX` disables it.
+    /// $W_{RR}$, instead of an LU of $M_{SS}$ (module docs, theory/finite_flow.md §8b), unless $M$
+    /// has a band of exact zeros (then the direct path skips them). Default 1000; `usize::MAX`
+    /// disables it.
     pub complement_min: usize,
 }
 
@@ -216,9 +232,17 @@ impl LcpSolver {
     }
 
     /// Whether support `s` goes through the complement path.
+    ///
+    /// Only for a matrix without a band of exact zeros (at least half of the entries inside the
+    /// column ranges): on a banded $M$ the direct path's solves and bordered updates skip the
+    /// zeros (theory/finite_flow.md §8), while $W$ is dense.
     fn use_complement(&mut self, s: &[usize]) -> bool {
         let n = self.m.nrows();
-        n >= self.complement_min && 2 * s.len() >= n && !s.is_empty() && self.ensure_inverse()
+        if n < self.complement_min || 2 * s.len() < n || s.is_empty() {
+            return false;
+        }
+        let inside: usize = self.ranges.iter().map(|&(lo, hi)| hi - lo).sum();
+        2 * inside >= n * n && self.ensure_inverse()
     }
 
     /// Prepare $W_{RR}^{-1}$ for the complement $R$ of `s`: the cached LU of a base block
@@ -788,7 +812,10 @@ pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
 /// $Z=\bigl(\begin{smallmatrix}M_{AA}&0\\0&0\end{smallmatrix}\bigr)-\bigl(\begin{smallmatrix}M_{AB}\\E_R^\top\end{smallmatrix}\bigr)Y$
 /// (non-singular: $\det$ of the bordered matrix is $\pm\det M_{SS}\ne0$ for a P-matrix), then per
 /// right-hand side one cached solve, $O(k\lvert B\rvert)$ and a $k\times k$ solve
-/// (theory/finite_flow.md §8). Used when $k\le\max(4,\lvert B\rvert/8)$.
+/// (theory/finite_flow.md §8). Used when $k\le\max(4,\min(\lvert B\rvert/8,16))$: the $k$ cached solves
+/// are $O(k\lvert B\rvert^2)$ scalar work, which passes the cost of a fresh blocked LU
+/// ($\tfrac23\lvert B\rvert^3$ at a much higher flop rate) long before $k=\lvert B\rvert/8$ when $\lvert B\rvert$ is in the
+/// thousands (a 2500-point step with $k\approx300$ took 34 s).
 struct SupportLu {
     base: Vec<usize>,
     lu: BandedLu,
