@@ -8,14 +8,24 @@
 //! At s = 5 the kernel is exactly 0 in double beyond about 61 cells, and the cached step skips
 //! those zeros in its products and triangular solves (theory/finite_flow.md §8); the dense
 //! baseline does not.
+//!
+//! The end-to-end run (1000 steps on a 50 × 50 grid) takes minutes, so it runs only
+//! when `SINKFLOW_BENCH_FLOW_50X50=1` is set: 50 × 50 grid of [-1, 1]², s = 3
+//! (eps = 3 δ² ≈ 5.0e-3, cond(K) ≈ 6e5; K has no exact zeros there, so it is dense), the
+//! tilted multi-well potential, uniform start, h = 0.02, 1000 steps (t = 20). The whole run is
+//! timed once (criterion cannot repeat a run of minutes ten times); it prints the total, the
+//! median and largest step, the factorisation counts and the largest KKT residual. Criterion
+//! then measures, at the run's final state, one step with the cached support against a
+//! straightforward step that factors the dense 2500 × 2500 M afresh (theory/finite_flow.md §8b).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use faer::linalg::solvers::Solve;
 use faer::Col;
+use sinkflow::finite::catalog::{uniform, Potential};
 use sinkflow::finite::{
-    initial_coefficients, resolvent_matrix, FiniteSpace, Kernel, LcpParams, Resolvent,
+    initial_coefficients, mu_from_a, resolvent_matrix, FiniteSpace, Kernel, LcpParams, Resolvent,
 };
 use sinkflow::Cost;
 
@@ -53,5 +63,91 @@ fn bench_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_step);
+fn median(mut x: Vec<f64>) -> f64 {
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
+}
+
+/// The 1000-step 50 × 50 flow end to end (module docs), then one settled step against
+/// a per-step dense LU at its final state.
+fn bench_flow_50x50(c: &mut Criterion) {
+    if std::env::var("SINKFLOW_BENCH_FLOW_50X50").is_err() {
+        return;
+    }
+    const NX: usize = 50;
+    const STEPS: usize = 1000;
+    const DT: f64 = 0.02;
+    let space = FiniteSpace::grid_2d((-1.0, 1.0, NX), (-1.0, 1.0, NX), Cost::SqEuclidean).unwrap();
+    let n = space.len();
+    let eps = 3.0 * space.min_dist2();
+    let v = Potential::TiltedMultiwell.on(&space);
+    let t_all = std::time::Instant::now();
+    let kernel = Kernel::new(&space, eps, &Default::default()).unwrap();
+    let (mut a, _) =
+        initial_coefficients(&space, &kernel, &uniform(&space), &Default::default()).unwrap();
+    let t_setup = t_all.elapsed().as_secs_f64();
+    let mut res = Resolvent::new(&kernel, &v, DT, LcpParams::default()).unwrap();
+    let mut times = Vec::with_capacity(STEPS);
+    let mut kkt = 0.0f64;
+    let mut support = n;
+    for k in 1..=STEPS {
+        let t = std::time::Instant::now();
+        let sol = res.step(&a, k).unwrap();
+        times.push(t.elapsed().as_secs_f64());
+        kkt = kkt.max(sol.residual);
+        support = sol.support.len();
+        a = sol.a;
+    }
+    let total = t_all.elapsed().as_secs_f64();
+    let steps_total: f64 = times.iter().sum();
+    let first100: f64 = times[..100].iter().sum();
+    let max_step = times.iter().cloned().fold(0.0, f64::max);
+    let mass: f64 = mu_from_a(&kernel, &a).iter().sum();
+    let m = resolvent_matrix(&kernel, &v, DT);
+    let bvec = kernel.apply(&a);
+    let dense: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
+            black_box(m.partial_piv_lu().solve(&rhs));
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let dense_med = median(dense);
+    println!(
+        "finite_flow_50x50: N = {n}, eps = {eps:.4e}, cond(K) = {:.3e}, {STEPS} steps of h = {DT}",
+        kernel.cond()
+    );
+    println!(
+        "  end to end {total:.1} s (kernel + b-map {t_setup:.1} s, steps {steps_total:.1} s, first 100 steps {first100:.1} s); median step {:.4} s, largest {max_step:.3} s",
+        median(times.clone())
+    );
+    println!(
+        "  factorisations {} (complement path {}, complement fallbacks {}); largest KKT residual {kkt:.2e}; final support {support}, mass {mass:.6}",
+        res.factorisations(),
+        res.complement_factorisations(),
+        res.complement_fallbacks()
+    );
+    println!(
+        "  per-step dense LU of M (median of 3): {dense_med:.3} s; {STEPS} such steps {:.0} s = {:.1} x the run's steps",
+        dense_med * STEPS as f64,
+        dense_med * STEPS as f64 / steps_total
+    );
+    let mut g = c.benchmark_group("finite_flow_50x50");
+    g.sample_size(10);
+    // warm: the final support is cached
+    res.step(&a, STEPS + 1).unwrap();
+    g.bench_function("settled_step", |b| {
+        b.iter(|| res.step(black_box(&a), STEPS + 1).unwrap())
+    });
+    g.bench_function("dense_lu_per_step", |b| {
+        b.iter(|| {
+            let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
+            black_box(m.partial_piv_lu().solve(&rhs))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_step, bench_flow_50x50);
 criterion_main!(benches);

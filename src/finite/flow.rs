@@ -86,6 +86,17 @@ impl<'k> Resolvent<'k> {
         self.solver.factorisations()
     }
 
+    /// Of [`Resolvent::factorisations`], those of the complement path
+    /// ([`LcpSolver::complement_factorisations`]).
+    pub fn complement_factorisations(&self) -> usize {
+        self.solver.complement_factorisations()
+    }
+
+    /// Complement solves replaced by a fresh LU ([`LcpSolver::complement_fallbacks`]).
+    pub fn complement_fallbacks(&self) -> usize {
+        self.solver.complement_fallbacks()
+    }
+
     /// $J_hb$ for any $b$ (the coefficients $a$ of $J_hb=Ka$, with $w$ and the residual),
     /// warm-started from the support of the previous call.
     ///

@@ -21,10 +21,25 @@
 //! $$r=\max_i\Bigl\lvert\min\Bigl(\frac{a_i}{\lVert a\rVert_\infty},\ \frac{w_i}{\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty}\Bigr)\Bigr\rvert$$
 //! (zero iff $(a,w)$ solves the LCP; invariant under $b\mapsto\lambda b$ and $M\mapsto\lambda M$)
 //! is at most `tol`.
+//!
+//! **Support solves.** Each active-set iterate needs $M_{SS}^{-1}b_S$. A support with
+//! $\lvert S\rvert<N/2$ (or any support below [`LcpParams::complement_min`] points, or a banded $M$
+//! whose exact zeros the direct solves skip) uses an LU of
+//! $M_{SS}$, cached and bordered for nearby supports. A support missing at most half of the
+//! indices, complement $R$, uses $W=M^{-1}$ (one LU of $M$, formed once: $M$ is fixed for a fixed
+//! step) and the bordered system with the whole index set as base:
+//! $$x=y-W_{:R}\,W_{RR}^{-1}y_R,\qquad y=W\tilde b,\quad\tilde b=b\text{ on }S,\ 0\text{ on }R,$$
+//! which gives $x_R=0$ and $(Mx)_S=b_S$. $W_{RR}$ is non-singular: the inverse of a P-matrix is a
+//! P-matrix, and so are its principal submatrices. Its LU is cached and bordered like that of
+//! $M_{SS}$, so a support change costs an LU of size $\min(\lvert S\rvert,\lvert R\rvert)$ at most
+//! instead of $\lvert S\rvert$. Solves through $W$ are refined with products by $M$ itself until
+//! the rows of $S$ are at $10^{-15}$ relative (at most three corrections), else $M_{SS}$ is
+//! factorised: the accepted solution is as accurate as the direct path's
+//! (theory/finite_flow.md §8b).
 
 use std::collections::HashSet;
 
-use faer::linalg::solvers::Solve;
+use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::Mat;
 
 use super::rkhs::{solve_lu, BandedLu};
@@ -39,6 +54,13 @@ pub struct LcpParams {
     pub max_active_set: usize,
     /// Maximal Fischer–Burmeister Newton iterations (default 200).
     pub max_fb: usize,
+    /// From this size $N$ on, a support $S$ that misses at most half of the indices
+    /// ($\lvert R\rvert\le\lvert S\rvert$, $R$ the complement) is solved through the inverse
+    /// $W=M^{-1}$ (formed once, $M$ being fixed) and an LU of the $\lvert R\rvert\times\lvert R\rvert$ block
+    /// $W_{RR}$, instead of an LU of $M_{SS}$ (module docs, theory/finite_flow.md §8b), unless $M$
+    /// has a band of exact zeros (then the direct path skips them). Default 1000; `usize::MAX`
+    /// disables it.
+    pub complement_min: usize,
 }
 
 impl Default for LcpParams {
@@ -47,6 +69,7 @@ impl Default for LcpParams {
             tol: 1e-9,
             max_active_set: 60,
             max_fb: 200,
+            complement_min: 1000,
         }
     }
 }
@@ -108,6 +131,31 @@ pub struct LcpSolver {
     /// The LU of a base support's $M_{BB}$ (band-aware solves), bordered for nearby supports.
     cache: Option<SupportLu>,
     factorisations: usize,
+    /// $W=M^{-1}$ for the complement solves (formed on first use).
+    inverse: Inverse,
+    /// The LU of $W_{RR}$ for the last complement $R$.
+    comp: Option<ComplementLu>,
+    complement_factorisations: usize,
+    /// Complement solves that did not refine to round-off (then $M_{SS}$ was factorised).
+    complement_fallbacks: usize,
+    /// [`LcpParams::complement_min`] of the current call.
+    complement_min: usize,
+    /// Whether the last support solve went through $W$.
+    last_complement: bool,
+}
+
+/// State of the explicit inverse $W=M^{-1}$.
+enum Inverse {
+    Untried,
+    Ready(Mat<f64>),
+    /// $M$'s LU gave a non-finite inverse: complement solves are off.
+    Unavailable,
+}
+
+/// The complement $R$ of the last support and the (bordered) LU of $W_{RR}$.
+struct ComplementLu {
+    removed: Vec<usize>,
+    lu: Option<SupportLu>,
 }
 
 impl LcpSolver {
@@ -128,6 +176,12 @@ impl LcpSolver {
             norm_inf,
             cache: None,
             factorisations: 0,
+            inverse: Inverse::Untried,
+            comp: None,
+            complement_factorisations: 0,
+            complement_fallbacks: 0,
+            complement_min: usize::MAX,
+            last_complement: false,
         }
     }
 
@@ -136,10 +190,134 @@ impl LcpSolver {
         &self.m
     }
 
-    /// LU factorisations of principal submatrices done so far (the cache avoids one per step
-    /// when the support does not change).
+    /// LU factorisations done so far: of principal submatrices $M_{SS}$, of the full $M$ (once,
+    /// for $W=M^{-1}$) and of the blocks $W_{RR}$ of the complement solves (the cache avoids one
+    /// per step when the support does not change).
     pub fn factorisations(&self) -> usize {
-        self.factorisations
+        self.factorisations + self.complement_factorisations
+    }
+
+    /// Of [`LcpSolver::factorisations`], those of the complement path ($M$ once, then
+    /// $W_{RR}$, of size $\lvert R\rvert=N-\lvert S\rvert$).
+    pub fn complement_factorisations(&self) -> usize {
+        self.complement_factorisations
+    }
+
+    /// Complement solves that did not refine to round-off and were replaced by a fresh LU of
+    /// $M_{SS}$.
+    pub fn complement_fallbacks(&self) -> usize {
+        self.complement_fallbacks
+    }
+
+    /// $W=M^{-1}$ from the LU of $M$, formed once; `false` when it is not finite.
+    fn ensure_inverse(&mut self) -> bool {
+        if matches!(self.inverse, Inverse::Untried) {
+            let w = self.m.partial_piv_lu().inverse();
+            self.complement_factorisations += 1;
+            let finite = (0..w.ncols()).all(|j| {
+                w.col(j)
+                    .try_as_col_major()
+                    .expect("owned matrices are column-major")
+                    .as_slice()
+                    .iter()
+                    .all(|t| t.is_finite())
+            });
+            self.inverse = if finite {
+                Inverse::Ready(w)
+            } else {
+                Inverse::Unavailable
+            };
+        }
+        matches!(self.inverse, Inverse::Ready(_))
+    }
+
+    /// Whether support `s` goes through the complement path.
+    ///
+    /// Only for a matrix without a band of exact zeros (at least half of the entries inside the
+    /// column ranges): on a banded $M$ the direct path's solves and bordered updates skip the
+    /// zeros (theory/finite_flow.md §8), while $W$ is dense.
+    fn use_complement(&mut self, s: &[usize]) -> bool {
+        let n = self.m.nrows();
+        if n < self.complement_min || 2 * s.len() < n || s.is_empty() {
+            return false;
+        }
+        let inside: usize = self.ranges.iter().map(|&(lo, hi)| hi - lo).sum();
+        2 * inside >= n * n && self.ensure_inverse()
+    }
+
+    /// Prepare $W_{RR}^{-1}$ for the complement $R$ of `s`: the cached LU of a base block
+    /// $W_{R_0R_0}$, bordered when $R$ differs from $R_0$ by few indices (as [`SupportLu`] does
+    /// for $M_{SS}$, with the columns of $W$ read directly), else a fresh LU ($R$ becomes the base).
+    fn prepare_complement(&mut self, s: &[usize]) {
+        let n = self.m.nrows();
+        let mut removed = Vec::with_capacity(n - s.len());
+        let mut p = 0;
+        for i in 0..n {
+            if p < s.len() && s[p] == i {
+                p += 1;
+            } else {
+                removed.push(i);
+            }
+        }
+        let Inverse::Ready(w) = &self.inverse else {
+            unreachable!("complement path without an inverse")
+        };
+        let comp = self.comp.get_or_insert_with(|| ComplementLu {
+            removed: Vec::new(),
+            lu: None,
+        });
+        if !removed.is_empty() {
+            let usable = match &mut comp.lu {
+                Some(c) => c.prepare(w, &removed),
+                None => false,
+            };
+            if !usable {
+                let r = removed.len();
+                let sub = Mat::from_fn(r, r, |i, j| w[(removed[i], removed[j])]);
+                comp.lu = Some(SupportLu {
+                    base: removed.clone(),
+                    lu: BandedLu::new(sub.as_ref()),
+                    bord: None,
+                });
+                self.complement_factorisations += 1;
+            }
+        }
+        comp.removed = removed;
+    }
+
+    /// $M_{SS}^{-1}g_S$ through $W$: with $\tilde g=g$ on $S$ and 0 on $R$, $y=W\tilde g$,
+    /// $\lambda=W_{RR}^{-1}y_R$ and $x=y-W_{:R}\lambda$, so that $x_R=0$ and
+    /// $Mx=\tilde g-E_R\lambda$ (the bordered system with base the whole index set); ordered as
+    /// `s`. Cost $O(N^2)$ per right-hand side.
+    fn complement_solve(&self, s: &[usize], g: &[f64]) -> Vec<f64> {
+        let Inverse::Ready(w) = &self.inverse else {
+            unreachable!("complement path without an inverse")
+        };
+        let comp = self.comp.as_ref().expect("complement prepared");
+        let n = self.m.nrows();
+        let col = |j: usize| {
+            w.col(j)
+                .try_as_col_major()
+                .expect("owned matrices are column-major")
+                .as_slice()
+        };
+        let mut y = vec![0.0; n];
+        for &j in s {
+            let gj = g[j];
+            if gj != 0.0 {
+                y.iter_mut().zip(col(j)).for_each(|(yi, &c)| *yi += c * gj);
+            }
+        }
+        if !comp.removed.is_empty() {
+            let lu = comp.lu.as_ref().expect("complement prepared");
+            let lam = lu.solve(w, &comp.removed, &y);
+            for (&j, &l) in comp.removed.iter().zip(&lam) {
+                if l != 0.0 {
+                    y.iter_mut().zip(col(j)).for_each(|(yi, &c)| *yi -= c * l);
+                }
+            }
+        }
+        s.iter().map(|&i| y[i]).collect()
     }
 
     /// The scale-free KKT residual of `(a, w)` for right-hand side `b` (module docs).
@@ -150,7 +328,13 @@ impl LcpSolver {
     /// $a_S=M_{SS}^{-1}b_S$: with the cached LU of the base support $B$ when $S=B$, by the
     /// bordered solve on it when $S$ differs from $B$ by a few indices, else after a fresh
     /// factorisation ($S$ becomes the base).
-    fn solve_support(&mut self, s: &[usize], b: &[f64]) -> Vec<f64> {
+    fn solve_support(&mut self, s: &[usize], b: &[f64], allow_complement: bool) -> Vec<f64> {
+        if allow_complement && self.use_complement(s) {
+            self.prepare_complement(s);
+            self.last_complement = true;
+            return self.complement_solve(s, b);
+        }
+        self.last_complement = false;
         let usable = match &mut self.cache {
             Some(c) => c.prepare(&self.m, s),
             None => false,
@@ -179,20 +363,34 @@ impl LcpSolver {
     /// (iterative refinement; the residual rows are those of $w$ on $S$, so no extra product is
     /// needed).
     fn refine(&self, s: &[usize], a: &mut [f64], w: &[f64]) {
-        if let Some(c) = &self.cache {
-            let r: Vec<f64> = w.iter().map(|x| -x).collect();
-            let dx = c.solve(&self.m, s, &r);
-            for (k, &i) in s.iter().enumerate() {
-                a[i] += dx[k];
-            }
+        let r: Vec<f64> = w.iter().map(|x| -x).collect();
+        let dx = if self.last_complement {
+            self.complement_solve(s, &r)
+        } else if let Some(c) = &self.cache {
+            c.solve(&self.m, s, &r)
+        } else {
+            return;
+        };
+        for (k, &i) in s.iter().enumerate() {
+            a[i] += dx[k];
         }
     }
 
     fn iterate_from(&mut self, s: &[usize], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        self.iterate_from_with(s, b, true)
+    }
+
+    fn iterate_from_with(
+        &mut self,
+        s: &[usize],
+        b: &[f64],
+        allow_complement: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
         let n = b.len();
         let mut a = vec![0.0; n];
+        self.last_complement = false;
         if !s.is_empty() {
-            let x = self.solve_support(s, b);
+            let x = self.solve_support(s, b, allow_complement);
             for (k, &i) in s.iter().enumerate() {
                 a[i] = x[k];
             }
@@ -212,13 +410,15 @@ impl LcpSolver {
             self.refine(s, &mut a, &w);
             w = residual(&self.m, &a);
         }
-        // a bordered solve is refined until the rows of S are at 1e-15 relative (round-off of a
-        // backward-stable direct solve), at most twice; otherwise M_SS is factorised afresh, so
-        // the accuracy is never below that of a direct LU
-        let bordered = matches!(&self.cache, Some(c) if c.base.as_slice() != s);
+        // a bordered or complement solve is refined until the rows of S are at 1e-15 relative
+        // (round-off of a backward-stable direct solve), at most twice (three times through W);
+        // otherwise M_SS is factorised afresh, so the accuracy is never below that of a direct LU
+        let complement = self.last_complement;
+        let bordered =
+            complement || matches!(&self.cache, Some(c) if c.base.as_slice() != s && !s.is_empty());
         if bordered {
             let off = |w: &[f64]| s.iter().any(|&i| w[i].abs() > 1e-15 * scale);
-            for _ in 0..2 {
+            for _ in 0..if complement { 3 } else { 2 } {
                 if !off(&w) {
                     break;
                 }
@@ -226,8 +426,11 @@ impl LcpSolver {
                 w = residual(&self.m, &a);
             }
             if off(&w) {
+                if complement {
+                    self.complement_fallbacks += 1;
+                }
                 self.refactor(s);
-                return self.iterate_from(s, b);
+                return self.iterate_from_with(s, b, false);
             }
         }
         (a, w)
@@ -289,6 +492,7 @@ impl LcpSolver {
     ) -> Result<LcpSolution, LcpFailure> {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
+        self.complement_min = params.complement_min;
         let start: Vec<usize> = match warm {
             Some(s) => s.to_vec(),
             None => (0..n).collect(),
@@ -346,6 +550,7 @@ impl LcpSolver {
     ) -> Result<LcpSolution, LcpFailure> {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
+        self.complement_min = params.complement_min;
         let approx = match method {
             LcpMethod::ActiveSet => {
                 let (a, w, r, it, _) = self.active_set((0..n).collect(), b, params.max_active_set);
@@ -607,7 +812,10 @@ pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
 /// $Z=\bigl(\begin{smallmatrix}M_{AA}&0\\0&0\end{smallmatrix}\bigr)-\bigl(\begin{smallmatrix}M_{AB}\\E_R^\top\end{smallmatrix}\bigr)Y$
 /// (non-singular: $\det$ of the bordered matrix is $\pm\det M_{SS}\ne0$ for a P-matrix), then per
 /// right-hand side one cached solve, $O(k\lvert B\rvert)$ and a $k\times k$ solve
-/// (theory/finite_flow.md §8). Used when $k\le\max(4,\lvert B\rvert/8)$.
+/// (theory/finite_flow.md §8). Used when $k\le\max(4,\min(\lvert B\rvert/8,16))$: the $k$ cached solves
+/// are $O(k\lvert B\rvert^2)$ scalar work, which passes the cost of a fresh blocked LU
+/// ($\tfrac23\lvert B\rvert^3$ at a much higher flop rate) long before $k=\lvert B\rvert/8$ when $\lvert B\rvert$ is in the
+/// thousands (a 2500-point step with $k\approx300$ took 34 s).
 struct SupportLu {
     base: Vec<usize>,
     lu: BandedLu,
@@ -649,7 +857,7 @@ impl SupportLu {
             .filter(|&p| s.binary_search(&self.base[p]).is_err())
             .collect();
         let k = added.len() + removed.len();
-        if k > 4usize.max(nb / 8) {
+        if k > 4usize.max((nb / 8).min(16)) {
             return false;
         }
         let y: Vec<Vec<f64>> = added
@@ -754,14 +962,14 @@ mod bordered_tests {
         let mut solver = LcpSolver::new(m.clone());
         let b: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 * 0.3).cos()).collect();
         let base: Vec<usize> = (5..55).collect();
-        solver.solve_support(&base, &b);
+        solver.solve_support(&base, &b, true);
         assert_eq!(solver.factorisations(), 1);
         // S = B without {10, 30}, with {2, 57, 58} (k = 5 <= |B|/8 = 6): bordered, no new LU
         let s: Vec<usize> = (2..3)
             .chain((5..55).filter(|&i| i != 10 && i != 30))
             .chain(57..59)
             .collect();
-        let x = solver.solve_support(&s, &b);
+        let x = solver.solve_support(&s, &b, true);
         assert_eq!(solver.factorisations(), 1, "the bordered path factorised");
         let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
         let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
@@ -776,7 +984,7 @@ mod bordered_tests {
         assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
         // too many changes: a fresh factorisation
         let far: Vec<usize> = (0..30).collect();
-        solver.solve_support(&far, &b);
+        solver.solve_support(&far, &b, true);
         assert_eq!(solver.factorisations(), 2);
     }
 }
