@@ -348,9 +348,19 @@ fn simd_path_is_selectable_and_reported() {
 fn plain_flag_and_acceleration_report() {
     let d = tmpdir("plain");
     let (x, y, _, _) = inputs(&d);
-    // eps = 0.01 is below 1/1000 of the squared bounding-box diagonal (about 12): annealed.
+    // eps = 0.004 is below 1/2000 of the squared bounding-box diagonal (12.5): annealed.
     let args = [
-        "--x", &x, "--y", &y, "--eps", "0.01", "--tol", "1e-9", "--json",
+        "--x",
+        &x,
+        "--y",
+        &y,
+        "--eps",
+        "0.004",
+        "--tol",
+        "1e-9",
+        "--max-iters",
+        "1000000",
+        "--json",
     ];
     let pa = d.join("pa.json").display().to_string();
     let pp = d.join("pp.json").display().to_string();

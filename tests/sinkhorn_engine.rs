@@ -255,7 +255,14 @@ fn eps_scaling_same_solution_and_small_eps() {
 fn nonconvergence_is_reported() {
     let x = cloud(15, 50, 2, 0.0, false);
     let y = cloud(16, 50, 2, 1.0, false);
-    let p = SinkhornParams::new(0.01).with_max_iters(3);
+    // The default anneals at this eps: max_iters bounds the iterations at the target eps, the
+    // annealing ones come on top (EpsScaling docs).
+    let acc = solve(&x, &y, &SinkhornParams::new(0.01).with_max_iters(3)).unwrap();
+    let annealing = acc.acceleration.eps_scaling.map_or(0, |s| s.iterations);
+    assert!(annealing > 0 && !acc.converged);
+    assert_eq!(acc.iterations, annealing + 3);
+    assert_eq!(acc.history.len(), acc.iterations);
+    let p = SinkhornParams::new(0.01).with_max_iters(3).plain();
     let out = solve(&x, &y, &p).unwrap();
     assert!(!out.converged);
     assert_eq!(out.termination, Termination::MaxIterations);

@@ -55,7 +55,8 @@ pub struct SinkhornArgs {
     #[arg(long, conflicts_with = "plain")]
     pub eps_scaling: bool,
     /// Plain Sinkhorn: no automatic acceleration (by default adaptive over-relaxation, and
-    /// eps-scaling when eps is below 1/100 of the squared diameter of the supports).
+    /// eps-scaling when eps is below 1/2000 of the squared diagonal of the bounding box of
+    /// both supports).
     #[arg(long)]
     pub plain: bool,
     /// Also compute OT_eps(x,x), OT_eps(y,y) and the Sinkhorn divergence.

@@ -357,7 +357,7 @@ pub enum Acceleration {
 
 /// [`Acceleration::Auto`] turns on eps-scaling below this fraction of the cost scale
 /// (measured: `theory/sinkhorn.md` §4c).
-pub const AUTO_EPS_SCALING_BELOW: f64 = 1e-3;
+pub const AUTO_EPS_SCALING_BELOW: f64 = 5e-4;
 
 impl Acceleration {
     /// Stable lower-case name (`auto`, `plain`), used in JSON output.

@@ -102,8 +102,9 @@ class BitIdentityWithTheCli(unittest.TestCase):
         self.assertEqual(got.acceleration, ref["acceleration"])
 
     def test_sinkhorn_plain_and_default_at_small_eps(self):
-        # eps = 0.01 is below 1/1000 of the squared diameter: the default anneals and
-        # over-relaxes; --plain / plain=True runs plain Sinkhorn. Both bit-identical with the CLI.
+        # eps = 0.01 is below 1/2000 of the squared bounding-box diagonal (about 50): the
+        # default anneals and over-relaxes; --plain / plain=True runs plain Sinkhorn. Both
+        # bit-identical with the CLI.
         x, y = cloud(60, 2, 5), cloud(50, 2, 6) + 0.5
         with tempfile.TemporaryDirectory() as tmp:
             px, py_ = self._files(tmp, x, y)

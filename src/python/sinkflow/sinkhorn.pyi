@@ -98,7 +98,7 @@ def solve(
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
     "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto".
     By default the solver accelerates (adaptive over-relaxation; eps-scaling from a cold start
-    at eps below 1/1000 of the squared diameter of the supports); ``plain=True`` runs plain
+    at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
     Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran."""
 
 def divergence(
