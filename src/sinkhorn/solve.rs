@@ -192,6 +192,8 @@ struct Relaxer {
     relaxed: usize,
     /// The blow-up safeguard fired.
     restored: bool,
+    /// Relaxed iterations since the best residual last improved.
+    stalled: usize,
 }
 
 /// What [`Relaxer::after_relaxed`] decided.
@@ -232,6 +234,7 @@ impl Relaxer {
             last_omega: None,
             relaxed: 0,
             restored: false,
+            stalled: 0,
         }
     }
 
@@ -283,7 +286,17 @@ impl Relaxer {
         self.relaxed += 1;
         self.last_omega = self.omega;
         let best_err = self.best.as_ref().map_or(f64::INFINITY, |b| b.0);
-        if !err.is_finite() || err > RELAX_BLOWUP * best_err {
+        self.stalled = if err < best_err { 0 } else { self.stalled + 1 };
+        // Blow-up, or no progress for as long as the rate ω − 1 would take to gain three decades
+        // (at least RELAX_STALL_MIN iterations: a round-off floor of the two-marginal residual
+        // above `tol`): back to the best pair, then plain Sinkhorn.
+        let stall = self.omega.map_or(RELAX_STALL_MIN, |w| {
+            ((1e-3f64).ln() / (w - 1.0).max(1e-3).ln()).ceil() as usize
+        });
+        if !err.is_finite()
+            || err > RELAX_BLOWUP * best_err
+            || self.stalled >= stall.max(RELAX_STALL_MIN)
+        {
             if let Some((_, bf, bg)) = self.best.take() {
                 *f = bf;
                 *g = bg;
@@ -336,6 +349,11 @@ const RELAX_START: f64 = 1e-1;
 /// A relaxed residual above this multiple of the best one restores the best pair and ends
 /// over-relaxation.
 const RELAX_BLOWUP: f64 = 1e3;
+/// No new best residual for $\max(100,\lceil\ln10^{-3}/\ln(\omega-1)\rceil)$ relaxed iterations
+/// (the predicted rate $\omega-1$ would have gained three decades) also restores the best pair
+/// and ends over-relaxation: a converging relaxed phase improves on its best within a few
+/// oscillation periods of its complex pair (`theory/sinkhorn.md` §4b).
+const RELAX_STALL_MIN: usize = 100;
 
 /// Target eps of iteration `k` (0-based) under a schedule of `stages` × `per_stage`.
 #[inline]
