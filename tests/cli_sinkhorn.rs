@@ -339,3 +339,68 @@ fn simd_path_is_selectable_and_reported() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(["avx512", "avx2", "baseline"].contains(&v["simd"].as_str().unwrap()));
 }
+
+/// `--plain` runs plain Sinkhorn; the default accelerates; `"acceleration"` says what ran
+/// (schema: README, theory/sinkhorn.md §4c), and both agree on OT_eps to the first-order
+/// duality bound max|f|·tol of each solve (theory/sinkhorn.md §3), max|f| read back from
+/// `--potentials-out`.
+#[test]
+fn plain_flag_and_acceleration_report() {
+    let d = tmpdir("plain");
+    let (x, y, _, _) = inputs(&d);
+    // eps = 0.004 is below 1/2000 of the squared bounding-box diagonal (12.5): annealed.
+    let args = [
+        "--x",
+        &x,
+        "--y",
+        &y,
+        "--eps",
+        "0.004",
+        "--tol",
+        "1e-9",
+        "--max-iters",
+        "1000000",
+        "--json",
+    ];
+    let pa = d.join("pa.json").display().to_string();
+    let pp = d.join("pp.json").display().to_string();
+    let (code, out, err) = run(&[&args[..], &["--potentials-out", &pa]].concat());
+    assert_eq!(code, 0, "{err}");
+    let acc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let (code, out, err) = run(&[&args[..], &["--plain", "--potentials-out", &pp]].concat());
+    assert_eq!(code, 0, "{err}");
+    let plain: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let fmax = |p: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        v["f"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_f64().unwrap().abs())
+            .fold(0.0f64, f64::max)
+    };
+    let bound = (fmax(&pa) + fmax(&pp)) * 1e-9 + 1e-14;
+    assert_eq!(
+        plain["acceleration"],
+        serde_json::json!({"policy": "plain", "over_relaxation": null, "eps_scaling": null})
+    );
+    let a = &acc["acceleration"];
+    assert_eq!(a["policy"], "auto");
+    assert_eq!(a["over_relaxation"]["kind"], "adaptive");
+    for k in ["omega", "relaxed_iterations", "restored"] {
+        assert!(a["over_relaxation"].get(k).is_some(), "{k}");
+    }
+    for k in ["stages", "iterations", "start"] {
+        assert!(a["eps_scaling"].get(k).is_some(), "{k}");
+    }
+    let (oa, op) = (acc["ot"].as_f64().unwrap(), plain["ot"].as_f64().unwrap());
+    assert!((oa - op).abs() <= bound, "{oa} vs {op}");
+    assert_eq!(acc["converged"], plain["converged"]);
+    // --plain excludes the explicit accelerations (bad input: exit 2, nothing on stdout)
+    for extra in [&["--eps-scaling"][..], &["--over-relaxation", "1.5"][..]] {
+        let (code, out, _) = run(&[&args[..], &["--plain"], extra].concat());
+        assert_eq!((code, out.as_str()), (2, ""));
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -69,13 +69,24 @@ fn duality_gap_vanishes() {
 fn dense_equals_streaming() {
     // Both modes feed bit-identical cost rows to the same kernel, so the potentials are equal
     // to the last bit; the brief's bound is 1e-13 relative, asserted on f, g and every value.
-    for &(d, eps, weighted) in &[(1, 0.05, true), (2, 0.3, false), (16, 2.0, true)] {
+    // Both the default (accelerated: its decisions depend on the same residuals) and the plain
+    // solve.
+    for (&(d, eps, weighted), plain) in [(1, 0.05, true), (2, 0.3, false), (16, 2.0, true)]
+        .iter()
+        .flat_map(|c| [(c, false), (c, true)])
+    {
         let x = cloud(10 + d as u64, 300, d, 0.0, weighted);
         let y = cloud(20 + d as u64, 200, d, 0.5, weighted);
-        let pd = SinkhornParams::new(eps).with_mode(Mode::Dense);
-        let ps = SinkhornParams::new(eps).with_mode(Mode::Streaming);
+        let base = if plain {
+            SinkhornParams::new(eps).plain()
+        } else {
+            SinkhornParams::new(eps)
+        };
+        let pd = base.with_mode(Mode::Dense);
+        let ps = base.with_mode(Mode::Streaming);
         let od = solve(&x, &y, &pd).unwrap();
         let os = solve(&x, &y, &ps).unwrap();
+        assert_eq!(od.acceleration, os.acceleration);
         assert_eq!((od.mode, os.mode), (Mode::Dense, Mode::Streaming));
         let scale = od.f.iter().chain(&od.g).fold(1.0f64, |m, v| m.max(v.abs()));
         let df = max_abs_diff(&od.f, &os.f) / scale;
@@ -106,7 +117,10 @@ fn cost_matrix_equals_clouds() {
         false,
     )
     .unwrap();
-    let p = SinkhornParams::new(0.2);
+    // Plain Sinkhorn: the cost scale that the default policy compares eps with differs
+    // between a matrix (its range) and clouds (the bounding box), so only the plain iterates
+    // are the same computation.
+    let p = SinkhornParams::new(0.2).plain();
     let oc = solve(&x, &y, &p).unwrap();
     for mode in [Mode::Dense, Mode::Streaming] {
         let om = solve_matrix(&cm, &p.with_mode(mode)).unwrap();
@@ -172,7 +186,8 @@ fn warm_start_reduces_iterations() {
     // fewer iterations than the cold start, to the same value (both within tol).
     let x = cloud(9, 80, 2, 0.0, false);
     let y = cloud(10, 80, 2, 0.5, false);
-    let p = SinkhornParams::new(0.5).with_tol(1e-10);
+    // Plain Sinkhorn (the counts quoted in theory/sinkhorn.md §3 are plain ones).
+    let p = SinkhornParams::new(0.5).with_tol(1e-10).plain();
     let base = solve(&x, &y, &p).unwrap();
     let moved: Vec<f64> = x.points_flat().iter().map(|v| v + 1e-3).collect();
     let x2 = PointCloud::from_flat(moved, 2, None, false).unwrap();
@@ -194,11 +209,15 @@ fn eps_scaling_same_solution_and_small_eps() {
     let x = cloud(11, 100, 2, 0.0, true);
     let y = cloud(12, 100, 2, 0.3, true);
     let eps = 0.01;
-    let plain = solve(&x, &y, &SinkhornParams::new(eps).with_tol(1e-9)).unwrap();
+    // Plain iterations with and without eps-scaling (the counts of theory/sinkhorn.md §4).
+    let plain = solve(&x, &y, &SinkhornParams::new(eps).with_tol(1e-9).plain()).unwrap();
     let scaled = solve(
         &x,
         &y,
-        &SinkhornParams::new(eps).with_tol(1e-9).with_eps_scaling(),
+        &SinkhornParams::new(eps)
+            .with_tol(1e-9)
+            .plain()
+            .with_eps_scaling(),
     )
     .unwrap();
     eprintln!(
@@ -236,7 +255,14 @@ fn eps_scaling_same_solution_and_small_eps() {
 fn nonconvergence_is_reported() {
     let x = cloud(15, 50, 2, 0.0, false);
     let y = cloud(16, 50, 2, 1.0, false);
-    let p = SinkhornParams::new(0.01).with_max_iters(3);
+    // The default anneals at this eps: max_iters bounds the iterations at the target eps, the
+    // annealing ones come on top (EpsScaling docs).
+    let acc = solve(&x, &y, &SinkhornParams::new(0.01).with_max_iters(3)).unwrap();
+    let annealing = acc.acceleration.eps_scaling.map_or(0, |s| s.iterations);
+    assert!(annealing > 0 && !acc.converged);
+    assert_eq!(acc.iterations, annealing + 3);
+    assert_eq!(acc.history.len(), acc.iterations);
+    let p = SinkhornParams::new(0.01).with_max_iters(3).plain();
     let out = solve(&x, &y, &p).unwrap();
     assert!(!out.converged);
     assert_eq!(out.termination, Termination::MaxIterations);

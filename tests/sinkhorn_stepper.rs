@@ -16,7 +16,9 @@ fn stepper_reproduces_solver() {
     let eps = 0.1;
     for mode in [Mode::Dense, Mode::Streaming] {
         for k in [1usize, 2, 7, 25] {
+            // The step API is plain Sinkhorn: it reproduces the plain solver.
             let p = SinkhornParams::new(eps)
+                .plain()
                 .with_mode(mode)
                 .with_max_iters(k)
                 .with_tol(1e-300);
@@ -47,7 +49,10 @@ fn stepper_reproduces_solver() {
     }
     // warm start: the first half-step only uses g0
     let base = solve(&x, &y, &SinkhornParams::new(eps)).unwrap();
-    let p = SinkhornParams::new(eps).with_max_iters(3).with_tol(1e-300);
+    let p = SinkhornParams::new(eps)
+        .plain()
+        .with_max_iters(3)
+        .with_tol(1e-300);
     let warm = solve_warm(&x, &y, &p, &base.f, &base.g).unwrap();
     let mut st = Stepper::new(&x, &y, eps, Cost::SqEuclidean, &base.f, &base.g).unwrap();
     st.run(6, false);
@@ -130,7 +135,7 @@ fn stepper_converges_like_solver() {
     let x = cloud(7, 30, 2, 0.0, true);
     let y = cloud(8, 30, 2, 0.2, true);
     let mut st = Stepper::cold(&x, &y, 1.0, Cost::SqEuclidean).unwrap();
-    let out = solve(&x, &y, &SinkhornParams::new(1.0)).unwrap();
+    let out = solve(&x, &y, &SinkhornParams::new(1.0).plain()).unwrap();
     st.run(2 * out.iterations, false);
     assert_eq!(st.f(), &out.f[..]);
     assert!((st.dual_value() - out.ot).abs() <= 1e-15 * out.ot.abs());

@@ -126,6 +126,7 @@ ALL_LIBS = [
     "ott_online",
     "sinkflow_streaming_or19",
     "sinkflow_streaming_orauto",
+    "sinkflow_streaming_default",
 ]
 LIB_LABEL = {
     "c_yardstick": "C yardstick (log-domain, SIMD)",
@@ -140,6 +141,7 @@ LIB_LABEL = {
     "ott_online": "OTT-JAX PointCloud online",
     "sinkflow_streaming_or19": "sinkflow streaming, over-relaxed ω = 1.9 (opt-in)",
     "sinkflow_streaming_orauto": "sinkflow streaming, adaptive over-relaxation (opt-in)",
+    "sinkflow_streaming_default": "sinkflow streaming, default acceleration",
 }
 THRESHOLD_LADDER = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10]
 
@@ -505,6 +507,9 @@ class Sinkflow(Solver):
     knob_name = "--tol"
     mode = "dense"
     relax = None
+    # The rows "sinkflow dense/streaming" are plain Sinkhorn: `--plain` where the binary
+    # accelerates by default; "sinkflow streaming, default acceleration" runs the default.
+    default_acceleration = False
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -538,6 +543,8 @@ class Sinkflow(Solver):
                "--max-iters", str(self.spec["max_iters"]), "--json"]
         if self.relax:
             cmd += ["--over-relaxation", self.relax]
+        elif not self.default_acceleration and "--plain" in self.help:
+            cmd += ["--plain"]
         pot_path = tmp / f"sinkflow_potentials_{os.getpid()}.json"
         if self.pot_flag:
             cmd += [self.pot_flag, str(pot_path)]
@@ -579,6 +586,10 @@ class SinkflowStreamingOrAuto(SinkflowStreaming):
     relax = "auto"
 
 
+class SinkflowStreamingDefault(SinkflowStreaming):
+    default_acceleration = True
+
+
 SOLVERS = {
     "c_yardstick": CYardstick,
     "reference": CYardstick,
@@ -593,6 +604,7 @@ SOLVERS = {
     "sinkflow_streaming": SinkflowStreaming,
     "sinkflow_streaming_or19": SinkflowStreamingOr19,
     "sinkflow_streaming_orauto": SinkflowStreamingOrAuto,
+    "sinkflow_streaming_default": SinkflowStreamingDefault,
 }
 
 

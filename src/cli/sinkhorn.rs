@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use sinkflow::sinkhorn::{
-    divergence, solve, EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornParams,
+    divergence, solve, Acceleration, AccelerationReport, EpsScaling, Mode, OverRelaxation,
+    PointCloud, SinkhornParams,
 };
 use sinkflow::{io, Cost};
 
@@ -49,9 +50,15 @@ pub struct SinkhornArgs {
     /// Kernel mode: auto, dense or streaming.
     #[arg(long, default_value = "auto")]
     pub mode: String,
-    /// Anneal eps geometrically from the squared diameter of the supports.
-    #[arg(long)]
+    /// Anneal eps geometrically from the squared diameter of the supports (forced on; by
+    /// default the solver decides, see --plain).
+    #[arg(long, conflicts_with = "plain")]
     pub eps_scaling: bool,
+    /// Plain Sinkhorn: no automatic acceleration (by default adaptive over-relaxation, and
+    /// eps-scaling when eps is below 1/2000 of the squared diagonal of the bounding box of
+    /// both supports).
+    #[arg(long)]
+    pub plain: bool,
     /// Also compute OT_eps(x,x), OT_eps(y,y) and the Sinkhorn divergence.
     #[arg(long)]
     pub debias: bool,
@@ -62,8 +69,13 @@ pub struct SinkhornArgs {
     #[arg(long)]
     pub json: bool,
     /// Over-relax both half-steps: a factor OMEGA in [1, 2), or `auto` to choose it from the
-    /// measured rate (off by default; see `OverRelaxation`)
-    #[arg(long, value_name = "OMEGA", allow_hyphen_values = true)]
+    /// measured rate (`auto` is the default unless --plain; see `OverRelaxation`)
+    #[arg(
+        long,
+        value_name = "OMEGA",
+        allow_hyphen_values = true,
+        conflicts_with = "plain"
+    )]
     pub over_relaxation: Option<String>,
     /// Write the potentials (f on x, g on y, sinkflow's convention) to FILE as JSON
     /// `{"f": [...], "g": [...]}` (shortest round-trip decimals, so exact), e.g. to check them
@@ -80,6 +92,25 @@ fn write_potentials(path: &Path, f: &[f64], g: &[f64]) -> Result<(), CliError> {
             "--potentials-out: cannot write {}: {e}",
             path.display()
         ))
+    })
+}
+
+/// The `"acceleration"` object of the JSON output (schema in README and theory/sinkhorn.md
+/// §4c): what the alternating solve ran.
+pub fn acceleration_json(r: &AccelerationReport) -> serde_json::Value {
+    json!({
+        "policy": r.policy.name(),
+        "over_relaxation": r.over_relaxation.map(|o| json!({
+            "kind": o.kind.name(),
+            "omega": o.omega,
+            "relaxed_iterations": o.relaxed_iterations,
+            "restored": o.restored,
+        })),
+        "eps_scaling": r.eps_scaling.map(|s| json!({
+            "stages": s.stages,
+            "iterations": s.iterations,
+            "start": s.start,
+        })),
     })
 }
 
@@ -127,6 +158,11 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         eps_scaling: args.eps_scaling.then(EpsScaling::default),
         strict: false,
         record_history: false,
+        acceleration: if args.plain {
+            Acceleration::Plain
+        } else {
+            Acceleration::Auto
+        },
         over_relaxation: args
             .over_relaxation
             .as_deref()
@@ -174,6 +210,7 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
                 "converged": d.converged(),
                 "seconds": seconds,
                 "mode": d.xy.mode.name(),
+                "acceleration": acceleration_json(&d.xy.acceleration),
             }),
             d.converged(),
             worst,
@@ -194,6 +231,7 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
                 "converged": o.converged,
                 "seconds": seconds,
                 "mode": o.mode.name(),
+                "acceleration": acceleration_json(&o.acceleration),
             }),
             o.converged,
             o.marginal_error,

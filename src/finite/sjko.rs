@@ -281,6 +281,9 @@ pub fn sjko_step(
         mode: Mode::Dense,
         strict: true,
         record_history: false,
+        // Each SJKO step needs converged potentials, not the iterates: the engine's default
+        // acceleration applies to the cross solve (theory/sinkhorn.md §4c; the self solves are
+        // symmetric and ignore it).
         ..SinkhornParams::default()
     };
     let nu_cloud = space.weighted_cloud(nu)?;

@@ -41,8 +41,8 @@ use nalgebra::DMatrix;
 
 use super::{check_cloud, ParticleError};
 use crate::sinkhorn::{
-    barycentric_maps, solve_geometry, solve_symmetric_warm, solve_warm, CostMatrix, Geometry, Mode,
-    PointCloud, SinkhornError, SinkhornParams, Stepper,
+    barycentric_maps, solve_geometry, solve_symmetric_warm, solve_warm, Acceleration, CostMatrix,
+    Geometry, Mode, PointCloud, SinkhornError, SinkhornParams, Stepper,
 };
 use crate::{Classify, Cost};
 
@@ -157,6 +157,10 @@ impl DriftParams {
             strict: false,
             record_history: false,
             over_relaxation: None,
+            // The converged drift needs the Schrödinger potentials, not the Sinkhorn iterates:
+            // the engine's default acceleration (same answer to `tol`; theory/sinkhorn.md §4c).
+            // The L-step drift uses the `Stepper`, plain Sinkhorn by definition.
+            acceleration: Acceleration::Auto,
         }
     }
 }

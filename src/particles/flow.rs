@@ -25,7 +25,7 @@ use nalgebra::{DMatrix, DVector};
 use super::drift::{drift_warm, DriftOutput, DriftParams, Potentials};
 use super::metrics::{empirical_cov, empirical_mean, w2_squared_1d, w2_squared_exact};
 use super::{check_cloud, ParticleError};
-use crate::sinkhorn::{divergence, PointCloud, SinkhornParams};
+use crate::sinkhorn::{divergence, Acceleration, PointCloud, SinkhornParams};
 use crate::Classify;
 
 /// Time integrator of [`particle_flow`].
@@ -198,6 +198,9 @@ impl Recorder<'_> {
                 strict: false,
                 record_history: false,
                 over_relaxation: None,
+                // A monitored value (S_eps at convergence), not the iterates: the engine's
+                // default acceleration (theory/sinkhorn.md §4c).
+                acceleration: Acceleration::Auto,
             };
             let d = divergence(&xc, yc, &sp).map_err(engine_err)?;
             self.out.unconverged_monitor_solves += [d.xy.converged, d.xx.converged, d.yy.converged]

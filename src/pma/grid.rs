@@ -798,7 +798,11 @@ pub fn ipfp_observed(
         Domain::Interval => TensorGrid::new(axes.clone(), axes, Some(a), Some(b), true),
     }
     .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
-    let params = SinkhornParams::new(eps).with_cost(Cost::HalfSqEuclidean);
+    // The IPFP iterates phi_k, k = t/eps, are the iterates of plain Sinkhorn by definition
+    // (seed 002): plain explicitly (the `Stepper` is plain Sinkhorn in any case).
+    let params = SinkhornParams::new(eps)
+        .with_cost(Cost::HalfSqEuclidean)
+        .plain();
     let mut st = Stepper::from_geometry(Geometry::Grid(&tg), &params, &vec![0.0; n], &vec![0.0; n])
         .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
     let outs = sample_iterations(k, samples);

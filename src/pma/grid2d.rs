@@ -604,7 +604,11 @@ pub fn ipfp_2d_observed(
         Domain2d::Box => TensorGrid::new(axes.clone(), axes, Some(a), Some(b), true),
     }
     .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;
-    let params = SinkhornParams::new(eps).with_cost(Cost::HalfSqEuclidean);
+    // The IPFP iterates phi_k, k = t/eps, are the iterates of plain Sinkhorn by definition
+    // (seed 002): plain explicitly (the `Stepper` is plain Sinkhorn in any case).
+    let params = SinkhornParams::new(eps)
+        .with_cost(Cost::HalfSqEuclidean)
+        .plain();
     let zeros = vec![0.0; n * n];
     let mut st = Stepper::from_geometry(Geometry::Grid(&tg), &params, &zeros, &zeros)
         .map_err(|e| PmaError::InvalidGrid(e.to_string()))?;

@@ -2,11 +2,12 @@
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::{arr1, arr_nd, convergence_err, parse_cost, points, run, to_f64, InputError};
 use crate::sinkhorn::{
-    self as sk, HalfStep, Mode, OverRelaxation, PointCloud, SinkhornError, SinkhornOutput,
-    SinkhornParams, Stepper,
+    self as sk, AccelerationReport, HalfStep, Mode, OverRelaxation, PointCloud, SinkhornError,
+    SinkhornOutput, SinkhornParams, Stepper,
 };
 use crate::Cost;
 
@@ -24,14 +25,24 @@ fn options(
     cost: &str,
     eps_scaling: bool,
     over_relaxation: Option<&Bound<'_, PyAny>>,
+    plain: bool,
     mode: &str,
     normalise: bool,
 ) -> PyResult<Options> {
+    let has_relaxation = over_relaxation.is_some_and(|o| !o.is_none());
+    if plain && (eps_scaling || has_relaxation) {
+        return Err(InputError::new_err(
+            "plain=True excludes eps_scaling and over_relaxation (plain Sinkhorn)",
+        ));
+    }
     let mut params = SinkhornParams::new(eps)
         .with_cost(parse_cost(cost)?)
         .with_tol(tol)
         .with_max_iters(max_iters)
         .with_mode(mode.parse::<Mode>().map_err(InputError::new_err)?);
+    if plain {
+        params = params.plain();
+    }
     if eps_scaling {
         params = params.with_eps_scaling();
     }
@@ -110,6 +121,8 @@ pub struct SinkhornResult {
     mode: &'static str,
     #[pyo3(get)]
     eps: f64,
+    #[pyo3(get)]
+    acceleration: Py<PyDict>,
     cost_: Cost,
     x: PointCloud,
     y: PointCloud,
@@ -129,6 +142,7 @@ impl SinkhornResult {
             history: arr1(py, out.history).unbind(),
             mode: out.mode.name(),
             eps: out.eps,
+            acceleration: acceleration_dict(py, &out.acceleration)?.unbind(),
             cost_: out.cost,
             x,
             y,
@@ -218,6 +232,37 @@ impl SinkhornResult {
     }
 }
 
+/// The acceleration report as a dict with the keys and values of the CLI's `"acceleration"`
+/// JSON object (`src/cli/sinkhorn.rs`, README): `policy`, `over_relaxation` (None or
+/// `kind`, `omega`, `relaxed_iterations`, `restored`), `eps_scaling` (None or `stages`,
+/// `iterations`, `start`).
+fn acceleration_dict<'py>(py: Python<'py>, r: &AccelerationReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("policy", r.policy.name())?;
+    match r.over_relaxation {
+        Some(o) => {
+            let od = PyDict::new(py);
+            od.set_item("kind", o.kind.name())?;
+            od.set_item("omega", o.omega)?;
+            od.set_item("relaxed_iterations", o.relaxed_iterations)?;
+            od.set_item("restored", o.restored)?;
+            d.set_item("over_relaxation", od)?;
+        }
+        None => d.set_item("over_relaxation", py.None())?,
+    }
+    match r.eps_scaling {
+        Some(s) => {
+            let sd = PyDict::new(py);
+            sd.set_item("stages", s.stages)?;
+            sd.set_item("iterations", s.iterations)?;
+            sd.set_item("start", s.start)?;
+            d.set_item("eps_scaling", sd)?;
+        }
+        None => d.set_item("eps_scaling", py.None())?,
+    }
+    Ok(d)
+}
+
 fn py_bool(b: bool) -> &'static str {
     if b {
         "True"
@@ -257,7 +302,7 @@ fn not_converged(py: Python<'_>, res: SinkhornResult) -> PyErr {
 /// stops it.
 #[pyfunction]
 #[pyo3(signature = (x, y, eps, wx=None, wy=None, *, tol=1e-9, max_iters=10_000, cost="sq",
-    eps_scaling=false, over_relaxation=None, mode="auto", normalise=false,
+    eps_scaling=false, over_relaxation=None, plain=false, mode="auto", normalise=false,
     allow_nonconvergence=false, f0=None, g0=None))]
 #[allow(clippy::too_many_arguments)]
 fn solve(
@@ -272,6 +317,7 @@ fn solve(
     cost: &str,
     eps_scaling: bool,
     over_relaxation: Option<&Bound<'_, PyAny>>,
+    plain: bool,
     mode: &str,
     normalise: bool,
     allow_nonconvergence: bool,
@@ -285,6 +331,7 @@ fn solve(
         cost,
         eps_scaling,
         over_relaxation,
+        plain,
         mode,
         normalise,
     )?;
@@ -330,6 +377,9 @@ pub struct DivergenceResult {
     marginal_error: f64,
     #[pyo3(get)]
     xy: Py<SinkhornResult>,
+    /// The cross solve's acceleration report (the CLI's `"acceleration"` with `--debias`).
+    #[pyo3(get)]
+    acceleration: Py<PyDict>,
     #[pyo3(get)]
     f_xx: Py<PyAny>,
     #[pyo3(get)]
@@ -358,7 +408,7 @@ impl DivergenceResult {
 /// DivergenceResult (.divergence, .ot_xy, .ot_xx, .ot_yy, .converged, .xy).
 #[pyfunction]
 #[pyo3(signature = (x, y, eps, wx=None, wy=None, *, tol=1e-9, max_iters=10_000, cost="sq",
-    eps_scaling=false, over_relaxation=None, mode="auto", normalise=false,
+    eps_scaling=false, over_relaxation=None, plain=false, mode="auto", normalise=false,
     allow_nonconvergence=false))]
 #[allow(clippy::too_many_arguments)]
 fn divergence(
@@ -373,6 +423,7 @@ fn divergence(
     cost: &str,
     eps_scaling: bool,
     over_relaxation: Option<&Bound<'_, PyAny>>,
+    plain: bool,
     mode: &str,
     normalise: bool,
     allow_nonconvergence: bool,
@@ -384,6 +435,7 @@ fn divergence(
         cost,
         eps_scaling,
         over_relaxation,
+        plain,
         mode,
         normalise,
     )?;
@@ -419,6 +471,7 @@ fn divergence(
         marginal_error,
         f_xx: arr1(py, out.xx.f).unbind(),
         f_yy: arr1(py, out.yy.f).unbind(),
+        acceleration: acceleration_dict(py, &out.xy.acceleration)?.unbind(),
         xy: Py::new(py, SinkhornResult::new(py, out.xy, xc, yc)?)?,
     };
     if let (Some((_, iterations, marginal_error)), false) = (worst, allow_nonconvergence) {
@@ -540,7 +593,7 @@ fn iterate(
     f0: Option<&Bound<'_, PyAny>>,
     g0: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyStepper> {
-    let o = options(eps, 1e-9, 1, cost, false, None, mode, normalise)?;
+    let o = options(eps, 1e-9, 1, cost, false, None, true, mode, normalise)?;
     let xc = Box::new(
         cloud_input(x, wx, "x", "wx")?
             .build(normalise)

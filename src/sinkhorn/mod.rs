@@ -24,7 +24,7 @@
 //! | object / algorithm | items |
 //! |---|---|
 //! | measures | [`PointCloud`], [`CostMatrix`], [`TensorGrid`] (separable kernel), [`Geometry`] |
-//! | parameters | [`SinkhornParams`], [`EpsScaling`], [`Mode`], [`Termination`] |
+//! | parameters | [`SinkhornParams`], [`Acceleration`], [`EpsScaling`], [`OverRelaxation`], [`Mode`], [`Termination`], [`AccelerationReport`] |
 //! | alternating solve | [`solve`], [`solve_warm`], [`solve_matrix`], [`solve_geometry`] → [`SinkhornOutput`] |
 //! | symmetric solve (averaged update) | [`solve_symmetric`], [`solve_symmetric_warm`] → [`SymmetricOutput`] |
 //! | debiased divergence | [`divergence`] → [`DivergenceOutput`] |
@@ -36,8 +36,9 @@
 //!
 //! Which one? A transport value or plan: [`solve`]. A loss between two clouds that is zero
 //! at equality: [`divergence`]. A self-transport potential (drifts, $T_{\mu,\mu}$):
-//! [`solve_symmetric`]. Truncated L-step couplings or IPFP iterates: [`Stepper`]. Small
-//! $\varepsilon$ (below ~1e-3 of the squared diameter): set `eps_scaling`.
+//! [`solve_symmetric`]. Truncated L-step couplings or IPFP iterates: [`Stepper`]. The
+//! alternating solver accelerates by default ([`Acceleration::Auto`]: adaptive over-relaxation,
+//! and eps-scaling at small eps); [`SinkhornParams::plain`] asks for plain Sinkhorn.
 //!
 //! The derivations, the convergence criterion, the eps-scaling schedule, the Auto rule and a
 //! cost model are in `theory/sinkhorn.md`.
@@ -69,7 +70,8 @@ pub use error::SinkhornError;
 pub use grid::{TensorGrid, MAX_GRID_POINTS};
 pub use measure::{CostMatrix, Geometry, PointCloud};
 pub use params::{
-    physical_memory_bytes, EpsScaling, Mode, OverRelaxation, SinkhornParams, Termination,
+    physical_memory_bytes, Acceleration, AccelerationReport, EpsScaling, EpsScalingReport, Mode,
+    OverRelaxation, RelaxationReport, SinkhornParams, Termination, AUTO_EPS_SCALING_BELOW,
     DENSE_AUTO_MAX_BYTES, DENSE_AUTO_MIN_DIM,
 };
 pub use plan::{

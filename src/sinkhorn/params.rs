@@ -160,7 +160,8 @@ impl EpsScaling {
 /// `eps` has no meaningful default: build with [`SinkhornParams::new`] and adjust fields, or
 /// `SinkhornParams { eps, ..Default::default() }` (whose `eps` placeholder 1.0 is then
 /// overwritten). Defaults: `cost` [`Cost::SqEuclidean`], `tol` `1e-9`, `max_iters` `10_000`,
-/// `mode` [`Mode::Auto`], no eps-scaling, `strict` false, `record_history` true.
+/// `mode` [`Mode::Auto`], `acceleration` [`Acceleration::Auto`] (no explicit eps-scaling or
+/// over-relaxation), `strict` false, `record_history` true.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SinkhornParams {
     /// Regularisation $\varepsilon>0$, in the units of the cost.
@@ -179,16 +180,22 @@ pub struct SinkhornParams {
     pub max_iters: usize,
     /// Dense or streaming kernels.
     pub mode: Mode,
-    /// Optional eps-scaling.
+    /// Explicit eps-scaling (overrides the choice of `acceleration`; `None`, the default,
+    /// leaves it to `acceleration`).
     pub eps_scaling: Option<EpsScaling>,
     /// `true`: hitting `max_iters` is `Err(NotConverged)`. `false`: `Ok` with
     /// `converged = false` and the residual.
     pub strict: bool,
     /// Keep the residual of every iteration in `history`.
     pub record_history: bool,
-    /// Over-relaxation of both half-steps (alternating solver only; `None`, the default, is
-    /// plain Sinkhorn). See [`OverRelaxation`] and `theory/sinkhorn.md` §4b.
+    /// Explicit over-relaxation of both half-steps (alternating solver only; overrides the
+    /// choice of `acceleration`; `None`, the default, leaves it to `acceleration`). See
+    /// [`OverRelaxation`] and `theory/sinkhorn.md` §4b.
     pub over_relaxation: Option<OverRelaxation>,
+    /// The acceleration policy of the alternating solver for whatever `eps_scaling` and
+    /// `over_relaxation` leave unset: [`Acceleration::Auto`] (default) or
+    /// [`Acceleration::Plain`]. What ran is reported in `SinkhornOutput::acceleration`.
+    pub acceleration: Acceleration,
 }
 
 impl Default for SinkhornParams {
@@ -203,6 +210,7 @@ impl Default for SinkhornParams {
             strict: false,
             record_history: true,
             over_relaxation: None,
+            acceleration: Acceleration::Auto,
         }
     }
 }
@@ -250,6 +258,12 @@ impl SinkhornParams {
     /// ([`OverRelaxation::Adaptive`]).
     pub fn with_adaptive_over_relaxation(mut self) -> Self {
         self.over_relaxation = Some(OverRelaxation::Adaptive);
+        self
+    }
+    /// Plain Sinkhorn (no automatic acceleration; explicit `eps_scaling` /
+    /// `over_relaxation` still apply): [`Acceleration::Plain`].
+    pub fn plain(mut self) -> Self {
+        self.acceleration = Acceleration::Plain;
         self
     }
     /// Strict mode (non-convergence is an error).
@@ -313,6 +327,115 @@ pub enum OverRelaxation {
     /// (clearly slower than the $\omega-1$ of the optimum: $\theta$ has grown, as it does when
     /// the slow modes of small-mass outliers dominate the tail). $\omega\le1.99$.
     Adaptive,
+}
+
+/// The acceleration policy of the alternating solver ([`crate::sinkhorn::solve`] and
+/// friends; `theory/sinkhorn.md` §4c). Explicit `eps_scaling` / `over_relaxation` in
+/// [`SinkhornParams`] always win; the policy decides only what they leave unset.
+///
+/// * [`Acceleration::Auto`] (default): adaptive over-relaxation ([`OverRelaxation::Adaptive`],
+///   safeguarded; it only starts after 31 plain iterations at the target eps, so a problem
+///   that converges faster than that runs plain Sinkhorn bit for bit), and eps-scaling with
+///   the default schedule when the solve starts cold ($g_0\equiv0$) and
+///   $\varepsilon<$ [`AUTO_EPS_SCALING_BELOW`] $\times$ the cost scale $\varepsilon_0$ of
+///   [`EpsScaling`] (a warm start is assumed to be close to the target eps already).
+/// * [`Acceleration::Plain`]: plain Sinkhorn, the iterates of Cuturi (2013) in the log domain.
+///   Use it wherever the iterates themselves are studied (IPFP iterates, iteration counts as a
+///   time discretisation, claims about plain Sinkhorn).
+///
+/// The symmetric solver ([`crate::sinkhorn::solve_symmetric`]) and the step API
+/// ([`crate::sinkhorn::Stepper`]) ignore the policy: the former has its own averaged update,
+/// the latter is plain Sinkhorn by definition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Acceleration {
+    /// Over-relaxation and eps-scaling where they pay (rule above).
+    #[default]
+    Auto,
+    /// Plain Sinkhorn unless explicitly asked otherwise.
+    Plain,
+}
+
+/// [`Acceleration::Auto`] turns on eps-scaling below this fraction of the cost scale
+/// (measured: `theory/sinkhorn.md` §4c).
+pub const AUTO_EPS_SCALING_BELOW: f64 = 5e-4;
+
+impl Acceleration {
+    /// Stable lower-case name (`auto`, `plain`), used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acceleration::Auto => "auto",
+            Acceleration::Plain => "plain",
+        }
+    }
+}
+
+/// What the alternating solver actually ran (`SinkhornOutput::acceleration`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccelerationReport {
+    /// The policy of the parameters.
+    pub policy: Acceleration,
+    /// Over-relaxation in effect (requested explicitly or chosen by the policy), if any.
+    pub over_relaxation: Option<RelaxationReport>,
+    /// eps-scaling that ran (requested explicitly or chosen by the policy), if any.
+    pub eps_scaling: Option<EpsScalingReport>,
+}
+
+/// The over-relaxation part of an [`AccelerationReport`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RelaxationReport {
+    /// The variant in effect.
+    pub kind: OverRelaxation,
+    /// The last factor used; `None` if the relaxed phase never started (the problem converged
+    /// before the start conditions of §4b were met, i.e. the solve was plain Sinkhorn).
+    pub omega: Option<f64>,
+    /// Relaxed iterations done.
+    pub relaxed_iterations: usize,
+    /// A blow-up restored the best relaxed pair (the safeguard of §4b).
+    pub restored: bool,
+}
+
+/// The eps-scaling part of an [`AccelerationReport`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpsScalingReport {
+    /// Annealing stages run (strictly above the target eps).
+    pub stages: usize,
+    /// Annealing iterations (`stages × iters_per_stage`, included in `iterations`).
+    pub iterations: usize,
+    /// The first stage's eps ($\varepsilon_0$).
+    pub start: f64,
+}
+
+impl OverRelaxation {
+    /// Stable lower-case name (`fixed`, `adaptive`), used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            OverRelaxation::Fixed(_) => "fixed",
+            OverRelaxation::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl SinkhornParams {
+    /// The over-relaxation and eps-scaling that the alternating solver runs for this problem:
+    /// explicit settings, else the choice of `acceleration` (see [`Acceleration`]). `scale` is
+    /// the cost scale $\varepsilon_0$ and `cold` says whether the solve starts from $g_0\equiv0$.
+    pub fn resolve_acceleration(
+        &self,
+        scale: f64,
+        cold: bool,
+    ) -> (Option<OverRelaxation>, Option<EpsScaling>) {
+        match self.acceleration {
+            Acceleration::Plain => (self.over_relaxation, self.eps_scaling),
+            Acceleration::Auto => {
+                let relax = self.over_relaxation.or(Some(OverRelaxation::Adaptive));
+                let scaling = self.eps_scaling.or_else(|| {
+                    (cold && scale.is_finite() && self.eps < AUTO_EPS_SCALING_BELOW * scale)
+                        .then(EpsScaling::default)
+                });
+                (relax, scaling)
+            }
+        }
+    }
 }
 
 /// Why an iteration stopped.

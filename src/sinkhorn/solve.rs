@@ -16,7 +16,10 @@ use super::engine::{dot, Engine, Side};
 use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
 use super::measure::{CostMatrix, Geometry, PointCloud};
-use super::params::{Mode, OverRelaxation, SinkhornParams, Termination};
+use super::params::{
+    AccelerationReport, EpsScaling, EpsScalingReport, Mode, OverRelaxation, RelaxationReport,
+    SinkhornParams, Termination,
+};
 use super::plan as plans;
 use crate::Cost;
 
@@ -56,6 +59,8 @@ pub struct SinkhornOutput {
     pub eps: f64,
     /// The cost.
     pub cost: Cost,
+    /// What acceleration ran (policy, over-relaxation, eps-scaling; theory/sinkhorn.md §4c).
+    pub acceleration: AccelerationReport,
 }
 
 impl SinkhornOutput {
@@ -153,7 +158,10 @@ pub fn solve_with_exp_kernel(
     };
     let engine = Engine::new(geom, params.cost, params.mode, exp)?;
     let scale = cost_scale(geom, params.cost);
-    run(&engine, params, g0, scale)
+    // The acceleration policy (theory/sinkhorn.md §4c): explicit settings, else Auto's choice.
+    let cold = g0.iter().all(|&v| v == 0.0);
+    let (relax, scaling) = params.resolve_acceleration(scale, cold);
+    run(&engine, params, g0, scale, relax, scaling.as_ref())
 }
 
 /// The cost scale $\varepsilon_0$ that starts eps-scaling.
@@ -178,6 +186,14 @@ struct Relaxer {
     window: Vec<f64>,
     /// Best residual of the relaxed phase and its pair.
     best: Option<(f64, Vec<f64>, Vec<f64>)>,
+    /// The last factor used (for the report).
+    last_omega: Option<f64>,
+    /// Relaxed iterations done.
+    relaxed: usize,
+    /// The blow-up safeguard fired.
+    restored: bool,
+    /// Relaxed iterations since the best residual last improved.
+    stalled: usize,
 }
 
 /// What [`Relaxer::after_relaxed`] decided.
@@ -215,11 +231,25 @@ impl Relaxer {
             done,
             window: Vec::new(),
             best: None,
+            last_omega: None,
+            relaxed: 0,
+            restored: false,
+            stalled: 0,
         }
     }
 
     fn omega(&self) -> Option<f64> {
         self.omega
+    }
+
+    /// The over-relaxation part of the acceleration report.
+    fn report(&self) -> Option<RelaxationReport> {
+        self.mode.map(|kind| RelaxationReport {
+            kind,
+            omega: self.last_omega,
+            relaxed_iterations: self.relaxed,
+            restored: self.restored,
+        })
     }
 
     /// After a plain iteration at the target eps with residual `err`: maybe start relaxing.
@@ -253,12 +283,25 @@ impl Relaxer {
 
     /// After a relaxed iteration with residual `err` (both marginals) of the pair `(f, g)`.
     fn after_relaxed(&mut self, err: f64, tol: f64, f: &mut Vec<f64>, g: &mut Vec<f64>) -> Relaxed {
+        self.relaxed += 1;
+        self.last_omega = self.omega;
         let best_err = self.best.as_ref().map_or(f64::INFINITY, |b| b.0);
-        if !err.is_finite() || err > RELAX_BLOWUP * best_err {
+        self.stalled = if err < best_err { 0 } else { self.stalled + 1 };
+        // Blow-up, or no progress for as long as the rate ω − 1 would take to gain three decades
+        // (at least RELAX_STALL_MIN iterations: a round-off floor of the two-marginal residual
+        // above `tol`): back to the best pair, then plain Sinkhorn.
+        let stall = self.omega.map_or(RELAX_STALL_MIN, |w| {
+            ((1e-3f64).ln() / (w - 1.0).max(1e-3).ln()).ceil() as usize
+        });
+        if !err.is_finite()
+            || err > RELAX_BLOWUP * best_err
+            || self.stalled >= stall.max(RELAX_STALL_MIN)
+        {
             if let Some((_, bf, bg)) = self.best.take() {
                 *f = bf;
                 *g = bg;
             }
+            self.restored = true;
             self.finish();
             return Relaxed::Restored;
         }
@@ -306,6 +349,11 @@ const RELAX_START: f64 = 1e-1;
 /// A relaxed residual above this multiple of the best one restores the best pair and ends
 /// over-relaxation.
 const RELAX_BLOWUP: f64 = 1e3;
+/// No new best residual for $\max(100,\lceil\ln10^{-3}/\ln(\omega-1)\rceil)$ relaxed iterations
+/// (the predicted rate $\omega-1$ would have gained three decades) also restores the best pair
+/// and ends over-relaxation: a converging relaxed phase improves on its best within a few
+/// oscillation periods of its complex pair (`theory/sinkhorn.md` §4b).
+const RELAX_STALL_MIN: usize = 100;
 
 /// Target eps of iteration `k` (0-based) under a schedule of `stages` × `per_stage`.
 #[inline]
@@ -366,9 +414,11 @@ fn run(
     params: &SinkhornParams,
     mut g: Vec<f64>,
     scale: f64,
+    relaxation: Option<OverRelaxation>,
+    eps_scaling: Option<&EpsScaling>,
 ) -> Result<SinkhornOutput, SinkhornError> {
     let eps = params.eps;
-    let (stages, per_stage) = match &params.eps_scaling {
+    let (stages, per_stage) = match eps_scaling {
         Some(s) => (s.stages(eps, scale), s.iters_per_stage),
         None => (Vec::new(), 1),
     };
@@ -383,7 +433,7 @@ fn run(
     engine.transform(Side::Rows, &g, eps_at(0, &stages, per_stage, eps), &mut f);
     let mut history = Vec::new();
     let mut k = 0;
-    let mut relax = Relaxer::new(params.over_relaxation);
+    let mut relax = Relaxer::new(relaxation);
     let (err, converged) = loop {
         let e = eps_at(k, &stages, per_stage, eps);
         let inv_e = 1.0 / e;
@@ -472,6 +522,15 @@ fn run(
         mode: engine.mode,
         eps,
         cost: params.cost,
+        acceleration: AccelerationReport {
+            policy: params.acceleration,
+            over_relaxation: relax.report(),
+            eps_scaling: eps_scaling.map(|_| EpsScalingReport {
+                stages: stages.len(),
+                iterations: annealing,
+                start: stages.first().copied().unwrap_or(eps),
+            }),
+        },
     })
 }
 

@@ -4,8 +4,10 @@
 //! [`Stepper::half_step`] alternates, starting with the $f$-update (row scaling):
 //! half-step $2k-1$ is $f_k=T(g_{k-1},\nu)$ and half-step $2k$ is $g_k=T(f_k,\mu)$, exactly the
 //! order of [`crate::sinkhorn::solve`], so that after $2K$ half-steps the pair equals the
-//! solver's output with `iterations = K` bit for bit (same engine, same arithmetic; test
-//! `stepper_reproduces_solver` in `tests/sinkhorn_stepper.rs`).
+//! output of the *plain* solver ([`crate::sinkhorn::Acceleration::Plain`]) with
+//! `iterations = K` bit for bit (same engine, same arithmetic; test
+//! `stepper_reproduces_solver` in `tests/sinkhorn_stepper.rs`). The default solver accelerates
+//! (over-relaxation, eps-scaling) and only agrees with the stepper's limit to the tolerance.
 //!
 //! From $f_0=g_0=0$, the plan after one half-step is the row-softmax of $-C/\varepsilon$ (the
 //! one-sided coupling of Deng et al.), and after $L$ (odd) half-steps the row-normalised plan
@@ -72,7 +74,7 @@ impl<'a> Stepper<'a> {
         f0: &[f64],
         g0: &[f64],
     ) -> Result<Stepper<'a>, SinkhornError> {
-        let params = SinkhornParams::new(eps).with_cost(cost);
+        let params = SinkhornParams::new(eps).with_cost(cost).plain();
         Stepper::from_geometry(Geometry::Clouds { x, y }, &params, f0, g0)
     }
 
@@ -87,7 +89,8 @@ impl<'a> Stepper<'a> {
     }
 
     /// The general constructor: any geometry; `params.eps`, `params.cost` and `params.mode`
-    /// are used (tolerances, scaling and history are not: the caller drives the iteration).
+    /// are used (tolerances, scaling, acceleration and history are not: the caller drives the
+    /// iteration, which is plain Sinkhorn).
     pub fn from_geometry(
         geom: Geometry<'a>,
         params: &SinkhornParams,

@@ -99,6 +99,28 @@ class BitIdentityWithTheCli(unittest.TestCase):
         self.assertEqual(got.marginal_error, ref["marginal_error"])
         self.assertEqual(got.f.tolist(), fg["f"])
         self.assertEqual(got.g.tolist(), fg["g"])
+        self.assertEqual(got.acceleration, ref["acceleration"])
+
+    def test_sinkhorn_plain_and_default_at_small_eps(self):
+        # eps = 0.01 is below 1/2000 of the squared bounding-box diagonal (about 50): the
+        # default anneals and over-relaxes; --plain / plain=True runs plain Sinkhorn. Both
+        # bit-identical with the CLI.
+        x, y = cloud(60, 2, 5), cloud(50, 2, 6) + 0.5
+        with tempfile.TemporaryDirectory() as tmp:
+            px, py_ = self._files(tmp, x, y)
+            args = ("sinkhorn", "--x", px, "--y", py_, "--eps", "0.01", "--tol", "1e-6")
+            ref_default = cli(*args)
+            ref_plain = cli(*args, "--plain")
+        default = sinkhorn.solve(x, y, 0.01, tol=1e-6)
+        plain = sinkhorn.solve(x, y, 0.01, tol=1e-6, plain=True)
+        for got, ref in ((default, ref_default), (plain, ref_plain)):
+            for k in ("ot", "primal", "iterations", "marginal_error", "acceleration"):
+                self.assertEqual(getattr(got, k), ref[k], k)
+        self.assertEqual(plain.acceleration,
+                         {"policy": "plain", "over_relaxation": None, "eps_scaling": None})
+        self.assertEqual(default.acceleration["policy"], "auto")
+        self.assertEqual(default.acceleration["over_relaxation"]["kind"], "adaptive")
+        self.assertGreater(default.acceleration["eps_scaling"]["stages"], 0)
 
     def test_sinkhorn_debiased_divergence(self):
         x, y = cloud(25, 3, 3), cloud(35, 3, 4)
@@ -110,6 +132,7 @@ class BitIdentityWithTheCli(unittest.TestCase):
         self.assertEqual(got.divergence, ref["divergence"])
         self.assertEqual(got.ot_xx, ref["ot_xx"])
         self.assertEqual(got.ot_yy, ref["ot_yy"])
+        self.assertEqual(got.acceleration, ref["acceleration"])
 
 
 @unittest.skipUnless(HAVE_BIN, "the sinkflow binary is not built")
@@ -370,7 +393,8 @@ class ArrayHandling(unittest.TestCase):
         self.assertTrue(np.allclose(r.f_at(self.x), r.f, rtol=0, atol=1e-9))
 
     def test_iterator_reproduces_the_solver_bit_for_bit(self):
-        r = sinkhorn.solve(self.x, self.y, 0.5, max_iters=7, allow_nonconvergence=True)
+        r = sinkhorn.solve(self.x, self.y, 0.5, max_iters=7, allow_nonconvergence=True,
+                           plain=True)
         it = sinkhorn.iterate(self.x, self.y, 0.5)
         for _ in range(7):
             kind_f = next(it)[0]

@@ -17,7 +17,7 @@ unless ``allow_nonconvergence=True``. Long solves release the GIL and stop on Ct
 """
 
 from typing import Iterator as _It
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,6 +39,11 @@ class SinkhornResult:
     history: NDArray[np.float64]
     mode: str
     eps: float
+    acceleration: Dict[str, Any]
+    """What ran, as the CLI's JSON "acceleration": {"policy": "auto" | "plain",
+    "over_relaxation": None | {"kind": "adaptive" | "fixed", "omega": float | None (never
+    started), "relaxed_iterations": int, "restored": bool}, "eps_scaling": None | {"stages":
+    int, "iterations": int, "start": float}}."""
     @property
     def cost(self) -> str: ...
     @property
@@ -63,13 +68,15 @@ class DivergenceResult:
     """(cross, self x, self y)."""
     marginal_error: float
     xy: SinkhornResult
+    acceleration: Dict[str, Any]
+    """The cross solve's acceleration report (= ``xy.acceleration``)."""
     f_xx: NDArray[np.float64]
     f_yy: NDArray[np.float64]
 
 class Iterator(_It[Tuple[str, NDArray[np.float64], NDArray[np.float64], float]]):
     """Half-steps f <- T(g, nu), g <- T(f, mu), alternating from f; each ``next`` returns
     (kind "f" or "g", f, g, violation of the enforced marginal before the step). Its iterates
-    are the solver's, bit for bit."""
+    are those of the plain solver (``solve(..., plain=True)``), bit for bit."""
 
     half_steps: int
     f: NDArray[np.float64]
@@ -84,16 +91,21 @@ class Iterator(_It[Tuple[str, NDArray[np.float64], NDArray[np.float64], float]])
 def solve(
     x: ArrayLike, y: ArrayLike, eps: float, wx: Optional[ArrayLike] = None, wy: Optional[ArrayLike] = None, *,
     tol: float = 1e-9, max_iters: int = 10000, cost: str = "sq", eps_scaling: bool = False,
-    over_relaxation: Union[None, float, str] = None, mode: str = "auto", normalise: bool = False,
+    over_relaxation: Union[None, float, str] = None, plain: bool = False, mode: str = "auto",
+    normalise: bool = False,
     allow_nonconvergence: bool = False, f0: Optional[ArrayLike] = None, g0: Optional[ArrayLike] = None,
 ) -> SinkhornResult:
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
-    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto"."""
+    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto".
+    By default the solver accelerates (adaptive over-relaxation; eps-scaling from a cold start
+    at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
+    Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran."""
 
 def divergence(
     x: ArrayLike, y: ArrayLike, eps: float, wx: Optional[ArrayLike] = None, wy: Optional[ArrayLike] = None, *,
     tol: float = 1e-9, max_iters: int = 10000, cost: str = "sq", eps_scaling: bool = False,
-    over_relaxation: Union[None, float, str] = None, mode: str = "auto", normalise: bool = False,
+    over_relaxation: Union[None, float, str] = None, plain: bool = False, mode: str = "auto",
+    normalise: bool = False,
     allow_nonconvergence: bool = False,
 ) -> DivergenceResult:
     """The debiased Sinkhorn divergence S_eps (self terms by the averaged symmetric solver)."""

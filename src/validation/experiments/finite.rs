@@ -521,6 +521,7 @@ impl Experiment for Metric {
         let fd_t = ctx.f64("fd_t")?;
         ctx.set_steps(cases as u64);
         let space = FiniteSpace::grid_1d(0.0, 1.0, n, Cost::SqEuclidean).map_err(e2s)?;
+        // Converged values (S_eps, potentials) only: the engine's default acceleration.
         let sp = SinkhornParams {
             eps,
             tol: 1e-14,
