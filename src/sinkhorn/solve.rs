@@ -56,6 +56,10 @@ pub struct SinkhornOutput {
     pub eps: f64,
     /// The cost.
     pub cost: Cost,
+    /// [`Mode::Sparse`] only: a certified upper bound on the L1 mass of the plan entries the
+    /// truncated kernel dropped, at the returned pair (theory/sinkhorn.md §12); `None` for the
+    /// other modes.
+    pub truncation_bound: Option<f64>,
 }
 
 impl SinkhornOutput {
@@ -151,6 +155,12 @@ pub fn solve_with_exp_kernel(
         }
         None => vec![0.0; m],
     };
+    if let Geometry::Clouds { x, y } = geom {
+        if params.mode == Mode::Sparse || super::sparse::auto_picks_sparse(x, y, params) {
+            let warm_g = warm.map(|_| g0.as_slice());
+            return super::sparse::run(x, y, params, &Default::default(), warm_g);
+        }
+    }
     let engine = Engine::new(geom, params.cost, params.mode, exp)?;
     let scale = cost_scale(geom, params.cost);
     run(&engine, params, g0, scale)
@@ -472,6 +482,7 @@ fn run(
         mode: engine.mode,
         eps,
         cost: params.cost,
+        truncation_bound: None,
     })
 }
 
