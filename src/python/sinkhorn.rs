@@ -109,6 +109,8 @@ pub struct SinkhornResult {
     #[pyo3(get)]
     mode: &'static str,
     #[pyo3(get)]
+    truncation_bound: Option<f64>,
+    #[pyo3(get)]
     eps: f64,
     cost_: Cost,
     x: PointCloud,
@@ -128,6 +130,7 @@ impl SinkhornResult {
             converged: out.converged,
             history: arr1(py, out.history).unbind(),
             mode: out.mode.name(),
+            truncation_bound: out.truncation_bound,
             eps: out.eps,
             cost_: out.cost,
             x,

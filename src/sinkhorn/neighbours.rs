@@ -123,6 +123,7 @@ impl KdTree {
     /// pruned against the current threshold; `visit(p, v)` may therefore see points that fall
     /// below the *final* threshold (the caller filters). `hmax` is [`KdTree::node_max`] of `h`.
     /// Returns the final `best` ($-\infty$ if every $h$ is $-\infty$).
+    #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
         z: &[f64],
@@ -147,9 +148,11 @@ impl KdTree {
                 continue;
             }
             if nd.left == NONE {
-                for p in nd.start as usize..nd.end as usize {
-                    let v = h[p] - kappa * self.dist2(p, z);
-                    if v >= t {
+                let range = nd.start as usize..nd.end as usize;
+                for (p, &hp) in range.clone().zip(&h[range]) {
+                    let v = hp - kappa * self.dist2(p, z);
+                    // (a zero-weight atom has h = -inf: never visited)
+                    if v >= t && v > f64::NEG_INFINITY {
                         if v > best {
                             best = v;
                             t = thresh(best);

@@ -117,19 +117,25 @@ pub fn auto_rule(dim: usize, pairs: usize, eps: f64, data_scale: f64) -> bool {
 
 /// Weighted variance (trace of the covariance) of a cloud.
 fn variance(x: &PointCloud) -> f64 {
-    let (n, d, w) = (x.len(), x.dim(), x.weights());
+    let (d, w) = (x.dim(), x.weights());
     let mut mean = vec![0.0; d];
-    for i in 0..n {
+    for (i, &wi) in w.iter().enumerate() {
         for (mk, &p) in mean.iter_mut().zip(x.point(i)) {
-            *mk += w[i] * p;
+            *mk += wi * p;
         }
     }
-    let mut v = 0.0;
-    for i in 0..n {
-        let p = x.point(i);
-        v += w[i] * (0..d).map(|k| (p[k] - mean[k]).powi(2)).sum::<f64>();
-    }
-    v
+    w.iter()
+        .enumerate()
+        .map(|(i, &wi)| {
+            let s: f64 = x
+                .point(i)
+                .iter()
+                .zip(&mean)
+                .map(|(p, m)| (p - m).powi(2))
+                .sum();
+            wi * s
+        })
+        .sum()
 }
 
 /// One cloud at one level, in the order of its k-d tree.
@@ -814,7 +820,7 @@ pub(crate) fn run(
     }
     let lv = &levels[0];
     // Zero-weight atoms of nu: their potential is the c-transform (they carry no mass).
-    if lv.y.w.iter().any(|&b| b == 0.0) {
+    if lv.y.w.contains(&0.0) {
         let ext = soft_transform(&lv.x, &f, &lv.y, kappa, eps, d);
         for (j, gj) in g.iter_mut().enumerate() {
             if lv.y.w[j] == 0.0 {

@@ -38,6 +38,8 @@ class SinkhornResult:
     converged: bool
     history: NDArray[np.float64]
     mode: str
+    truncation_bound: Optional[float]
+    """mode "sparse": certified bound on the L1 mass of the dropped plan entries; else None."""
     eps: float
     @property
     def cost(self) -> str: ...
@@ -88,7 +90,8 @@ def solve(
     allow_nonconvergence: bool = False, f0: Optional[ArrayLike] = None, g0: Optional[ArrayLike] = None,
 ) -> SinkhornResult:
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
-    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto"."""
+    "dense" or "streaming" (same results), or "sparse" (truncated kernel for small eps, relative
+    bound 1e-16; ``truncation_bound`` certifies the dropped mass); ``over_relaxation``: a factor in [1, 2) or "auto"."""
 
 def divergence(
     x: ArrayLike, y: ArrayLike, eps: float, wx: Optional[ArrayLike] = None, wy: Optional[ArrayLike] = None, *,
