@@ -273,12 +273,46 @@ fn particle_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The sparse (truncated-kernel) mode against streaming: the same eps-scaled solve, a fixed
+/// budget of 20 iterations at the target eps (so the time is work, not convergence luck), on
+/// the pair (X ~ N(0, I_2), Y ~ N(1, 0.5 I_2) up to the scale of `points`).
+/// Default: N = 2000, eps in {0.01, 1e-3}; `SINKFLOW_BENCH_FULL=1` adds N = 8000 and eps = 0.1.
+/// theory/sinkhorn.md §12.
+fn sparse_vs_dense(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sparse_vs_dense");
+    g.sample_size(10);
+    let (sizes, epss): (&[usize], &[f64]) = if full() {
+        (&[2000, 8000], &[0.1, 0.01, 1e-3])
+    } else {
+        (&[2000], &[0.01, 1e-3])
+    };
+    for &n in sizes {
+        let x = cloud(1, n, 2, 0.0);
+        let y = cloud(2, n, 2, 1.0);
+        for &eps in epss {
+            for mode in [Mode::Streaming, Mode::Sparse] {
+                let p = SinkhornParams::new(eps)
+                    .with_tol(1e-12)
+                    .with_max_iters(20)
+                    .with_mode(mode)
+                    .with_eps_scaling();
+                g.bench_function(
+                    BenchmarkId::new(format!("{}/eps{eps}", mode.name()), n),
+                    |b| b.iter(|| solve(&x, &y, &p).expect("solve")),
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     iteration,
     to_tolerance,
     self_and_debiased,
     particle_step,
-    acceleration
+    acceleration,
+    sparse_vs_dense
 );
 criterion_main!(benches);

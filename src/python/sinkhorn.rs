@@ -120,6 +120,8 @@ pub struct SinkhornResult {
     #[pyo3(get)]
     mode: &'static str,
     #[pyo3(get)]
+    truncation_bound: Option<f64>,
+    #[pyo3(get)]
     eps: f64,
     #[pyo3(get)]
     acceleration: Py<PyDict>,
@@ -141,6 +143,7 @@ impl SinkhornResult {
             converged: out.converged,
             history: arr1(py, out.history).unbind(),
             mode: out.mode.name(),
+            truncation_bound: out.truncation_bound,
             eps: out.eps,
             acceleration: acceleration_dict(py, &out.acceleration)?.unbind(),
             cost_: out.cost,

@@ -115,6 +115,18 @@ impl RowSource<'_> {
     }
 }
 
+/// The sparse mode has its own solver (`super::sparse`), for the alternating solve of two
+/// point clouds only.
+fn refuse_sparse(mode: Mode) -> Result<(), SinkhornError> {
+    if mode == Mode::Sparse {
+        return Err(SinkhornError::InvalidParameter {
+            name: "mode",
+            message: "the sparse mode solves OT_eps between two point clouds (solve, solve_warm); use dense or streaming for cost matrices, grids, symmetric/self problems and the step API".into(),
+        });
+    }
+    Ok(())
+}
+
 /// A prepared problem: weights, their logs, and the cost in the resolved mode.
 pub(crate) struct Engine<'a> {
     pub n: usize,
@@ -157,6 +169,7 @@ impl<'a> Engine<'a> {
         mode: Mode,
         exp: ExpKernel,
     ) -> Result<Engine<'a>, SinkhornError> {
+        refuse_sparse(mode)?;
         match geom {
             Geometry::Clouds { x, y } => Engine::clouds(x, y, cost, mode, exp, false),
             Geometry::Matrix(c) => {
@@ -223,6 +236,7 @@ impl<'a> Engine<'a> {
         mode: Mode,
         exp: ExpKernel,
     ) -> Result<Engine<'a>, SinkhornError> {
+        refuse_sparse(mode)?;
         Engine::clouds(x, x, cost, mode, exp, true)
     }
 

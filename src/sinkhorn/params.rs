@@ -18,7 +18,14 @@ use crate::Cost;
 ///   is cheaper than reading it back from memory); otherwise [`Mode::Streaming`]. For a
 ///   given cost matrix, `Auto` is dense when the transposed copy fits in a quarter of memory.
 ///
-/// Both modes feed the *same* row kernel with bit-identical cost rows, so they return
+/// * [`Mode::Sparse`] truncates the kernel to the pairs whose plan entry is above a relative
+///   bound and iterates on them only, with intrinsic eps-scaling and a multiscale start
+///   (Schmitzer 2019; [`crate::sinkhorn::solve_sparse`], theory/sinkhorn.md §12). Point clouds
+///   and the alternating solver only (other solvers refuse it). Opt-in: `Auto` never picks
+///   it, because no measured crossover where it beats the streaming kernel exists yet
+///   (theory/sinkhorn.md §12).
+///
+/// Dense and streaming feed the *same* row kernel with bit-identical cost rows, so they return
 /// bit-identical potentials (test `dense_equals_streaming` in `tests/sinkhorn_engine.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
@@ -29,6 +36,8 @@ pub enum Mode {
     Dense,
     /// Costs recomputed on the fly, memory $O(N+M)$.
     Streaming,
+    /// Truncated kernel (small eps), memory $O(N+M+\#\text{kept pairs})$.
+    Sparse,
 }
 
 /// Largest dense footprint `Mode::Auto` accepts: 512 MiB.
@@ -43,6 +52,7 @@ impl Mode {
             Mode::Auto => "auto",
             Mode::Dense => "dense",
             Mode::Streaming => "streaming",
+            Mode::Sparse => "sparse",
         }
     }
 
@@ -50,7 +60,7 @@ impl Mode {
     /// dimension `dim` (`None` for a given cost matrix).
     pub(crate) fn resolve(self, dense_bytes: usize, dim: Option<usize>) -> Mode {
         match self {
-            Mode::Dense | Mode::Streaming => self,
+            Mode::Dense | Mode::Streaming | Mode::Sparse => self,
             Mode::Auto => {
                 let fits = dense_bytes <= physical_memory_bytes() / 4;
                 let pays = match dim {
@@ -74,8 +84,9 @@ impl std::str::FromStr for Mode {
             "auto" => Ok(Mode::Auto),
             "dense" => Ok(Mode::Dense),
             "streaming" | "online" => Ok(Mode::Streaming),
+            "sparse" => Ok(Mode::Sparse),
             other => Err(format!(
-                "unknown mode '{other}' (expected auto, dense or streaming)"
+                "unknown mode '{other}' (expected auto, dense, streaming or sparse)"
             )),
         }
     }

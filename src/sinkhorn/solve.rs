@@ -61,6 +61,10 @@ pub struct SinkhornOutput {
     pub cost: Cost,
     /// What acceleration ran (policy, over-relaxation, eps-scaling; theory/sinkhorn.md §4c).
     pub acceleration: AccelerationReport,
+    /// [`Mode::Sparse`] only: a certified upper bound on the L1 mass of the plan entries the
+    /// truncated kernel dropped, at the returned pair (theory/sinkhorn.md §12); `None` for the
+    /// other modes.
+    pub truncation_bound: Option<f64>,
 }
 
 impl SinkhornOutput {
@@ -156,6 +160,12 @@ pub fn solve_with_exp_kernel(
         }
         None => vec![0.0; m],
     };
+    if let Geometry::Clouds { x, y } = geom {
+        if params.mode == Mode::Sparse {
+            let warm_g = warm.map(|_| g0.as_slice());
+            return super::sparse::run(x, y, params, &Default::default(), warm_g);
+        }
+    }
     let engine = Engine::new(geom, params.cost, params.mode, exp)?;
     let scale = cost_scale(geom, params.cost);
     // The acceleration policy (theory/sinkhorn.md §4c): explicit settings, else Auto's choice.
@@ -531,6 +541,7 @@ fn run(
                 start: stages.first().copied().unwrap_or(eps),
             }),
         },
+        truncation_bound: None,
     })
 }
 

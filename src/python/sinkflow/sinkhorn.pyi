@@ -38,6 +38,8 @@ class SinkhornResult:
     converged: bool
     history: NDArray[np.float64]
     mode: str
+    truncation_bound: Optional[float]
+    """mode "sparse": certified bound on the L1 mass of the dropped plan entries; else None."""
     eps: float
     acceleration: Dict[str, Any]
     """What ran, as the CLI's JSON "acceleration": {"policy": "auto" | "plain",
@@ -99,7 +101,8 @@ def solve(
     "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto".
     By default the solver accelerates (adaptive over-relaxation; eps-scaling from a cold start
     at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
-    Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran."""
+    Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran. ``mode="sparse"`` truncates the kernel for small eps (relative
+    bound 1e-16; ``truncation_bound`` certifies the dropped mass)."""
 
 def divergence(
     x: ArrayLike, y: ArrayLike, eps: float, wx: Optional[ArrayLike] = None, wy: Optional[ArrayLike] = None, *,

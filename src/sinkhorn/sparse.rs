@@ -1,0 +1,860 @@
+//! The sparse (truncated-kernel) mode: stabilised sparse scaling with eps-scaling and a
+//! multiscale warm start (Schmitzer 2019, Alg. 2–3 in the log domain; theory/sinkhorn.md §12).
+//!
+//! At small $\varepsilon$ almost every entry of the plan
+//! $P_{ij}=a_ib_je^{(f_i+g_j-C_{ij})/\varepsilon}$ is below double-precision relevance. With
+//! potentials $(\hat f,\hat g)$ at hand, the kernel is *truncated* to
+//! $$K=\{(i,j):\ \hat f_i+\hat g_j-C_{ij}\ \ge\ -\theta\,\varepsilon\}$$
+//! (Schmitzer 2019, eq. (4.1)), stored as a compressed row structure of column indices (the
+//! costs are recomputed from the coordinates), and both half-steps run on $K$ only: the
+//! $f$-update as a row log-sum-exp, the $g$-update as a scatter over the rows. While the
+//! iterates $(f,g)$ move away from $(\hat f,\hat g)$ the mass of every dropped entry is bounded
+//! by
+//! $$\sum_{(i,j)\notin K}P_{ij}\ \le\ e^{-\theta\hat\varepsilon/\varepsilon}
+//! \Bigl(\sum_ia_ie^{(f_i-\hat f_i)/\varepsilon}\Bigr)\Bigl(\sum_jb_je^{(g_j-\hat g_j)/\varepsilon}\Bigr)
+//! =:B$$
+//! ($\hat\varepsilon$ the eps at truncation), which is computed after every $g$-update; when it
+//! exceeds the requested bound the kernel is truncated again at the current potentials
+//! (Schmitzer's absorption + re-truncation). The returned `truncation_bound` is $B$ at the
+//! returned pair: a certified upper bound on the L1 mass the truncation removed from the plan,
+//! hence on the extra violation of either marginal of the full plan of the returned potentials.
+//!
+//! The search for $K$ is exact (never a missed pair): a k-d tree over $y$ with per-node bounds
+//! of $\hat g$ ([`super::neighbours`]). Rows whose best entry is below $-\theta\varepsilon$ keep
+//! every entry within $\theta\varepsilon$ of their best, so no row is ever empty; columns are
+//! never empty because truncation happens right after a $g$-update (then every column has an
+//! entry with $f_i+g_j-C_{ij}\ge0$).
+//!
+//! eps-scaling is intrinsic: the schedule of [`EpsScaling`] (the one in the parameters, else
+//! the default) from the cost scale down to the target. Stages at large eps run on coarse
+//! clouds (consecutive blocks of $4^k$ points in k-d tree order, replaced by their weighted
+//! centroid) as long as their mean squared radius is below `eps / 8` (in cost units); each
+//! change of level carries the potentials over by soft c-transforms against the coarser
+//! level (Schmitzer 2019 §4.2; Feydy 2020, §3.3.3). Only the final stage, at the target eps on
+//! the original points, decides convergence.
+
+use rayon::prelude::*;
+
+use super::error::SinkhornError;
+use super::kernel::exp_nonpositive;
+use super::measure::PointCloud;
+use super::neighbours::KdTree;
+use super::params::{AccelerationReport, EpsScalingReport, Mode, SinkhornParams, Termination};
+use super::solve::{effective_tol, SinkhornOutput};
+
+/// Default relative truncation bound $e^{-\theta}$.
+pub const DEFAULT_TRUNCATION: f64 = 1e-16;
+/// Re-truncation slack: the kernel is built with $\theta+$`SLACK`, so that the potentials can
+/// move by about `SLACK`$\cdot\varepsilon$ before the bound $B$ reaches $e^{-\theta}$.
+const SLACK: f64 = 1.0;
+/// Coarsest level: at most this many points per cloud.
+const COARSEST: usize = 1024;
+/// A level of mean squared cluster radius $h^2$ serves the stages with $\kappa h^2\le$
+/// `LEVEL_RATIO`$\cdot\varepsilon$.
+const LEVEL_RATIO: f64 = 0.125;
+/// Relative accuracy of the soft c-transforms that carry potentials between levels:
+/// terms below $e^{-40}$ of the largest are skipped (a warm start only).
+const LSE_CUT: f64 = 40.0;
+
+/// Parameters of the sparse mode beyond [`SinkhornParams`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseParams {
+    /// Relative truncation bound $e^{-\theta}$ in $(0, 10^{-2}]$: a pair is dropped when its
+    /// plan entry is below $e^{-\theta}a_ib_j$ at the truncating potentials. The reported
+    /// `truncation_bound` never exceeds it. Default [`DEFAULT_TRUNCATION`] ($10^{-16}$).
+    pub truncation: f64,
+}
+
+impl Default for SparseParams {
+    fn default() -> Self {
+        SparseParams {
+            truncation: DEFAULT_TRUNCATION,
+        }
+    }
+}
+
+impl SparseParams {
+    /// Check the documented range.
+    pub fn validate(&self) -> Result<(), SinkhornError> {
+        let t = self.truncation;
+        if !(t.is_finite() && t > 0.0 && t <= 1e-2) {
+            return Err(SinkhornError::InvalidParameter {
+                name: "truncation",
+                message: format!("must lie in (0, 1e-2], got {t}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One cloud at one level, in the order of its k-d tree.
+struct Cloud {
+    tree: KdTree,
+    w: Vec<f64>,
+    /// $\log w$ ($-\infty$ for a zero weight).
+    log_w: Vec<f64>,
+}
+
+impl Cloud {
+    fn new(pts: &[f64], d: usize, w: &[f64]) -> Cloud {
+        let tree = KdTree::new(pts, d);
+        let w: Vec<f64> = tree.perm().iter().map(|&i| w[i as usize]).collect();
+        let log_w = w.iter().map(|t| t.ln()).collect();
+        Cloud { tree, w, log_w }
+    }
+
+    fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    /// The cloud of weighted centroids of consecutive blocks of `block` points (tree order)
+    /// and the mean squared distance of the points to their centroid.
+    fn coarsen(&self, d: usize, block: usize) -> (Vec<f64>, Vec<f64>, f64) {
+        let pts = self.tree.points();
+        let n = self.len();
+        let nb = n.div_ceil(block);
+        let mut c = vec![0.0; nb * d];
+        let mut w = vec![0.0; nb];
+        let mut h2 = 0.0;
+        for b in 0..nb {
+            let r = b * block..((b + 1) * block).min(n);
+            let mass: f64 = self.w[r.clone()].iter().sum();
+            let cb = &mut c[b * d..(b + 1) * d];
+            for i in r.clone() {
+                let wi = if mass > 0.0 {
+                    self.w[i] / mass
+                } else {
+                    1.0 / r.len() as f64
+                };
+                for k in 0..d {
+                    cb[k] += wi * pts[i * d + k];
+                }
+            }
+            for i in r.clone() {
+                let s: f64 = (0..d).map(|k| (pts[i * d + k] - cb[k]).powi(2)).sum();
+                h2 += self.w[i] * s;
+            }
+            w[b] = mass;
+        }
+        (c, w, h2)
+    }
+}
+
+/// A level: both clouds and the mean squared cluster radius (0 on the original points).
+struct Level {
+    x: Cloud,
+    y: Cloud,
+    h2: f64,
+}
+
+/// The truncated kernel: column indices (tree positions of $y$) of each row (tree positions
+/// of $x$), and the potentials / eps it was truncated at.
+struct Truncated {
+    ptr: Vec<usize>,
+    idx: Vec<u32>,
+    f_hat: Vec<f64>,
+    g_hat: Vec<f64>,
+    eps_hat: f64,
+    /// $\theta$ used to build it (truncation slack included).
+    theta: f64,
+}
+
+#[inline(always)]
+fn dist2(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (&p, &q) in a.iter().zip(b) {
+        let t = p - q;
+        s += t * t;
+    }
+    s
+}
+
+/// Soft c-transform $-\varepsilon\log\sum_j e^{(h_j-\kappa\lvert z-y_j\rvert^2)/\varepsilon}$
+/// ($h$ includes $\varepsilon\log$ of the weights) over the points of `tree`, skipping terms
+/// below $e^{-40}$ of the largest.
+fn soft_min(
+    tree: &KdTree,
+    h: &[f64],
+    hmax: &[f64],
+    z: &[f64],
+    kappa: f64,
+    eps: f64,
+    stack: &mut Vec<u32>,
+) -> f64 {
+    let (mut mx, mut s) = (f64::NEG_INFINITY, 0.0);
+    let cut = LSE_CUT * eps;
+    tree.search(
+        z,
+        kappa,
+        h,
+        hmax,
+        |best| best - cut,
+        stack,
+        |_, v| {
+            if v > mx {
+                s = s * ((mx - v) / eps).exp() + 1.0;
+                mx = v;
+            } else {
+                s += ((v - mx) / eps).exp();
+            }
+        },
+    );
+    -(mx + eps * s.ln())
+}
+
+/// Soft c-transforms at every point of `at` against `from` with potential `pot` (tree
+/// positions of `from`), in parallel; output in tree positions of `at`.
+fn soft_transform(
+    from: &Cloud,
+    pot: &[f64],
+    at: &Cloud,
+    kappa: f64,
+    eps: f64,
+    d: usize,
+) -> Vec<f64> {
+    let h: Vec<f64> = pot
+        .iter()
+        .zip(&from.log_w)
+        .map(|(&p, &lw)| p + eps * lw)
+        .collect();
+    let mut hmax = Vec::new();
+    from.tree.node_max(&h, &mut hmax);
+    let pts = at.tree.points();
+    (0..at.len())
+        .into_par_iter()
+        .map_init(Vec::new, |stack, i| {
+            soft_min(
+                &from.tree,
+                &h,
+                &hmax,
+                &pts[i * d..(i + 1) * d],
+                kappa,
+                eps,
+                stack,
+            )
+        })
+        .collect()
+}
+
+/// Truncate at $(\hat f,\hat g)$: two exact tree searches per row (count, then fill).
+fn truncate(
+    lv: &Level,
+    f: &[f64],
+    g: &[f64],
+    eps: f64,
+    theta: f64,
+    kappa: f64,
+    d: usize,
+) -> Result<Truncated, SinkhornError> {
+    let n = lv.x.len();
+    // Zero-weight columns are never kept (they carry no mass).
+    let h: Vec<f64> = g
+        .iter()
+        .zip(&lv.y.w)
+        .map(|(&gj, &bj)| if bj > 0.0 { gj } else { f64::NEG_INFINITY })
+        .collect();
+    let mut hmax = Vec::new();
+    lv.y.tree.node_max(&h, &mut hmax);
+    let cut = theta * eps;
+    let xp = lv.x.tree.points();
+    // Pass 1: final threshold and count of every row.
+    let counts: Vec<(f64, usize)> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(stack, vals): &mut (Vec<u32>, Vec<f64>), i| {
+                let fi = f[i];
+                let z = &xp[i * d..(i + 1) * d];
+                vals.clear();
+                let best = lv.y.tree.search(
+                    z,
+                    kappa,
+                    &h,
+                    &hmax,
+                    |b| (-cut - fi).min(b - cut),
+                    stack,
+                    |_, v| vals.push(v),
+                );
+                let t = (-cut - fi).min(best - cut);
+                (t, vals.iter().filter(|&&v| v >= t).count())
+            },
+        )
+        .collect();
+    let mut ptr = Vec::with_capacity(n + 1);
+    ptr.push(0usize);
+    for &(_, c) in &counts {
+        ptr.push(ptr.last().copied().unwrap_or(0) + c);
+    }
+    let nnz = ptr[n];
+    crate::error::check_allocation(
+        "the sparse kernel (4 bytes per kept pair)",
+        &[nnz.div_ceil(2)],
+    )?;
+    let mut idx = vec![0u32; nnz];
+    // Pass 2: fill, with the fixed final threshold of each row.
+    let mut rest: &mut [u32] = &mut idx;
+    let mut slices = Vec::with_capacity(n);
+    for i in 0..n {
+        let (head, tail) = rest.split_at_mut(ptr[i + 1] - ptr[i]);
+        slices.push(head);
+        rest = tail;
+    }
+    slices
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(Vec::new, |stack, (i, out)| {
+            let t = counts[i].0;
+            let z = &xp[i * d..(i + 1) * d];
+            let mut k = 0;
+            lv.y.tree.search(
+                z,
+                kappa,
+                &h,
+                &hmax,
+                |_| t,
+                stack,
+                |p, v| {
+                    if v >= t && k < out.len() {
+                        out[k] = p as u32;
+                        k += 1;
+                    }
+                },
+            );
+        });
+    Ok(Truncated {
+        ptr,
+        idx,
+        f_hat: f.to_vec(),
+        g_hat: g.to_vec(),
+        eps_hat: eps,
+        theta,
+    })
+}
+
+impl Truncated {
+    /// A placeholder holding nothing (frees the old kernel before a new one is built).
+    fn empty() -> Truncated {
+        Truncated {
+            ptr: vec![0],
+            idx: Vec::new(),
+            f_hat: Vec::new(),
+            g_hat: Vec::new(),
+            eps_hat: 1.0,
+            theta: 0.0,
+        }
+    }
+
+    /// $\log B$ at $(f,g)$ and eps (module docs).
+    fn log_bound(&self, lv: &Level, f: &[f64], g: &[f64], eps: f64) -> f64 {
+        let lse = |w: &[f64], p: &[f64], p0: &[f64]| {
+            let mx = p
+                .iter()
+                .zip(p0)
+                .zip(w)
+                .filter(|(_, &wi)| wi > 0.0)
+                .map(|((&a, &b), _)| (a - b) / eps)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = p
+                .iter()
+                .zip(p0)
+                .zip(w)
+                .map(|((&a, &b), &wi)| wi * ((a - b) / eps - mx).exp())
+                .sum();
+            mx + s.ln()
+        };
+        -self.theta * self.eps_hat / eps
+            + lse(&lv.x.w, f, &self.f_hat)
+            + lse(&lv.y.w, g, &self.g_hat)
+    }
+}
+
+/// $f$-update on $K$: $f_i=-\varepsilon\log\sum_{j\in K_i}b_je^{(g_j-C_{ij})/\varepsilon}$.
+#[allow(clippy::too_many_arguments)]
+fn rows_update(
+    lv: &Level,
+    k: &Truncated,
+    g: &[f64],
+    eps: f64,
+    kappa: f64,
+    d: usize,
+    hb: &mut Vec<f64>,
+    out: &mut [f64],
+) {
+    hb.clear();
+    hb.extend(g.iter().zip(&lv.y.log_w).map(|(&gj, &lb)| gj + eps * lb));
+    let hb = &hb[..];
+    let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
+    let inv = 1.0 / eps;
+    out.par_chunks_mut(64)
+        .enumerate()
+        .for_each_init(Vec::new, |buf: &mut Vec<f64>, (c, chunk)| {
+            for (r, o) in chunk.iter_mut().enumerate() {
+                let i = c * 64 + r;
+                let z = &xp[i * d..(i + 1) * d];
+                let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
+                buf.clear();
+                let mut mx = f64::NEG_INFINITY;
+                for &j in cols {
+                    let j = j as usize;
+                    let v = hb[j] - kappa * dist2(z, &yp[j * d..(j + 1) * d]);
+                    mx = mx.max(v);
+                    buf.push(v);
+                }
+                let mut s = 0.0;
+                for &v in buf.iter() {
+                    s += exp_nonpositive((v - mx) * inv);
+                }
+                *o = -(mx + eps * s.ln());
+            }
+        });
+}
+
+/// Row ranges of about equal numbers of kept pairs, one per thread.
+fn row_parts(k: &Truncated) -> Vec<(usize, usize)> {
+    let n = k.ptr.len() - 1;
+    let parts = rayon::current_num_threads().max(1);
+    let nnz = k.ptr[n];
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for p in 1..=parts {
+        let target = nnz * p / parts;
+        let end = if p == parts {
+            n
+        } else {
+            start
+                + k.ptr[start..]
+                    .partition_point(|&q| q < target)
+                    .min(n - start)
+        };
+        out.push((start, end));
+        start = end;
+    }
+    out
+}
+
+/// $g$-update on $K$ by a scatter over the rows:
+/// $g_j\leftarrow g_j-\varepsilon\log\sum_{i:(i,j)\in K}a_ie^{(f_i+g_j-C_{ij})/\varepsilon}$
+/// (shifted by the current $g_j$; if an exponent exceeds 600 or a column sum is not positive
+/// and finite, the exact two-pass form with the column maxima is used instead).
+fn cols_update(
+    lv: &Level,
+    k: &Truncated,
+    f: &[f64],
+    g: &mut [f64],
+    eps: f64,
+    kappa: f64,
+    d: usize,
+) {
+    let m = lv.y.len();
+    let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
+    let inv = 1.0 / eps;
+    let parts = row_parts(k);
+    let a = &lv.x.w;
+    let gr: &[f64] = g;
+    // Fast path: shift by the current g.
+    let partial: Vec<(Vec<f64>, f64)> = parts
+        .par_iter()
+        .map(|&(s, e)| {
+            let mut acc = vec![0.0; m];
+            let mut top = f64::NEG_INFINITY;
+            for i in s..e {
+                if a[i] == 0.0 {
+                    continue;
+                }
+                let z = &xp[i * d..(i + 1) * d];
+                for &j in &k.idx[k.ptr[i]..k.ptr[i + 1]] {
+                    let j = j as usize;
+                    let v = (f[i] + gr[j] - kappa * dist2(z, &yp[j * d..(j + 1) * d])) * inv;
+                    top = top.max(v);
+                    acc[j] += a[i] * exp_nonpositive(v.min(700.0));
+                }
+            }
+            (acc, top)
+        })
+        .collect();
+    let top = partial
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = vec![0.0; m];
+    for (acc, _) in &partial {
+        for (s, &t) in sum.iter_mut().zip(acc) {
+            *s += t;
+        }
+    }
+    let ok = top <= 600.0
+        && sum
+            .iter()
+            .zip(&lv.y.w)
+            .all(|(&s, &b)| b == 0.0 || (s > 1e-280 && s.is_finite()));
+    if ok {
+        for ((gj, &s), &b) in g.iter_mut().zip(&sum).zip(&lv.y.w) {
+            if b > 0.0 {
+                *gj -= eps * s.ln();
+            }
+        }
+        return;
+    }
+    // Exact path: column maxima of f_i + eps log a_i - C_ij, then shifted sums.
+    let la = &lv.x.log_w;
+    let value = |i: usize, j: usize| {
+        f[i] + eps * la[i] - kappa * dist2(&xp[i * d..(i + 1) * d], &yp[j * d..(j + 1) * d])
+    };
+    let maxes: Vec<Vec<f64>> = parts
+        .par_iter()
+        .map(|&(s, e)| {
+            let mut mx = vec![f64::NEG_INFINITY; m];
+            for i in s..e {
+                for &j in &k.idx[k.ptr[i]..k.ptr[i + 1]] {
+                    let j = j as usize;
+                    mx[j] = mx[j].max(value(i, j));
+                }
+            }
+            mx
+        })
+        .collect();
+    let mut mx = vec![f64::NEG_INFINITY; m];
+    for p in &maxes {
+        for (a, &b) in mx.iter_mut().zip(p) {
+            *a = a.max(b);
+        }
+    }
+    let mxr = &mx;
+    let sums: Vec<Vec<f64>> = parts
+        .par_iter()
+        .map(|&(s, e)| {
+            let mut acc = vec![0.0; m];
+            for i in s..e {
+                for &j in &k.idx[k.ptr[i]..k.ptr[i + 1]] {
+                    let j = j as usize;
+                    acc[j] += exp_nonpositive((value(i, j) - mxr[j]) * inv);
+                }
+            }
+            acc
+        })
+        .collect();
+    for (j, gj) in g.iter_mut().enumerate() {
+        if lv.y.w[j] > 0.0 {
+            let s: f64 = sums.iter().map(|p| p[j]).sum();
+            *gj = -(mx[j] + eps * s.ln());
+        }
+    }
+}
+
+/// $\langle P,C\rangle$, $\mathrm{KL}(P\mid a\otimes b)$ of the truncated plan ($P=0$ off $K$).
+fn objectives(
+    lv: &Level,
+    k: &Truncated,
+    f: &[f64],
+    g: &[f64],
+    eps: f64,
+    kappa: f64,
+    d: usize,
+) -> (f64, f64) {
+    let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
+    let (a, b) = (&lv.x.w, &lv.y.w);
+    let inv = 1.0 / eps;
+    let (tc, kl, ab) = (0..lv.x.len())
+        .into_par_iter()
+        .map(|i| {
+            let (mut tc, mut kl, mut ab) = (0.0, 0.0, 0.0);
+            if a[i] == 0.0 {
+                return (tc, kl, ab);
+            }
+            let z = &xp[i * d..(i + 1) * d];
+            for &j in &k.idx[k.ptr[i]..k.ptr[i + 1]] {
+                let j = j as usize;
+                let c = kappa * dist2(z, &yp[j * d..(j + 1) * d]);
+                let l = (f[i] + g[j] - c) * inv;
+                let w = a[i] * b[j];
+                tc += w * l.exp() * c;
+                kl += w * (l * l.exp() - l.exp_m1());
+                ab += w;
+            }
+            (tc, kl, ab)
+        })
+        .reduce(|| (0.0, 0.0, 0.0), |p, q| (p.0 + q.0, p.1 + q.1, p.2 + q.2));
+    // Generalised KL over all pairs: the dropped ones contribute a_i b_j each.
+    (tc, kl + (1.0 - ab).max(0.0))
+}
+
+/// Solve $\mathrm{OT}_\varepsilon$ between two point clouds with the sparse mode (module docs),
+/// optionally warm-started from $g_0$ (then only the target stage runs, on the original
+/// points). `params.over_relaxation` is not used by this mode.
+///
+/// # Errors
+/// As [`crate::sinkhorn::solve`], plus [`SinkhornError::InvalidParameter`] for a truncation
+/// bound out of range or clouds of $2^{32}$ points or more, and
+/// [`SinkhornError::TooLarge`] if the kept pairs do not fit in memory.
+pub fn solve_sparse(
+    x: &PointCloud,
+    y: &PointCloud,
+    params: &SinkhornParams,
+    sparse: &SparseParams,
+) -> Result<SinkhornOutput, SinkhornError> {
+    params.validate()?;
+    run(x, y, params, sparse, None)
+}
+
+pub(crate) fn run(
+    x: &PointCloud,
+    y: &PointCloud,
+    params: &SinkhornParams,
+    sparse: &SparseParams,
+    warm_g: Option<&[f64]>,
+) -> Result<SinkhornOutput, SinkhornError> {
+    sparse.validate()?;
+    if x.dim() != y.dim() {
+        return Err(SinkhornError::DimensionMismatch {
+            what: "dimension of the points of y vs x".into(),
+            expected: x.dim(),
+            got: y.dim(),
+        });
+    }
+    if x.len() >= u32::MAX as usize || y.len() >= u32::MAX as usize {
+        return Err(SinkhornError::InvalidParameter {
+            name: "mode",
+            message: "the sparse mode indexes points with 32 bits (fewer than 2^32 points)".into(),
+        });
+    }
+    let d = x.dim();
+    let kappa = params.cost.factor();
+    let eps = params.eps;
+    let scale = kappa * x.bbox_sq_diameter(y);
+    if !scale.is_finite() {
+        return Err(SinkhornError::InvalidParameter {
+            name: "points",
+            message: format!(
+                "squared distances overflow f64 (bounding-box diameter^2 = {scale}); rescale the coordinates"
+            ),
+        });
+    }
+    let theta = -sparse.truncation.ln() + SLACK;
+    let log_target = sparse.truncation.ln();
+    let tol = effective_tol(params.tol, eps, scale);
+
+    // Levels: 0 = the points, k = blocks of 4^k points in tree order.
+    let fine = Level {
+        x: Cloud::new(x.points_flat(), d, x.weights()),
+        y: Cloud::new(y.points_flat(), d, y.weights()),
+        h2: 0.0,
+    };
+    let mut levels = vec![fine];
+    if warm_g.is_none() {
+        let mut block = 4;
+        while x.len().max(y.len()).div_ceil(block / 4) > COARSEST {
+            let (cx, wx, hx) = levels[0].x.coarsen(d, block);
+            let (cy, wy, hy) = levels[0].y.coarsen(d, block);
+            levels.push(Level {
+                x: Cloud::new(&cx, d, &wx),
+                y: Cloud::new(&cy, d, &wy),
+                h2: hx.max(hy),
+            });
+            block *= 4;
+        }
+    }
+    // The schedule: (eps, level, iterations or None for the target stage).
+    let sched: Vec<(f64, usize)> = if warm_g.is_some() {
+        Vec::new()
+    } else {
+        let es = params.eps_scaling.unwrap_or_default();
+        let mut lvl = levels.len() - 1;
+        es.stages(eps, scale)
+            .into_iter()
+            .map(|e| {
+                while lvl > 0 && kappa * levels[lvl].h2 > LEVEL_RATIO * e {
+                    lvl -= 1;
+                }
+                (e, lvl)
+            })
+            .collect()
+    };
+    let per_stage = params.eps_scaling.unwrap_or_default().iters_per_stage;
+    let annealing = sched.len() * per_stage;
+    let total_max = annealing + params.max_iters;
+
+    let mut history = Vec::new();
+    let mut iterations = 0usize;
+    let mut hb = Vec::new();
+    // Current state: level index, potentials in its tree order, and the kernel.
+    let mut cur: Option<(usize, Vec<f64>, Vec<f64>, Truncated)> = None;
+    let stages = sched.iter().copied().chain(std::iter::once((eps, 0)));
+    let n_stages = sched.len() + 1;
+    let mut result = None;
+    for (s, (e, li)) in stages.enumerate() {
+        let target = s + 1 == n_stages;
+        let lv = &levels[li];
+        // Carry the potentials to this level (or start). On the same level the kernel of the
+        // previous stage is kept for one g-update (it is a superset of the one at the smaller
+        // eps) and re-truncated right after it, so that every column keeps an entry.
+        let (mut f, mut g, mut kern, mut fresh) = match cur.take() {
+            Some((pl, f, g, k)) if pl == li => (f, g, k, true),
+            prev => {
+                let g0 = match (prev, warm_g) {
+                    (Some((pl, pf, _, _)), _) => {
+                        soft_transform(&levels[pl].x, &pf, &lv.y, kappa, e, d)
+                    }
+                    (None, Some(g0)) => lv.y.tree.perm().iter().map(|&j| g0[j as usize]).collect(),
+                    (None, None) => vec![0.0; lv.y.len()],
+                };
+                let f = soft_transform(&lv.y, &g0, &lv.x, kappa, e, d);
+                let g = soft_transform(&lv.x, &f, &lv.y, kappa, e, d);
+                let k = truncate(lv, &f, &g, e, theta, kappa, d)?;
+                (f, g, k, false)
+            }
+        };
+        let mut fnew = vec![0.0; lv.x.len()];
+        let inv = 1.0 / e;
+        let mut it = 0usize;
+        loop {
+            cols_update(lv, &kern, &f, &mut g, e, kappa, d);
+            if fresh || kern.log_bound(lv, &f, &g, e) > log_target {
+                fresh = false;
+                drop(std::mem::replace(&mut kern, Truncated::empty()));
+                kern = truncate(lv, &f, &g, e, theta, kappa, d)?;
+                cols_update(lv, &kern, &f, &mut g, e, kappa, d);
+            }
+            rows_update(lv, &kern, &g, e, kappa, d, &mut hb, &mut fnew);
+            let err: f64 =
+                lv.x.w
+                    .iter()
+                    .zip(&f)
+                    .zip(&fnew)
+                    .map(|((&ai, &fi), &fo)| ai * ((fi - fo) * inv).exp_m1().abs())
+                    .sum();
+            iterations += 1;
+            it += 1;
+            if params.record_history {
+                history.push(err);
+            }
+            if !err.is_finite() {
+                return Err(SinkhornError::Breakdown {
+                    iteration: iterations,
+                });
+            }
+            if crate::interrupt::requested() {
+                return Err(SinkhornError::Interrupted { iterations });
+            }
+            if target {
+                let done = if err <= tol {
+                    Some(true)
+                } else if iterations >= total_max {
+                    Some(false)
+                } else {
+                    None
+                };
+                if let Some(converged) = done {
+                    let log_b = kern.log_bound(lv, &f, &g, e);
+                    result = Some((f, g, kern, err, converged, log_b.exp()));
+                    break;
+                }
+            } else if it >= per_stage {
+                std::mem::swap(&mut f, &mut fnew);
+                cur = Some((li, f, g, kern));
+                break;
+            }
+            std::mem::swap(&mut f, &mut fnew);
+        }
+    }
+    let Some((f, mut g, kern, err, converged, bound)) = result else {
+        return Err(SinkhornError::Breakdown {
+            iteration: iterations,
+        });
+    };
+    if !converged && params.strict {
+        return Err(SinkhornError::NotConverged {
+            iterations,
+            marginal_error: err,
+        });
+    }
+    let lv = &levels[0];
+    // Zero-weight atoms of nu: their potential is the c-transform (they carry no mass).
+    if lv.y.w.contains(&0.0) {
+        let ext = soft_transform(&lv.x, &f, &lv.y, kappa, eps, d);
+        for (j, gj) in g.iter_mut().enumerate() {
+            if lv.y.w[j] == 0.0 {
+                *gj = ext[j];
+            }
+        }
+    }
+    let (tc, kl) = objectives(lv, &kern, &f, &g, eps, kappa, d);
+    let ot = super::engine::dot(&lv.x.w, &f) + super::engine::dot(&lv.y.w, &g);
+    let mut fo = vec![0.0; f.len()];
+    for (p, &i) in lv.x.tree.perm().iter().enumerate() {
+        fo[i as usize] = f[p];
+    }
+    let mut go = vec![0.0; g.len()];
+    for (p, &j) in lv.y.tree.perm().iter().enumerate() {
+        go[j as usize] = g[p];
+    }
+    Ok(SinkhornOutput {
+        f: fo,
+        g: go,
+        ot,
+        primal: tc + eps * kl,
+        transport_cost: tc,
+        iterations,
+        marginal_error: err,
+        converged,
+        termination: if converged {
+            Termination::Converged
+        } else {
+            Termination::MaxIterations
+        },
+        history,
+        mode: Mode::Sparse,
+        eps,
+        cost: params.cost,
+        // This mode never over-relaxes; its multiscale eps-scaling runs from a cold start.
+        acceleration: AccelerationReport {
+            policy: params.acceleration,
+            over_relaxation: None,
+            eps_scaling: sched.first().map(|&(start, _)| EpsScalingReport {
+                stages: sched.len(),
+                iterations: annealing,
+                start,
+            }),
+        },
+        truncation_bound: Some(bound),
+    })
+}
+
+/// Number of kept pairs per row that the sparse kernel would hold (diagnostic for the
+/// cost model in theory/sinkhorn.md §12): the potentials of a solved problem, the truncation
+/// bound and the clouds.
+#[doc(hidden)]
+pub fn kept_pairs(
+    x: &PointCloud,
+    y: &PointCloud,
+    out: &SinkhornOutput,
+    sparse: &SparseParams,
+) -> Result<usize, SinkhornError> {
+    let d = x.dim();
+    let lv = Level {
+        x: Cloud::new(x.points_flat(), d, x.weights()),
+        y: Cloud::new(y.points_flat(), d, y.weights()),
+        h2: 0.0,
+    };
+    let f: Vec<f64> =
+        lv.x.tree
+            .perm()
+            .iter()
+            .map(|&i| out.f[i as usize])
+            .collect();
+    let g: Vec<f64> =
+        lv.y.tree
+            .perm()
+            .iter()
+            .map(|&j| out.g[j as usize])
+            .collect();
+    let k = truncate(
+        &lv,
+        &f,
+        &g,
+        out.eps,
+        -sparse.truncation.ln(),
+        out.cost.factor(),
+        d,
+    )?;
+    Ok(k.idx.len())
+}
