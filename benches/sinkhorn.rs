@@ -22,7 +22,8 @@
 //!   path). Each path runs in a worker process (this bench re-executed with `SINKFLOW_SIMD`
 //!   set), the yardstick in `benches/peers/yardstick_driver.c`. After the criterion samples, an
 //!   interleaved series (engine and yardstick alternating, several rounds, medians) is written
-//!   to `benches/results/kernel_peak.json` with the CPU model and the load average;
+//!   to `benches/results/kernel_peak.json` with the CPU model and the load average
+//!   (`SINKFLOW_PEAK_SERIES_ONLY=1` skips the criterion samples and runs only that series);
 //! * the Gaussian closed forms are in `benches/gaussian.rs`.
 //!
 //! Conventions: cost |x-y|^2 (`Cost::SqEuclidean`, the default), eps in the units of that cost,
@@ -504,10 +505,12 @@ fn kernel_peak(c: &mut Criterion) {
     );
 
     let pairs = (PEAK_N * PEAK_N) as u64;
+    // SINKFLOW_PEAK_SERIES_ONLY=1: only the interleaved series (quick checks while tuning).
+    let series_only = std::env::var_os("SINKFLOW_PEAK_SERIES_ONLY").is_some();
     let mut g = c.benchmark_group(format!("kernel_peak/{}", model.replace(' ', "_")));
     g.sample_size(10);
     g.throughput(Throughput::Elements(pairs));
-    for (path, w) in workers.iter_mut() {
+    for (path, w) in workers.iter_mut().filter(|_| !series_only) {
         for mode in PEAK_MODES {
             for t in PEAK_THREADS {
                 let id = BenchmarkId::new(format!("{path}-{}-{t}t", mode.name()), PEAK_N);
@@ -517,7 +520,7 @@ fn kernel_peak(c: &mut Criterion) {
             }
         }
     }
-    for (name, y) in yardsticks.iter_mut() {
+    for (name, y) in yardsticks.iter_mut().filter(|_| !series_only) {
         for t in PEAK_THREADS {
             let id = BenchmarkId::new(format!("yardstick-{name}-{t}t"), PEAK_N);
             g.bench_function(id, |b| {
@@ -529,7 +532,7 @@ fn kernel_peak(c: &mut Criterion) {
 
     // The interleaved series: in each round, every engine case then the yardstick at the same
     // thread count, so that load drifts hit both alike; medians over the rounds.
-    let per_pair = |d: Duration| d.as_secs_f64() * 1e9 / (PEAK_ITERS as f64 * pairs as f64);
+    let per_pair = |d: Duration, iters: u64| d.as_secs_f64() * 1e9 / (iters as f64 * pairs as f64);
     let mut engine: Vec<Vec<f64>> = vec![Vec::new(); workers.len() * 4];
     let mut yard: Vec<Vec<f64>> = vec![Vec::new(); yardsticks.len() * 2];
     for _ in 0..PEAK_ROUNDS {
@@ -537,12 +540,14 @@ fn kernel_peak(c: &mut Criterion) {
             for (wi, (_, w)) in workers.iter_mut().enumerate() {
                 for (mi, mode) in PEAK_MODES.iter().enumerate() {
                     let d = w.ask(&format!("{} {t} {PEAK_ITERS}", mode.name()));
-                    engine[wi * 4 + mi * 2 + ti].push(per_pair(d));
+                    engine[wi * 4 + mi * 2 + ti].push(per_pair(d, PEAK_ITERS));
                 }
             }
-            for (yi, (_, y)) in yardsticks.iter_mut().enumerate() {
-                let d = y.ask(&format!("{t} {PEAK_ITERS}"));
-                yard[yi * 2 + ti].push(per_pair(d));
+            for (yi, (name, y)) in yardsticks.iter_mut().enumerate() {
+                // The portable C build is ~10x slower per half-step: one is enough.
+                let iters = if name == "scalar" { 1 } else { PEAK_ITERS };
+                let d = y.ask(&format!("{t} {iters}"));
+                yard[yi * 2 + ti].push(per_pair(d, iters));
             }
         }
     }
