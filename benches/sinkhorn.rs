@@ -338,7 +338,8 @@ fn peak_worker() {
 /// A child process answering one line per request line (an engine worker or the C driver).
 struct Timer {
     child: Child,
-    stdin: ChildStdin,
+    /// Dropped (closed) before waiting for the child: end of input ends its loop.
+    stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     /// What the child said it is (`path avx2`, `isa 256`).
     label: String,
@@ -361,7 +362,7 @@ impl Timer {
         }
         Some(Timer {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout,
             label: label.trim().to_string(),
         })
@@ -369,8 +370,9 @@ impl Timer {
 
     /// Total time of the request's half-steps, as the child measured it.
     fn ask(&mut self, request: &str) -> Duration {
-        writeln!(self.stdin, "{request}").expect("request");
-        self.stdin.flush().expect("request");
+        let stdin = self.stdin.as_mut().expect("open while the timer lives");
+        writeln!(stdin, "{request}").expect("request");
+        stdin.flush().expect("request");
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("answer");
         let ns: f64 = line.trim().parse().expect("nanoseconds");
@@ -380,8 +382,8 @@ impl Timer {
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        // Closing stdin ends the child's loop.
-        let _ = writeln!(self.stdin);
+        // Closing stdin (end of input) ends the child's loop.
+        drop(self.stdin.take());
         let _ = self.child.wait();
     }
 }

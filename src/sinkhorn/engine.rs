@@ -17,7 +17,7 @@ use crate::Cost;
 
 /// Rows handled by one rayon task (a multiple of the row tile).
 const ROWS_PER_TASK: usize = 16;
-const _: () = assert!(ROWS_PER_TASK % TILE == 0);
+const _: () = assert!(ROWS_PER_TASK.is_multiple_of(TILE));
 
 thread_local! {
     /// Each thread's scratch for the row kernels (`TILE` rows of $z$, or a cost row and a $z$

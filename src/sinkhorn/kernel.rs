@@ -488,7 +488,15 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
         factor,
     };
     let mut out = [0.0];
-    lse_tile::<E, 1>(active_path(), src, 0, u, m, inv_eps, z, m, &mut out);
+    let a = TileArgs {
+        src,
+        r0: 0,
+        u,
+        m,
+        inv_eps,
+        zs: m,
+    };
+    lse_tile::<E, 1>(active_path(), a, z, &mut out);
     out[0]
 }
 
@@ -505,17 +513,15 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
     let m = u.len();
     let mut out = [0.0];
-    lse_tile::<E, 1>(
-        active_path(),
-        TileSource::Rows { c, stride: m },
-        0,
+    let a = TileArgs {
+        src: TileSource::Rows { c, stride: m },
+        r0: 0,
         u,
         m,
         inv_eps,
-        z,
-        m,
-        &mut out,
-    );
+        zs: m,
+    };
+    lse_tile::<E, 1>(active_path(), a, z, &mut out);
     out[0]
 }
 
@@ -571,6 +577,18 @@ pub fn log_weights(w: &[f64]) -> Vec<f64> {
 /// independent exponential chains in flight. Each row keeps its own arithmetic and summation
 /// order, so a row's result does not depend on the tile it sits in.
 pub const TILE: usize = 4;
+
+/// The inputs of a tile: rows `r0..` of `src` against the scaled potential `u` (`m` long);
+/// row `r` of the tile writes its $z$ at `r * zs` of the scratch.
+#[derive(Clone, Copy)]
+struct TileArgs<'a> {
+    src: TileSource<'a>,
+    r0: usize,
+    u: &'a [f64],
+    m: usize,
+    inv_eps: f64,
+    zs: usize,
+}
 
 /// One 64-byte line of eight doubles (the alignment unit of [`AlignedBuf`]).
 #[derive(Clone, Copy)]
@@ -641,11 +659,7 @@ pub(crate) enum TileSource<'a> {
 /// zero coordinates / zero costs; their terms are discarded by the caller's `-inf`).
 #[inline(always)]
 fn costs_chunk<const R: usize, const D: usize, const SCALED: bool>(
-    pts: &[f64],
-    d: usize,
-    coords: &[f64],
-    stride: usize,
-    factor: f64,
+    (pts, d, coords, stride, factor): (&[f64], usize, &[f64], usize, f64),
     r0: usize,
     j: usize,
     rem: usize,
@@ -711,7 +725,7 @@ fn tile_pass1<const R: usize>(
             macro_rules! cloud {
                 ($d:literal, $s:literal) => {
                     tile_pass1_with::<R, _>(u, m, inv_eps, z, zs, |j, rem| {
-                        costs_chunk::<R, $d, $s>(pts, d, coords, stride, factor, r0, j, rem)
+                        costs_chunk::<R, $d, $s>((pts, d, coords, stride, factor), r0, j, rem)
                     })
                 };
             }
@@ -774,18 +788,20 @@ fn tile_pass2_generic<E: ExpFn, const R: usize>(
     m: usize,
     mx: [f64; R],
 ) -> [[f64; LANES]; R] {
+    // One row after the other: eight lanes of exponentials are already independent, and
+    // more chains in flight spill the sixteen vector registers of SSE2/AVX2.
     let mut s = [[0.0f64; LANES]; R];
-    let mut j = 0;
-    while j < m {
-        let rem = (m - j).min(LANES);
-        for r in 0..R {
+    for r in 0..R {
+        let mut j = 0;
+        while j < m {
+            let rem = (m - j).min(LANES);
             let mut zz = [f64::NEG_INFINITY; LANES];
             zz[..rem].copy_from_slice(&z[r * zs + j..r * zs + j + rem]);
             for l in 0..LANES {
                 s[r][l] += E::exp(zz[l] - mx[r]);
             }
+            j += LANES;
         }
-        j += LANES;
     }
     s
 }
@@ -806,16 +822,15 @@ fn finish_row(s: &[f64; LANES], mx: f64) -> f64 {
 
 /// The portable tile (baseline build; also the AVX paths' form for the libm exponential).
 #[inline(always)]
-fn lse_tile_generic<E: ExpFn, const R: usize>(
-    src: TileSource<'_>,
-    r0: usize,
-    u: &[f64],
-    m: usize,
-    inv_eps: f64,
-    z: &mut [f64],
-    zs: usize,
-    out: &mut [f64],
-) {
+fn lse_tile_generic<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
     let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
     let s = tile_pass2_generic::<E, R>(z, zs, m, mx);
     for r in 0..R {
@@ -885,16 +900,18 @@ unsafe fn tile_pass2_avx2<const R: usize>(
     let mut lo = [_mm256_setzero_pd(); R];
     let mut hi = [_mm256_setzero_pd(); R];
     let full = m / LANES * LANES;
-    let mut j = 0;
-    while j < full {
-        for r in 0..R {
+    // Row after row (two chains of four lanes each, as the C yardstick): eight chains of a
+    // four-row tile spill the sixteen ymm registers.
+    for r in 0..R {
+        let mut j = 0;
+        while j < full {
             let p = z.as_ptr().add(r * zs + j);
             let x0 = _mm256_sub_pd(_mm256_loadu_pd(p), vmx[r]);
             let x1 = _mm256_sub_pd(_mm256_loadu_pd(p.add(4)), vmx[r]);
             lo[r] = _mm256_add_pd(lo[r], exp4_fma(x0));
             hi[r] = _mm256_add_pd(hi[r], exp4_fma(x1));
+            j += LANES;
         }
-        j += LANES;
     }
     if full < m {
         let rem = m - full;
@@ -983,16 +1000,15 @@ unsafe fn tile_pass2_avx512<const R: usize>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(
-    src: TileSource<'_>,
-    r0: usize,
-    u: &[f64],
-    m: usize,
-    inv_eps: f64,
-    z: &mut [f64],
-    zs: usize,
-    out: &mut [f64],
-) {
+unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
     if E::AVX512_FMA {
         let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
         let s = tile_pass2_avx2::<R>(z, zs, m, mx);
@@ -1001,21 +1017,24 @@ unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(
         }
         return;
     }
-    lse_tile_generic::<E, R>(src, r0, u, m, inv_eps, z, zs, out)
+    lse_tile_generic::<E, R>(a, z, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
-    src: TileSource<'_>,
-    r0: usize,
-    u: &[f64],
-    m: usize,
-    inv_eps: f64,
+    a: TileArgs<'_>,
     z: &mut [f64],
-    zs: usize,
     out: &mut [f64],
 ) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
     if E::AVX512_FMA {
         let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
         let s = tile_pass2_avx512::<R>(z, zs, m, mx);
@@ -1024,37 +1043,33 @@ unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
         }
         return;
     }
-    lse_tile_generic::<E, R>(src, r0, u, m, inv_eps, z, zs, out)
+    lse_tile_generic::<E, R>(a, z, out)
 }
 
 /// One tile of `R` rows on `path`.
 #[inline(always)]
 fn lse_tile<E: ExpFn, const R: usize>(
     path: SimdPath,
-    src: TileSource<'_>,
-    r0: usize,
-    u: &[f64],
-    m: usize,
-    inv_eps: f64,
+    a: TileArgs<'_>,
     z: &mut [f64],
-    zs: usize,
     out: &mut [f64],
 ) {
+    let (m, zs) = (a.m, a.zs);
     // The intrinsic passes read `z` unchecked: rows at `r * zs`, `m` long.
     assert!(R >= 1 && out.len() >= R && zs >= m && z.len() >= (R - 1) * zs + m);
     #[cfg(target_arch = "x86_64")]
     {
         if path == SimdPath::Avx512 {
             // SAFETY: the path is only selected (or accepted) when the CPU has AVX-512F + FMA.
-            return unsafe { lse_tile_avx512::<E, R>(src, r0, u, m, inv_eps, z, zs, out) };
+            return unsafe { lse_tile_avx512::<E, R>(a, z, out) };
         }
         if path == SimdPath::Avx2 {
             // SAFETY: the path is only selected (or accepted) when the CPU has AVX2 + FMA.
-            return unsafe { lse_tile_avx2::<E, R>(src, r0, u, m, inv_eps, z, zs, out) };
+            return unsafe { lse_tile_avx2::<E, R>(a, z, out) };
         }
     }
     let _ = path;
-    lse_tile_generic::<E, R>(src, r0, u, m, inv_eps, z, zs, out)
+    lse_tile_generic::<E, R>(a, z, out)
 }
 
 /// `out[i] = lse` of rows `r0 + i` (`i < out.len()`) of `src` against `u` (length `m`), in
@@ -1078,11 +1093,19 @@ pub(crate) fn lse_rows<E: ExpFn>(
         let r = r0 + done;
         let o = &mut out[done..];
         let k = o.len().min(TILE);
+        let a = TileArgs {
+            src,
+            r0: r,
+            u,
+            m,
+            inv_eps,
+            zs,
+        };
         match k {
-            4 => lse_tile::<E, 4>(path, src, r, u, m, inv_eps, z, zs, o),
-            3 => lse_tile::<E, 3>(path, src, r, u, m, inv_eps, z, zs, o),
-            2 => lse_tile::<E, 2>(path, src, r, u, m, inv_eps, z, zs, o),
-            _ => lse_tile::<E, 1>(path, src, r, u, m, inv_eps, z, zs, o),
+            4 => lse_tile::<E, 4>(path, a, z, o),
+            3 => lse_tile::<E, 3>(path, a, z, o),
+            2 => lse_tile::<E, 2>(path, a, z, o),
+            _ => lse_tile::<E, 1>(path, a, z, o),
         }
         done += k;
     }
@@ -1115,17 +1138,15 @@ pub fn lse_row_on<E: ExpFn>(
     );
     let m = u.len();
     let mut out = [0.0];
-    lse_tile::<E, 1>(
-        path,
-        TileSource::Rows { c, stride: m },
-        0,
+    let a = TileArgs {
+        src: TileSource::Rows { c, stride: m },
+        r0: 0,
         u,
         m,
         inv_eps,
-        z,
-        m,
-        &mut out,
-    );
+        zs: m,
+    };
+    lse_tile::<E, 1>(path, a, z, &mut out);
     out[0]
 }
 
