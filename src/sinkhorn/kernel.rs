@@ -654,6 +654,29 @@ pub(crate) enum TileSource<'a> {
     },
 }
 
+/// `src[at..at + rem]` in a chunk of `LANES`, the rest `fill` (a fixed-size copy for a full
+/// chunk: a copy of run-time length becomes a `memmove` call per chunk).
+#[inline(always)]
+fn load_chunk(src: &[f64], at: usize, rem: usize, fill: f64) -> [f64; LANES] {
+    let mut a = [fill; LANES];
+    if rem == LANES {
+        a.copy_from_slice(&src[at..at + LANES]);
+    } else {
+        a[..rem].copy_from_slice(&src[at..at + rem]);
+    }
+    a
+}
+
+/// `dst[at..at + rem] = a[..rem]` (fixed-size for a full chunk, as [`load_chunk`]).
+#[inline(always)]
+fn store_chunk(dst: &mut [f64], at: usize, rem: usize, a: &[f64; LANES]) {
+    if rem == LANES {
+        dst[at..at + LANES].copy_from_slice(a);
+    } else {
+        dst[at..at + rem].copy_from_slice(&a[..rem]);
+    }
+}
+
 /// The `LANES` costs of columns `j..j + LANES` for the `R` rows `r0..r0 + R`, each exactly as
 /// [`fill_cost_row`] computes it. `rem < LANES` marks a tail chunk (columns past `m` read as
 /// zero coordinates / zero costs; their terms are discarded by the caller's `-inf`).
@@ -667,12 +690,7 @@ fn costs_chunk<const R: usize, const D: usize, const SCALED: bool>(
     let dd = if D == 0 { d } else { D };
     let mut acc = [[0.0f64; LANES]; R];
     for k in 0..dd {
-        let mut y = [0.0f64; LANES];
-        if rem == LANES {
-            y.copy_from_slice(&coords[k * stride + j..k * stride + j + LANES]);
-        } else {
-            y[..rem].copy_from_slice(&coords[k * stride + j..k * stride + j + rem]);
-        }
+        let y = load_chunk(coords, k * stride + j, rem, 0.0);
         for (r, a) in acc.iter_mut().enumerate() {
             let xk = pts[(r0 + r) * dd + k];
             for l in 0..LANES {
@@ -705,16 +723,15 @@ fn tile_pass1<const R: usize>(
     zs: usize,
 ) -> [f64; R] {
     match src {
-        TileSource::Rows { c, stride } => {
-            tile_pass1_with::<R, _>(u, m, inv_eps, z, zs, |j, rem| {
-                let mut out = [[0.0f64; LANES]; R];
-                for (r, o) in out.iter_mut().enumerate() {
-                    let row = &c[(r0 + r) * stride + j..];
-                    o[..rem].copy_from_slice(&row[..rem]);
-                }
-                out
-            })
-        }
+        TileSource::Rows { c, stride } => tile_pass1_with::<R, _>(
+            u,
+            m,
+            inv_eps,
+            z,
+            zs,
+            #[inline(always)]
+            |j, rem| std::array::from_fn(|r| load_chunk(c, (r0 + r) * stride + j, rem, 0.0)),
+        ),
         TileSource::Cloud {
             pts,
             d,
@@ -724,9 +741,17 @@ fn tile_pass1<const R: usize>(
         } => {
             macro_rules! cloud {
                 ($d:literal, $s:literal) => {
-                    tile_pass1_with::<R, _>(u, m, inv_eps, z, zs, |j, rem| {
-                        costs_chunk::<R, $d, $s>((pts, d, coords, stride, factor), r0, j, rem)
-                    })
+                    tile_pass1_with::<R, _>(
+                        u,
+                        m,
+                        inv_eps,
+                        z,
+                        zs,
+                        #[inline(always)]
+                        |j, rem| {
+                            costs_chunk::<R, $d, $s>((pts, d, coords, stride, factor), r0, j, rem)
+                        },
+                    )
                 };
             }
             match (d, factor == 1.0) {
@@ -756,8 +781,7 @@ fn tile_pass1_with<const R: usize, F: Fn(usize, usize) -> [[f64; LANES]; R]>(
     let mut j = 0;
     while j < m {
         let rem = (m - j).min(LANES);
-        let mut uu = [f64::NEG_INFINITY; LANES];
-        uu[..rem].copy_from_slice(&u[j..j + rem]);
+        let uu = load_chunk(u, j, rem, f64::NEG_INFINITY);
         let cs = costs(j, rem);
         for r in 0..R {
             let mut t8 = [0.0f64; LANES];
@@ -766,7 +790,7 @@ fn tile_pass1_with<const R: usize, F: Fn(usize, usize) -> [[f64; LANES]; R]>(
                 t8[l] = t;
                 mx[r][l] = if t > mx[r][l] { t } else { mx[r][l] };
             }
-            z[r * zs + j..r * zs + j + rem].copy_from_slice(&t8[..rem]);
+            store_chunk(z, r * zs + j, rem, &t8);
         }
         j += LANES;
     }
@@ -795,8 +819,7 @@ fn tile_pass2_generic<E: ExpFn, const R: usize>(
         let mut j = 0;
         while j < m {
             let rem = (m - j).min(LANES);
-            let mut zz = [f64::NEG_INFINITY; LANES];
-            zz[..rem].copy_from_slice(&z[r * zs + j..r * zs + j + rem]);
+            let zz = load_chunk(z, r * zs + j, rem, f64::NEG_INFINITY);
             for l in 0..LANES {
                 s[r][l] += E::exp(zz[l] - mx[r]);
             }
