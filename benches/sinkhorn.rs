@@ -18,6 +18,16 @@
 //!   at small eps) against the plain one, N = M = 1000, d = 2, X ~ N(0, I), Y ~ N(1, I/2) (the
 //!   peer harness's input), eps in {1, 0.1, 0.01}; the iteration counts of both are printed
 //!   once per case (theory/sinkhorn.md §4c);
+//! * `kernel_peak`: one half-step, per pair, N = M = 4000, d = 2, eps = 0.1, for every
+//!   instruction-set path this CPU has (`SINKFLOW_SIMD`) × threads {1, 2} × mode {dense,
+//!   streaming}, against the C yardstick (`benches/peers/yardstick.c`) in the same run,
+//!   compiled at run time with the system C compiler (skipped with a message without one) for
+//!   `-march=native` and for the portable x86-64 target (no AVX; it pairs with the baseline
+//!   path). Each path runs in a worker process (this bench re-executed with `SINKFLOW_SIMD`
+//!   set), the yardstick in `benches/peers/yardstick_driver.c`. After the criterion samples, an
+//!   interleaved series (engine and yardstick alternating, several rounds, medians) is written
+//!   to `benches/results/kernel_peak.json` with the CPU model and the load average
+//!   (`SINKFLOW_PEAK_SERIES_ONLY=1` skips the criterion samples and runs only that series);
 //! * the Gaussian closed forms are in `benches/gaussian.rs`.
 //!
 //! Conventions: cost |x-y|^2 (`Cost::SqEuclidean`, the default), eps in the units of that cost,
@@ -27,11 +37,15 @@
 //! needs ~10^4 iterations and a single solve takes minutes).
 //!
 //! `cargo bench --bench sinkhorn` runs the default sweep (about 25 minutes on 2 cores);
-//! a single group: `cargo bench --bench sinkhorn -- solve/`.
+//! a single group: `cargo bench --bench sinkhorn -- solve/`; the path comparison alone:
+//! `cargo bench --bench sinkhorn -- kernel_peak` (a few minutes).
 
 use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -313,6 +327,392 @@ criterion_group!(
     self_and_debiased,
     particle_step,
     acceleration,
-    sparse_vs_dense
+    sparse_vs_dense,
+    kernel_peak
 );
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os(PEAK_WORKER).is_some() {
+        peak_worker();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+// ------------------------------------------------------------------ kernel_peak
+
+/// Set (to anything) in the environment of a worker process of `kernel_peak`.
+const PEAK_WORKER: &str = "SINKFLOW_PEAK_WORKER";
+/// The case of issue 13: N = M = 4000, d = 2, eps = 0.1 (points standard normal, `cloud`).
+const PEAK_N: usize = 4000;
+const PEAK_D: usize = 2;
+const PEAK_EPS: f64 = 0.1;
+const PEAK_MODES: [Mode; 2] = [Mode::Dense, Mode::Streaming];
+const PEAK_THREADS: [usize; 2] = [1, 2];
+/// Rounds of the interleaved series written to the JSON, and half-steps per measurement.
+const PEAK_ROUNDS: usize = 7;
+const PEAK_ITERS: u64 = 8;
+
+/// The worker: a stepper per mode on the case's clouds, a rayon pool per thread count;
+/// each stdin line `MODE THREADS ITERS` runs ITERS half-steps and answers the total
+/// nanoseconds. The first line printed is the path the kernels run (`simd_path`).
+fn peak_worker() {
+    let path = match sinkflow::sinkhorn::kernel::simd_path() {
+        Ok(p) => p.name().to_string(),
+        Err(e) => {
+            eprintln!("kernel_peak worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    let x = cloud(1, PEAK_N, PEAK_D, 0.0);
+    let y = cloud(2, PEAK_N, PEAK_D, 0.5);
+    let zeros = vec![0.0; PEAK_N];
+    let mut steppers: Vec<Stepper> = PEAK_MODES
+        .iter()
+        .map(|&mode| {
+            let p = SinkhornParams::new(PEAK_EPS).with_mode(mode);
+            Stepper::from_geometry(Geometry::Clouds { x: &x, y: &y }, &p, &zeros, &zeros)
+                .expect("stepper")
+        })
+        .collect();
+    let pools: Vec<rayon::ThreadPool> = PEAK_THREADS
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("thread pool")
+        })
+        .collect();
+    println!("path {path}");
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() != 3 {
+            break;
+        }
+        let mi = PEAK_MODES
+            .iter()
+            .position(|m| m.name() == w[0])
+            .expect("mode");
+        let ti = PEAK_THREADS
+            .iter()
+            .position(|t| t.to_string() == w[1])
+            .expect("threads");
+        let iters: u64 = w[2].parse().expect("iters");
+        let st = &mut steppers[mi];
+        let start = std::time::Instant::now();
+        pools[ti].install(|| {
+            for _ in 0..iters {
+                black_box(st.half_step());
+            }
+        });
+        let ns = start.elapsed().as_nanos();
+        println!("{ns}");
+        std::io::stdout().flush().expect("stdout");
+    }
+}
+
+/// A child process answering one line per request line (an engine worker or the C driver).
+struct Timer {
+    child: Child,
+    /// Dropped (closed) before waiting for the child: end of input ends its loop.
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// What the child said it is (`path avx2`, `isa 256`).
+    label: String,
+}
+
+impl Timer {
+    fn spawn(mut cmd: Command) -> Option<Timer> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = BufReader::new(child.stdout.take()?);
+        let mut label = String::new();
+        stdout.read_line(&mut label).ok()?;
+        if label.is_empty() {
+            let _ = child.wait();
+            return None;
+        }
+        Some(Timer {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            label: label.trim().to_string(),
+        })
+    }
+
+    /// Total time of the request's half-steps, as the child measured it.
+    fn ask(&mut self, request: &str) -> Duration {
+        let stdin = self.stdin.as_mut().expect("open while the timer lives");
+        writeln!(stdin, "{request}").expect("request");
+        stdin.flush().expect("request");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("answer");
+        let ns: f64 = line.trim().parse().expect("nanoseconds");
+        Duration::from_nanos(ns as u64)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // Closing stdin (end of input) ends the child's loop.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The yardstick compiled for `march` into `dir`, with its driver; None (and a message)
+/// without a working C compiler.
+fn build_yardstick(dir: &std::path::Path, march: &str) -> Option<std::path::PathBuf> {
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+    let out = dir.join(format!("yardstick-{march}"));
+    for cc in ["gcc", "cc"] {
+        let status = Command::new(cc)
+            .args(["-O3", &format!("-march={march}"), "-fopenmp"])
+            .arg(peers.join("yardstick.c"))
+            .arg(peers.join("yardstick_driver.c"))
+            .arg("-lm")
+            .arg("-o")
+            .arg(&out)
+            .status();
+        if matches!(status, Ok(s) if s.success()) {
+            return Some(out);
+        }
+    }
+    eprintln!("kernel_peak: no C compiler with OpenMP (gcc/cc) built the yardstick for -march={march}; its rows are skipped");
+    None
+}
+
+/// Whether the command line selects `kernel_peak` (no filter, or a filter it contains) and
+/// is a real run (not `--list` / `--test`).
+fn peak_selected() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list" || a == "--test") {
+        return false;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| "kernel_peak".contains(f.as_str()) || f.contains("kernel_peak"))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown-cpu".into())
+}
+
+fn kernel_peak(c: &mut Criterion) {
+    if !peak_selected() {
+        return;
+    }
+    use sinkflow::sinkhorn::kernel::SimdPath;
+    let paths: Vec<SimdPath> = [SimdPath::Avx512, SimdPath::Avx2, SimdPath::Baseline]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect();
+    let exe = std::env::current_exe().expect("bench executable");
+    let mut workers: Vec<(String, Timer)> = Vec::new();
+    for p in &paths {
+        let mut cmd = Command::new(&exe);
+        cmd.env(PEAK_WORKER, "1").env("SINKFLOW_SIMD", p.name());
+        match Timer::spawn(cmd) {
+            Some(t) => workers.push((p.name().to_string(), t)),
+            None => eprintln!("kernel_peak: the {} worker did not start", p.name()),
+        }
+    }
+    // The yardstick: -march=native and the portable x86-64 target (SSE2, no AVX/FMA).
+    let dir = std::env::temp_dir().join(format!("sinkflow-kernel-peak-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let pts = dir.join("points.f64");
+    {
+        let mut bytes = Vec::new();
+        for v in points(1, PEAK_N, PEAK_D, 0.0)
+            .into_iter()
+            .chain(points(2, PEAK_N, PEAK_D, 0.5))
+        {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(&pts, bytes).expect("points file");
+    }
+    let mut yardsticks: Vec<(String, Timer)> = Vec::new();
+    for (name, march) in [("native", "native"), ("scalar", "x86-64")] {
+        if let Some(bin) = build_yardstick(&dir, march) {
+            let mut cmd = Command::new(bin);
+            cmd.arg(&pts)
+                .arg(PEAK_N.to_string())
+                .arg(PEAK_N.to_string())
+                .arg(PEAK_D.to_string())
+                .arg(PEAK_EPS.to_string());
+            if let Some(t) = Timer::spawn(cmd) {
+                yardsticks.push((name.to_string(), t));
+            }
+        }
+    }
+    let model = cpu_model();
+    let load_start = load_average();
+    eprintln!(
+        "kernel_peak on {model}; paths: {:?}; load {load_start}",
+        workers.iter().map(|w| &w.0).collect::<Vec<_>>()
+    );
+
+    let pairs = (PEAK_N * PEAK_N) as u64;
+    // SINKFLOW_PEAK_SERIES_ONLY=1: only the interleaved series (quick checks while tuning).
+    let series_only = std::env::var_os("SINKFLOW_PEAK_SERIES_ONLY").is_some();
+    let mut g = c.benchmark_group(format!("kernel_peak/{}", model.replace(' ', "_")));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(pairs));
+    for (path, w) in workers.iter_mut().filter(|_| !series_only) {
+        for mode in PEAK_MODES {
+            for t in PEAK_THREADS {
+                let id = BenchmarkId::new(format!("{path}-{}-{t}t", mode.name()), PEAK_N);
+                g.bench_function(id, |b| {
+                    b.iter_custom(|iters| w.ask(&format!("{} {t} {iters}", mode.name())))
+                });
+            }
+        }
+    }
+    for (name, y) in yardsticks.iter_mut().filter(|_| !series_only) {
+        for t in PEAK_THREADS {
+            let id = BenchmarkId::new(format!("yardstick-{name}-{t}t"), PEAK_N);
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| y.ask(&format!("{t} {iters}")))
+            });
+        }
+    }
+    g.finish();
+
+    // The interleaved series: in each round, every engine case then the yardstick at the same
+    // thread count, so that load drifts hit both alike; medians over the rounds.
+    let per_pair = |d: Duration, iters: u64| d.as_secs_f64() * 1e9 / (iters as f64 * pairs as f64);
+    let mut engine: Vec<Vec<f64>> = vec![Vec::new(); workers.len() * 4];
+    let mut yard: Vec<Vec<f64>> = vec![Vec::new(); yardsticks.len() * 2];
+    for _ in 0..PEAK_ROUNDS {
+        for (ti, t) in PEAK_THREADS.iter().enumerate() {
+            for (wi, (_, w)) in workers.iter_mut().enumerate() {
+                for (mi, mode) in PEAK_MODES.iter().enumerate() {
+                    let d = w.ask(&format!("{} {t} {PEAK_ITERS}", mode.name()));
+                    engine[wi * 4 + mi * 2 + ti].push(per_pair(d, PEAK_ITERS));
+                }
+            }
+            for (yi, (name, y)) in yardsticks.iter_mut().enumerate() {
+                // The portable C build is ~10x slower per half-step: one is enough.
+                let iters = if name == "scalar" { 1 } else { PEAK_ITERS };
+                let d = y.ask(&format!("{t} {iters}"));
+                yard[yi * 2 + ti].push(per_pair(d, iters));
+            }
+        }
+    }
+    let load_end = load_average();
+    let yard_med: Vec<f64> = yard.iter_mut().map(|v| median(v)).collect();
+    let yard_of = |name: &str, ti: usize| {
+        yardsticks
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|yi| yard_med[yi * 2 + ti])
+    };
+    let mut rows = Vec::new();
+    eprintln!(
+        "kernel_peak: ns per pair and half-step, medians of {PEAK_ROUNDS} interleaved rounds"
+    );
+    for (wi, (path, w)) in workers.iter().enumerate() {
+        // The baseline path pairs with the portable yardstick build, the others with native.
+        let yname = if path == "baseline" {
+            "scalar"
+        } else {
+            "native"
+        };
+        for (mi, mode) in PEAK_MODES.iter().enumerate() {
+            for (ti, t) in PEAK_THREADS.iter().enumerate() {
+                let e = median(&mut engine[wi * 4 + mi * 2 + ti]);
+                let yv = yard_of(yname, ti);
+                let yn = yard_of("native", ti);
+                eprintln!(
+                    "  {path:8} {:9} {t}t  engine {e:.3}  yardstick-{yname} {}  ratio {}",
+                    mode.name(),
+                    yv.map_or("-".into(), |v| format!("{v:.3}")),
+                    yv.map_or("-".into(), |v| format!("{:.3}", e / v)),
+                );
+                rows.push(serde_json::json!({
+                    "path": path,
+                    "worker": w.label,
+                    "threads": t,
+                    "mode": mode.name(),
+                    "engine_ns_per_pair": e,
+                    "yardstick": yname,
+                    "yardstick_ns_per_pair": yv,
+                    "ratio": yv.map(|v| e / v),
+                    "yardstick_native_ns_per_pair": yn,
+                    "ratio_to_native": yn.map(|v| e / v),
+                }));
+            }
+        }
+    }
+    let ys: Vec<_> = yardsticks
+        .iter()
+        .enumerate()
+        .map(|(yi, (name, y))| {
+            serde_json::json!({
+                "build": name,
+                "driver": y.label,
+                "ns_per_pair_1t": yard_med[yi * 2],
+                "ns_per_pair_2t": yard_med[yi * 2 + 1],
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "case": {"n": PEAK_N, "m": PEAK_N, "d": PEAK_D, "eps": PEAK_EPS,
+                 "unit": "ns per pair and half-step (half-step time / (n m))"},
+        "cpu": model,
+        "best_path": SimdPath::best().name(),
+        "rounds": PEAK_ROUNDS,
+        "half_steps_per_measurement": PEAK_ITERS,
+        "statistic": "median over rounds, engine and yardstick interleaved",
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+        "rows": rows,
+        "yardsticks": ys,
+    });
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/kernel_peak.json");
+    match std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&doc).expect("json") + "\n",
+    ) {
+        Ok(()) => eprintln!("kernel_peak: wrote benches/results/kernel_peak.json"),
+        Err(e) => eprintln!("kernel_peak: could not write the JSON: {e}"),
+    }
+    drop(workers);
+    drop(yardsticks);
+    let _ = std::fs::remove_dir_all(&dir);
+}

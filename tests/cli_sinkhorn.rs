@@ -299,7 +299,9 @@ fn simd_path_is_selectable_and_reported() {
     let has = |f: &str| {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx2") && f == "avx2"
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && f == "avx2"
                 || std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("fma")
                     && f == "avx512"
@@ -316,15 +318,11 @@ fn simd_path_is_selectable_and_reported() {
             assert_eq!(code, 0, "{err}");
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
             assert_eq!(v["simd"], path);
-            if path == "avx2" {
-                assert_eq!(v["ot"], base["ot"], "AVX2 build must equal the baseline");
-                for k in ["transport_cost", "marginal_error", "iterations"] {
-                    assert_eq!(v[k], base[k], "{k}");
-                }
-            } else {
-                let (a, b) = (v["ot"].as_f64().unwrap(), base["ot"].as_f64().unwrap());
-                assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
-            }
+            // Both FMA paths (AVX2, AVX-512) round the fast exponential's sum differently
+            // from the baseline, by a few ulp per row (tests/sinkhorn_kernel.rs), which
+            // stays far below 1e-12 of OT_eps.
+            let (a, b) = (v["ot"].as_f64().unwrap(), base["ot"].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         } else {
             assert_eq!(code, 2, "{err}");
             assert!(out.is_empty());

@@ -5,16 +5,38 @@ use rayon::prelude::*;
 
 use super::error::SinkhornError;
 use super::grid::TensorGrid;
+use std::cell::RefCell;
+
 use super::kernel::{
-    fill_cost_row_dispatch, log_weights, lse_row_cloud_dispatch, lse_row_dispatch,
-    scaled_potential, ExpFn, ExpKernel, FastExp, StdExp,
+    current_path, fill_cost_row_dispatch, log_weights, lse_row_dispatch, lse_rows, padded,
+    scaled_potential, AlignedBuf, ExpFn, ExpKernel, FastExp, SimdPath, StdExp, TileSource, TILE,
 };
 use super::measure::{CostMatrix, Geometry, PointCloud};
 use super::params::Mode;
 use crate::Cost;
 
-/// Rows handled by one rayon task.
+/// Rows handled by one rayon task (a multiple of the row tile).
 const ROWS_PER_TASK: usize = 16;
+const _: () = assert!(ROWS_PER_TASK.is_multiple_of(TILE));
+
+thread_local! {
+    /// Each thread's scratch for the row kernels (`TILE` rows of $z$, or a cost row and a $z$
+    /// row), 64-byte aligned, allocated once per thread and grown to the longest rows seen
+    /// (`TILE` × 8 × m bytes: 128 KB at m = 4000), never per task.
+    static SCRATCH: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+}
+
+/// Run `f` with at least `len` doubles of this thread's scratch (a fresh buffer in the
+/// unexpected case that the thread's own is already borrowed).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.ensure(len);
+            f(&mut buf.as_mut_slice()[..len])
+        }
+        Err(_) => f(AlignedBuf::new(len, 0.0).as_mut_slice()),
+    })
+}
 /// Below this many pairs a half-step runs on the calling thread (same arithmetic).
 const PAR_MIN_PAIRS: usize = 1 << 15;
 
@@ -29,13 +51,17 @@ pub(crate) enum Side {
 
 /// Where the cost rows of one side come from.
 enum RowSource<'a> {
-    /// Row-major matrix with `len` columns.
-    Slice(&'a [f64]),
-    /// Rows are the points `pts` (row-major, dimension `d`) against the cloud `coords`.
+    /// Row-major matrix with `len` columns, row `r` at `r * stride`.
+    Slice { s: &'a [f64], stride: usize },
+    /// Rows are the points `pts` (row-major, dimension `d`) against the cloud `coords`
+    /// (coordinate-major, coordinate `k` at `k * stride`, aligned: the row tiles read it);
+    /// `plain` is the same cloud at stride `len` (the cost rows of plans and objectives).
     Cloud {
         pts: &'a [f64],
         d: usize,
         coords: &'a [f64],
+        stride: usize,
+        plain: &'a [f64],
         factor: f64,
     },
     /// Columns of a row-major `rows × len` matrix `c` (gathered, strided).
@@ -50,51 +76,40 @@ enum RowSource<'a> {
 }
 
 impl RowSource<'_> {
-    /// Row log-sum-exp of row `r` (the fused kernel for streaming clouds, else the cost row
-    /// then [`lse_row_dispatch`]); bit-identical either way.
-    #[inline]
-    fn lse<E: ExpFn>(
-        &self,
-        r: usize,
-        len: usize,
-        u: &[f64],
-        inv_eps: f64,
-        cbuf: &mut [f64],
-        zbuf: &mut [f64],
-    ) -> f64 {
-        match self {
+    /// The row-tile form of this source, where there is one (stored rows and clouds).
+    fn tile(&self) -> Option<TileSource<'_>> {
+        match *self {
+            RowSource::Slice { s, stride } => Some(TileSource::Rows { c: s, stride }),
             RowSource::Cloud {
                 pts,
                 d,
                 coords,
+                stride,
                 factor,
-            } => lse_row_cloud_dispatch::<E>(
-                &pts[r * d..(r + 1) * d],
+                ..
+            } => Some(TileSource::Cloud {
+                pts,
+                d,
                 coords,
-                len,
-                *factor,
-                u,
-                inv_eps,
-                zbuf,
-            ),
-            _ => {
-                let c = self.row(r, len, cbuf);
-                lse_row_dispatch::<E>(u, c, inv_eps, zbuf)
-            }
+                stride,
+                factor,
+            }),
+            _ => None,
         }
     }
 
     #[inline]
     fn row<'s>(&'s self, r: usize, len: usize, buf: &'s mut [f64]) -> &'s [f64] {
         match self {
-            RowSource::Slice(s) => &s[r * len..(r + 1) * len],
+            RowSource::Slice { s, stride } => &s[r * stride..r * stride + len],
             RowSource::Cloud {
                 pts,
                 d,
-                coords,
+                plain,
                 factor,
+                ..
             } => {
-                fill_cost_row_dispatch(&pts[r * d..(r + 1) * d], coords, len, *factor, buf);
+                fill_cost_row_dispatch(&pts[r * d..(r + 1) * d], plain, len, *factor, buf);
                 &buf[..len]
             }
             RowSource::Column { c, stride } => {
@@ -138,10 +153,15 @@ pub(crate) struct Engine<'a> {
     pub mode: Mode,
     pub exp: ExpKernel,
     kind: Kind<'a>,
-    /// Dense mode: $C$ (`n × m`) unless borrowed from a cost matrix / symmetric.
-    dense_rows: Option<Vec<f64>>,
-    /// Dense mode: $C^\top$ (`m × n`), absent for a symmetric problem.
-    dense_cols: Option<Vec<f64>>,
+    /// Dense mode: $C$ (`n × m`, rows at a stride of `padded(m)`, 64-byte aligned) unless
+    /// borrowed from a cost matrix / symmetric.
+    dense_rows: Option<AlignedBuf>,
+    /// Dense mode: $C^\top$ (`m × n`, stride `padded(n)`), absent for a symmetric problem.
+    dense_cols: Option<AlignedBuf>,
+    /// Clouds: 64-byte-aligned coordinate-major copies of x and y (`d × padded(n)` and
+    /// `d × padded(m)`, zero padding) that the streaming row tiles read.
+    coords_x: Option<AlignedBuf>,
+    coords_y: Option<AlignedBuf>,
     /// An upper bound of $\max C-\min C$ over any row or column (the spread the centred
     /// large-eps path needs, see [`Engine::lse`]).
     pub cost_spread: f64,
@@ -179,13 +199,15 @@ impl<'a> Engine<'a> {
                     crate::error::check_allocation("the transposed dense cost matrix", &[n, m])?;
                 }
                 let dense_cols = (mode == Mode::Dense).then(|| {
-                    let mut t = vec![0.0; n * m];
+                    let np = padded(n);
+                    let mut buf = AlignedBuf::new(m * np, 0.0);
+                    let t = buf.as_mut_slice();
                     for i in 0..n {
                         for j in 0..m {
-                            t[j * n + i] = c.costs()[i * m + j];
+                            t[j * np + i] = c.costs()[i * m + j];
                         }
                     }
-                    t
+                    buf
                 });
                 Ok(Engine {
                     n,
@@ -199,6 +221,8 @@ impl<'a> Engine<'a> {
                     kind: Kind::Matrix(c),
                     dense_rows: None,
                     dense_cols,
+                    coords_x: None,
+                    coords_y: None,
                     cost_spread: c.range(),
                 })
             }
@@ -223,6 +247,8 @@ impl<'a> Engine<'a> {
                     kind: Kind::Grid { grid: g, factor },
                     dense_rows: None,
                     dense_cols: None,
+                    coords_x: None,
+                    coords_y: None,
                     cost_spread: g.cost_scale(factor),
                 })
             }
@@ -292,6 +318,8 @@ impl<'a> Engine<'a> {
             },
             dense_rows: None,
             dense_cols: None,
+            coords_x: Some(aligned_coords(x)),
+            coords_y: (!symmetric).then(|| aligned_coords(y)),
             cost_spread: scale,
         };
         if mode == Mode::Dense {
@@ -312,21 +340,45 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The aligned coordinate-major copy of x (`Rows`) or y (`Cols`) with its stride.
+    fn coords(&self, of_x: bool) -> (&[f64], usize) {
+        // A symmetric problem keeps one copy (y is x).
+        let (buf, len) = match (of_x, &self.coords_y) {
+            (false, Some(c)) => (Some(c), self.m),
+            (false, None) => (self.coords_x.as_ref(), self.m),
+            (true, _) => (self.coords_x.as_ref(), self.n),
+        };
+        buf.map_or((&[][..], 0), |b| (b.as_slice(), padded(len)))
+    }
+
     fn streaming_source(&self, side: Side) -> RowSource<'_> {
         match (&self.kind, side) {
-            (Kind::Clouds { x, y, factor, .. }, Side::Rows) => RowSource::Cloud {
-                pts: x.points_flat(),
-                d: x.dim(),
-                coords: y.coords(),
-                factor: *factor,
+            (Kind::Clouds { x, y, factor, .. }, Side::Rows) => {
+                let (coords, stride) = self.coords(false);
+                RowSource::Cloud {
+                    pts: x.points_flat(),
+                    d: x.dim(),
+                    coords,
+                    stride,
+                    plain: y.coords(),
+                    factor: *factor,
+                }
+            }
+            (Kind::Clouds { x, y, factor, .. }, Side::Cols) => {
+                let (coords, stride) = self.coords(true);
+                RowSource::Cloud {
+                    pts: y.points_flat(),
+                    d: y.dim(),
+                    coords,
+                    stride,
+                    plain: x.coords(),
+                    factor: *factor,
+                }
+            }
+            (Kind::Matrix(c), Side::Rows) => RowSource::Slice {
+                s: c.costs(),
+                stride: c.ncols(),
             },
-            (Kind::Clouds { x, y, factor, .. }, Side::Cols) => RowSource::Cloud {
-                pts: y.points_flat(),
-                d: y.dim(),
-                coords: x.coords(),
-                factor: *factor,
-            },
-            (Kind::Matrix(c), Side::Rows) => RowSource::Slice(c.costs()),
             (Kind::Matrix(c), Side::Cols) => RowSource::Column {
                 c: c.costs(),
                 stride: c.ncols(),
@@ -347,30 +399,42 @@ impl<'a> Engine<'a> {
                 ..
             }
         );
+        let (_, len) = self.dims(side);
+        fn slice(d: &AlignedBuf, len: usize) -> RowSource<'_> {
+            RowSource::Slice {
+                s: d.as_slice(),
+                stride: padded(len),
+            }
+        }
         match side {
             Side::Rows => match &self.dense_rows {
-                Some(d) => RowSource::Slice(d),
+                Some(d) => slice(d, len),
                 None => self.streaming_source(side),
             },
             Side::Cols => match (&self.dense_cols, &self.dense_rows) {
-                (Some(d), _) => RowSource::Slice(d),
-                (None, Some(d)) if symmetric => RowSource::Slice(d),
+                (Some(d), _) => slice(d, len),
+                (None, Some(d)) if symmetric => slice(d, len),
                 _ => self.streaming_source(side),
             },
         }
     }
 
-    fn materialise(&self, side: Side) -> Vec<f64> {
+    /// The cost rows of a side, each at a stride of `padded(len)` (zero padding), aligned.
+    fn materialise(&self, side: Side) -> AlignedBuf {
         let (rows, len) = self.dims(side);
+        let stride = padded(len);
         let src = self.streaming_source(side);
-        let mut out = vec![0.0; rows * len];
-        out.par_chunks_mut(len.max(1))
+        let mut out = AlignedBuf::new(rows * stride, 0.0);
+        out.as_mut_slice()
+            .par_chunks_mut(stride.max(1))
             .enumerate()
-            .for_each(|(r, row)| {
-                let mut buf = vec![0.0; len];
-                let c = src.row(r, len, &mut buf);
-                row.copy_from_slice(c);
-            });
+            .for_each_init(
+                || vec![0.0; len],
+                |buf, (r, row)| {
+                    let c = src.row(r, len, buf);
+                    row[..len].copy_from_slice(c);
+                },
+            );
         out
     }
 
@@ -418,30 +482,25 @@ impl<'a> Engine<'a> {
         debug_assert_eq!(h.len(), len);
         debug_assert_eq!(lse.len(), rows);
         let inv_eps = 1.0 / eps;
-        let mut u = vec![0.0; len];
-        scaled_potential(h, self.log_w(side), inv_eps, &mut u);
+        let mut u = AlignedBuf::new(len, 0.0);
+        scaled_potential(h, self.log_w(side), inv_eps, u.as_mut_slice());
+        let u = u.as_slice();
         if let Kind::Grid { grid, factor } = &self.kind {
-            grid.separable_lse::<E>(side == Side::Cols, &u, inv_eps, *factor, lse);
+            grid.separable_lse::<E>(side == Side::Cols, u, inv_eps, *factor, lse);
             return;
         }
+        // The path is read once per half-step: every row of it runs the same code.
+        let path = current_path();
         let src = self.source(side);
-        let u = &u[..];
         if rows * len < PAR_MIN_PAIRS {
-            let mut cbuf = vec![0.0; len];
-            let mut zbuf = vec![0.0; len];
-            for (r, o) in lse.iter_mut().enumerate() {
-                *o = src.lse::<E>(r, len, u, inv_eps, &mut cbuf, &mut zbuf);
-            }
+            rows_lse::<E>(path, &src, 0, len, u, inv_eps, lse);
             return;
         }
-        lse.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
-            || (vec![0.0; len], vec![0.0; len]),
-            |(cbuf, zbuf), (t, chunk)| {
-                for (k, o) in chunk.iter_mut().enumerate() {
-                    *o = src.lse::<E>(t * ROWS_PER_TASK + k, len, u, inv_eps, cbuf, zbuf);
-                }
-            },
-        );
+        lse.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                rows_lse::<E>(path, &src, t * ROWS_PER_TASK, len, u, inv_eps, chunk);
+            });
     }
 
     /// The large-eps form of [`Engine::lse`], row by row with [`lse_centred_row`].
@@ -478,6 +537,46 @@ impl<'a> Engine<'a> {
             .map_init(|| vec![0.0; len], |buf, r| visit(r, src.row(r, len, buf)))
             .collect()
     }
+}
+
+/// `out[k]` = the row log-sum-exp of row `r0 + k` of `src` against `u`: row tiles
+/// ([`lse_rows`]) for stored rows and clouds, else one cost row at a time; in this thread's
+/// scratch.
+fn rows_lse<E: ExpFn>(
+    path: SimdPath,
+    src: &RowSource<'_>,
+    r0: usize,
+    len: usize,
+    u: &[f64],
+    inv_eps: f64,
+    out: &mut [f64],
+) {
+    let lp = padded(len);
+    match src.tile() {
+        Some(tile) => with_scratch(TILE * lp, |z| {
+            lse_rows::<E>(path, tile, r0, u, len, inv_eps, z, out)
+        }),
+        None => with_scratch(2 * lp, |buf| {
+            let (cbuf, zbuf) = buf.split_at_mut(lp);
+            for (k, o) in out.iter_mut().enumerate() {
+                let c = src.row(r0 + k, len, cbuf);
+                *o = lse_row_dispatch::<E>(u, c, inv_eps, zbuf);
+            }
+        }),
+    }
+}
+
+/// A 64-byte-aligned coordinate-major copy of a cloud, each coordinate at a stride of
+/// `padded(n)` (zero padding).
+fn aligned_coords(x: &PointCloud) -> AlignedBuf {
+    let (n, d) = (x.len(), x.dim());
+    let np = padded(n);
+    let mut buf = AlignedBuf::new(d * np, 0.0);
+    let out = buf.as_mut_slice();
+    for k in 0..d {
+        out[k * np..k * np + n].copy_from_slice(&x.coords()[k * n..(k + 1) * n]);
+    }
+    buf
 }
 
 /// $\sum_i w_iv_i$, in index order.

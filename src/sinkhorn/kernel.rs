@@ -33,8 +33,9 @@ pub enum ExpKernel {
 pub trait ExpFn {
     /// $e^x$ for $x\le 0$.
     fn exp(x: f64) -> f64;
-    /// Whether the AVX-512 build may replace the summation pass by the hand-vectorised
-    /// [`exp_nonpositive`] with fused multiply-adds (true for [`FastExp`] only).
+    /// Whether the FMA builds (AVX2, AVX-512) may replace the summation pass by the
+    /// hand-vectorised [`exp_nonpositive`] with fused multiply-adds (true for [`FastExp`]
+    /// only; the name predates the AVX2 form).
     const AVX512_FMA: bool = false;
 }
 
@@ -195,81 +196,6 @@ pub fn shifted_row(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
         out = if t > out { t } else { out };
     }
     out
-}
-
-/// Pass 2 of the row log-sum-exp with AVX-512F intrinsics: the same exponential as
-/// [`exp_nonpositive`] (Cody–Waite reduction, degree-13 Taylor, exponent-bit scaling, 0 below
-/// $-708$) with fused multiply-adds, eight lanes, two accumulators. LLVM does not vectorise
-/// `f64::mul_add` in the generic kernel, hence the explicit intrinsics. The rounding differs
-/// from the baseline build by a few ulp of the sum (`tests/sinkhorn_kernel.rs`).
-///
-/// # Safety
-/// The CPU must support AVX-512F and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn lse_from_shifted_avx512(z: &[f64], mx: f64) -> f64 {
-    use std::arch::x86_64::*;
-    if !mx.is_finite() {
-        return mx;
-    }
-    #[inline(always)]
-    unsafe fn exp8(x: __m512d) -> __m512d {
-        let under = _mm512_set1_pd(-708.0);
-        let ok = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, under);
-        let xc = _mm512_max_pd(x, under);
-        let shift = _mm512_set1_pd(6_755_399_441_055_744.0);
-        let t = _mm512_fmadd_pd(xc, _mm512_set1_pd(std::f64::consts::LOG2_E), shift);
-        let kf = _mm512_sub_pd(t, shift);
-        let r = _mm512_fnmadd_pd(
-            kf,
-            _mm512_set1_pd(f64::from_bits(0x3fe6_2e42_fee0_0000)),
-            xc,
-        );
-        let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(f64::from_bits(0x3dea_39ef_3579_3c76)), r);
-        const C: [f64; 13] = [
-            1.0 / 479_001_600.0,
-            1.0 / 39_916_800.0,
-            1.0 / 3_628_800.0,
-            1.0 / 362_880.0,
-            1.0 / 40_320.0,
-            1.0 / 5_040.0,
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ];
-        let mut p = _mm512_set1_pd(1.0 / 6_227_020_800.0);
-        for c in C {
-            p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
-        }
-        let k = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_castpd_si512(shift));
-        let e = _mm512_slli_epi64::<52>(_mm512_add_epi64(k, _mm512_set1_epi64(1023)));
-        _mm512_maskz_mov_pd(ok, _mm512_mul_pd(p, _mm512_castsi512_pd(e)))
-    }
-    let n = z.len();
-    let vmx = _mm512_set1_pd(mx);
-    let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-    let mut j = 0;
-    while j + 16 <= n {
-        let x0 = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(j)), vmx);
-        let x1 = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(j + 8)), vmx);
-        a0 = _mm512_add_pd(a0, exp8(x0));
-        a1 = _mm512_add_pd(a1, exp8(x1));
-        j += 16;
-    }
-    if j + 8 <= n {
-        let x0 = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(j)), vmx);
-        a0 = _mm512_add_pd(a0, exp8(x0));
-        j += 8;
-    }
-    let mut s = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
-    for &t in &z[j..] {
-        s += exp_nonpositive(t - mx);
-    }
-    mx + s.ln()
 }
 
 /// Streaming rows of a point cloud, fused: `z_j = u_j - c(x, y_j)/eps` with the cost computed
@@ -447,7 +373,8 @@ fn shifted_row_cloud_fixed<const D: usize>(
 pub enum SimdPath {
     /// AVX-512F + FMA kernels (the hand-vectorised exponential sum included).
     Avx512,
-    /// The portable kernels compiled for AVX2 (bit-identical to the baseline).
+    /// AVX2 + FMA kernels (the exponential sum with explicit intrinsics, bit-identical to the
+    /// AVX-512 path's).
     Avx2,
     /// The portable kernels, baseline target features.
     Baseline,
@@ -471,7 +398,9 @@ impl SimdPath {
                 std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
             }
             #[cfg(target_arch = "x86_64")]
-            SimdPath::Avx2 => std::is_x86_feature_detected!("avx2"),
+            SimdPath::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             SimdPath::Avx512 | SimdPath::Avx2 => false,
             SimdPath::Baseline => true,
@@ -538,8 +467,9 @@ fn active_path() -> SimdPath {
     }
 }
 
-/// [`lse_row_cloud`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection),
-/// else the baseline build; the rounding contract is that of [`lse_row_dispatch`].
+/// [`lse_row_cloud`] on the process's path ([`simd_path`]): the one-row case of the engine's
+/// row tiles, so it agrees bit for bit with the engine's half-step on the same path; the
+/// rounding contract is that of [`lse_row_dispatch`].
 #[inline]
 pub fn lse_row_cloud_dispatch<E: ExpFn>(
     x: &[f64],
@@ -550,94 +480,49 @@ pub fn lse_row_cloud_dispatch<E: ExpFn>(
     inv_eps: f64,
     z: &mut [f64],
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let path = active_path();
-        if path == SimdPath::Avx512 {
-            // SAFETY: the path is only selected when the CPU has AVX-512F and FMA.
-            return unsafe { lse_row_cloud_avx512::<E>(x, coords, m, factor, u, inv_eps, z) };
-        }
-        if path == SimdPath::Avx2 {
-            // SAFETY: the path is only selected when the CPU has AVX2.
-            return unsafe { lse_row_cloud_avx2::<E>(x, coords, m, factor, u, inv_eps, z) };
-        }
-    }
-    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
+    let src = TileSource::Cloud {
+        pts: x,
+        d: x.len(),
+        coords,
+        stride: m,
+        factor,
+    };
+    let mut out = [0.0];
+    let a = TileArgs {
+        src,
+        r0: 0,
+        u,
+        m,
+        inv_eps,
+        zs: m,
+    };
+    lse_tile::<E, 1>(active_path(), a, z, &mut out);
+    out[0]
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn lse_row_cloud_avx512<E: ExpFn>(
-    x: &[f64],
-    coords: &[f64],
-    m: usize,
-    factor: f64,
-    u: &[f64],
-    inv_eps: f64,
-    z: &mut [f64],
-) -> f64 {
-    if E::AVX512_FMA {
-        let mx = shifted_row_cloud_any(x, coords, m, factor, u, inv_eps, z);
-        // SAFETY: AVX-512F and FMA are this function's features (checked by the dispatcher).
-        return lse_from_shifted_avx512(&z[..m], mx);
-    }
-    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn lse_row_cloud_avx2<E: ExpFn>(
-    x: &[f64],
-    coords: &[f64],
-    m: usize,
-    factor: f64,
-    u: &[f64],
-    inv_eps: f64,
-    z: &mut [f64],
-) -> f64 {
-    lse_row_cloud::<E>(x, coords, m, factor, u, inv_eps, z)
-}
-
-/// [`lse_row`] compiled for AVX-512F or AVX2 when the CPU has them (runtime detection, cached),
-/// else the baseline build. The AVX2 build is bit-identical to the baseline (Rust never fuses
-/// `a * b + c`, and the lane structure is fixed by the code). On AVX-512F + FMA CPUs the fast
-/// exponential's summation pass is the hand-vectorised `lse_from_shifted_avx512`, which
-/// differs from the baseline by at most (m + 2)·2u in the result; the libm exponential stays
-/// bit-identical everywhere. On one machine every caller (dense, streaming, step API) goes
-/// through the same dispatch, so they agree bit for bit with each other.
+/// [`lse_row`] on the process's path ([`simd_path`]), as the engine's row tiles compute it.
+/// The baseline path is bit-identical to [`lse_row`]. The AVX2 and AVX-512 paths (both with
+/// FMA) compute the fast exponential's sum with explicit intrinsics: the same Cody–Waite
+/// reduction and degree-13 Horner steps as [`exp_nonpositive`] but fused, in the same lane
+/// order, so the two FMA paths agree with each other bit for bit and differ from the baseline
+/// by at most $(m+2)\cdot2u$ in the result (the exponentials differ by a few ulp); the libm
+/// exponential ([`StdExp`]) is bit-identical on every path. On one machine every caller
+/// (dense, streaming, step API, `c_transform`) goes through the same row code on the same
+/// path, so they agree bit for bit with each other.
 #[inline]
 pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let path = active_path();
-        if path == SimdPath::Avx512 {
-            // SAFETY: the path is only selected when the CPU has AVX-512F and FMA.
-            return unsafe { lse_row_avx512::<E>(u, c, inv_eps, z) };
-        }
-        if path == SimdPath::Avx2 {
-            // SAFETY: the path is only selected when the CPU has AVX2.
-            return unsafe { lse_row_avx2::<E>(u, c, inv_eps, z) };
-        }
-    }
-    lse_row::<E>(u, c, inv_eps, z)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn lse_row_avx2<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
-    lse_row::<E>(u, c, inv_eps, z)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn lse_row_avx512<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f64]) -> f64 {
-    if E::AVX512_FMA {
-        let m = u.len();
-        let mx = shifted_row(u, c, inv_eps, z);
-        // SAFETY: AVX-512F and FMA are this function's features (checked by the dispatcher).
-        return lse_from_shifted_avx512(&z[..m], mx);
-    }
-    lse_row::<E>(u, c, inv_eps, z)
+    let m = u.len();
+    let mut out = [0.0];
+    let a = TileArgs {
+        src: TileSource::Rows { c, stride: m },
+        r0: 0,
+        u,
+        m,
+        inv_eps,
+        zs: m,
+    };
+    lse_tile::<E, 1>(active_path(), a, z, &mut out);
+    out[0]
 }
 
 /// [`fill_cost_row`] compiled for AVX2 when available (bit-identical, see
@@ -683,4 +568,645 @@ pub fn scaled_potential(h: &[f64], log_w: &[f64], inv_eps: f64, u: &mut [f64]) {
 /// $\log\rho_j$ ($-\infty$ for zero weights).
 pub fn log_weights(w: &[f64]) -> Vec<f64> {
     w.iter().map(|&t| t.ln()).collect()
+}
+
+// ------------------------------------------------------------------ row tiles
+
+/// Rows per tile of the engine's half-step kernel: every load of the other side's coordinates
+/// (or of the scaled potential) in pass 1 serves `TILE` rows, and pass 2 keeps `TILE`
+/// independent exponential chains in flight. Each row keeps its own arithmetic and summation
+/// order, so a row's result does not depend on the tile it sits in.
+pub const TILE: usize = 4;
+
+/// The inputs of a tile: rows `r0..` of `src` against the scaled potential `u` (`m` long);
+/// row `r` of the tile writes its $z$ at `r * zs` of the scratch.
+#[derive(Clone, Copy)]
+struct TileArgs<'a> {
+    src: TileSource<'a>,
+    r0: usize,
+    u: &'a [f64],
+    m: usize,
+    inv_eps: f64,
+    zs: usize,
+}
+
+/// One 64-byte line of eight doubles (the alignment unit of [`AlignedBuf`]).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f64; LANES]);
+
+/// A buffer of doubles whose first element sits on a 64-byte boundary, allocated in whole
+/// 64-byte lines (so rows of a stride that is a multiple of [`LANES`] are aligned too).
+#[derive(Clone, Default)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `len` copies of `fill`.
+    pub fn new(len: usize, fill: f64) -> AlignedBuf {
+        AlignedBuf {
+            lines: vec![Line([fill; LANES]); len.div_ceil(LANES)],
+            len,
+        }
+    }
+
+    /// Make room for at least `len` doubles (contents unspecified afterwards).
+    pub fn ensure(&mut self, len: usize) {
+        if len > self.len {
+            *self = AlignedBuf::new(len, 0.0);
+        }
+    }
+
+    pub fn as_slice(&self) -> &[f64] {
+        // SAFETY: `lines` holds `LANES * lines.len() >= len` contiguous initialised doubles
+        // (`Line` is `repr(C)` over `[f64; LANES]`, alignment 64 ≥ that of f64).
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f64>(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        // SAFETY: as in `as_slice`, uniquely borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f64>(), self.len) }
+    }
+}
+
+/// `len` rounded up to a multiple of [`LANES`]: the row stride of the engine's aligned copies.
+#[inline]
+pub(crate) fn padded(len: usize) -> usize {
+    len.div_ceil(LANES) * LANES
+}
+
+/// Where pass 1 of a tile gets its costs.
+#[derive(Clone, Copy)]
+pub(crate) enum TileSource<'a> {
+    /// Stored cost rows: row `r` is `c[r * stride..][..m]`.
+    Rows { c: &'a [f64], stride: usize },
+    /// Rows are the points `pts` (row-major, `d` per point) against the coordinate-major
+    /// copy `coords` of the other cloud (`coords[k * stride + j]`), cost
+    /// `factor · |x − y|²` summed as in [`fill_cost_row`].
+    Cloud {
+        pts: &'a [f64],
+        d: usize,
+        coords: &'a [f64],
+        stride: usize,
+        factor: f64,
+    },
+}
+
+/// `src[at..at + rem]` in a chunk of `LANES`, the rest `fill` (a fixed-size copy for a full
+/// chunk: a copy of run-time length becomes a `memmove` call per chunk).
+#[inline(always)]
+fn load_chunk(src: &[f64], at: usize, rem: usize, fill: f64) -> [f64; LANES] {
+    let mut a = [fill; LANES];
+    if rem == LANES {
+        a.copy_from_slice(&src[at..at + LANES]);
+    } else {
+        a[..rem].copy_from_slice(&src[at..at + rem]);
+    }
+    a
+}
+
+/// `dst[at..at + rem] = a[..rem]` (fixed-size for a full chunk, as [`load_chunk`]).
+#[inline(always)]
+fn store_chunk(dst: &mut [f64], at: usize, rem: usize, a: &[f64; LANES]) {
+    if rem == LANES {
+        dst[at..at + LANES].copy_from_slice(a);
+    } else {
+        dst[at..at + rem].copy_from_slice(&a[..rem]);
+    }
+}
+
+/// The `LANES` costs of columns `j..j + LANES` for the `R` rows `r0..r0 + R`, each exactly as
+/// [`fill_cost_row`] computes it. `rem < LANES` marks a tail chunk (columns past `m` read as
+/// zero coordinates / zero costs; their terms are discarded by the caller's `-inf`).
+#[inline(always)]
+fn costs_chunk<const R: usize, const D: usize, const SCALED: bool>(
+    (pts, d, coords, stride, factor): (&[f64], usize, &[f64], usize, f64),
+    r0: usize,
+    j: usize,
+    rem: usize,
+) -> [[f64; LANES]; R] {
+    let dd = if D == 0 { d } else { D };
+    let mut acc = [[0.0f64; LANES]; R];
+    for k in 0..dd {
+        let y = load_chunk(coords, k * stride + j, rem, 0.0);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let xk = pts[(r0 + r) * dd + k];
+            for l in 0..LANES {
+                let t = xk - y[l];
+                a[l] += t * t;
+            }
+        }
+    }
+    if SCALED {
+        for a in acc.iter_mut() {
+            for v in a.iter_mut() {
+                *v *= factor;
+            }
+        }
+    }
+    acc
+}
+
+/// Pass 1 of a tile of `R` rows starting at row `r0`: `z[r * zs + j] = u_j − c_rj ε⁻¹` for
+/// `j < m`, returns each row's maximum. Same operations in the same order as
+/// [`shifted_row`] / [`shifted_row_cloud`] (the max is order-independent).
+#[inline(always)]
+fn tile_pass1<const R: usize>(
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+) -> [f64; R] {
+    match src {
+        TileSource::Rows { c, stride } => tile_pass1_with::<R, _>(
+            u,
+            m,
+            inv_eps,
+            z,
+            zs,
+            #[inline(always)]
+            |j, rem| std::array::from_fn(|r| load_chunk(c, (r0 + r) * stride + j, rem, 0.0)),
+        ),
+        TileSource::Cloud {
+            pts,
+            d,
+            coords,
+            stride,
+            factor,
+        } => {
+            macro_rules! cloud {
+                ($d:literal, $s:literal) => {
+                    tile_pass1_with::<R, _>(
+                        u,
+                        m,
+                        inv_eps,
+                        z,
+                        zs,
+                        #[inline(always)]
+                        |j, rem| {
+                            costs_chunk::<R, $d, $s>((pts, d, coords, stride, factor), r0, j, rem)
+                        },
+                    )
+                };
+            }
+            match (d, factor == 1.0) {
+                (1, true) => cloud!(1, false),
+                (1, false) => cloud!(1, true),
+                (2, true) => cloud!(2, false),
+                (2, false) => cloud!(2, true),
+                (3, true) => cloud!(3, false),
+                (3, false) => cloud!(3, true),
+                (_, true) => cloud!(0, false),
+                (_, false) => cloud!(0, true),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn tile_pass1_with<const R: usize, F: Fn(usize, usize) -> [[f64; LANES]; R]>(
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+    costs: F,
+) -> [f64; R] {
+    let mut mx = [[f64::NEG_INFINITY; LANES]; R];
+    let mut j = 0;
+    while j < m {
+        let rem = (m - j).min(LANES);
+        let uu = load_chunk(u, j, rem, f64::NEG_INFINITY);
+        let cs = costs(j, rem);
+        for r in 0..R {
+            let mut t8 = [0.0f64; LANES];
+            for l in 0..LANES {
+                let t = uu[l] - cs[r][l] * inv_eps;
+                t8[l] = t;
+                mx[r][l] = if t > mx[r][l] { t } else { mx[r][l] };
+            }
+            store_chunk(z, r * zs + j, rem, &t8);
+        }
+        j += LANES;
+    }
+    let mut out = [f64::NEG_INFINITY; R];
+    for r in 0..R {
+        for t in mx[r] {
+            out[r] = if t > out[r] { t } else { out[r] };
+        }
+    }
+    out
+}
+
+/// Pass 2 of a tile in the portable form: the lane sums of [`lse_from_shifted`] for each row
+/// (a tail chunk is read through a `-inf`-padded copy, whose terms are exactly 0).
+#[inline(always)]
+fn tile_pass2_generic<E: ExpFn, const R: usize>(
+    z: &[f64],
+    zs: usize,
+    m: usize,
+    mx: [f64; R],
+) -> [[f64; LANES]; R] {
+    // One row after the other: eight lanes of exponentials are already independent, and
+    // more chains in flight spill the sixteen vector registers of SSE2/AVX2.
+    let mut s = [[0.0f64; LANES]; R];
+    for r in 0..R {
+        let mut j = 0;
+        while j < m {
+            let rem = (m - j).min(LANES);
+            let zz = load_chunk(z, r * zs + j, rem, f64::NEG_INFINITY);
+            for l in 0..LANES {
+                s[r][l] += E::exp(zz[l] - mx[r]);
+            }
+            j += LANES;
+        }
+    }
+    s
+}
+
+/// `mx + log Σ_l s_l` with the lane sums added in lane order (the final step of
+/// [`lse_from_shifted`]); a non-finite max is returned as is.
+#[inline(always)]
+fn finish_row(s: &[f64; LANES], mx: f64) -> f64 {
+    if !mx.is_finite() {
+        return mx;
+    }
+    let mut sum = 0.0;
+    for &t in s {
+        sum += t;
+    }
+    mx + sum.ln()
+}
+
+/// The portable tile (baseline build; also the AVX paths' form for the libm exponential).
+#[inline(always)]
+fn lse_tile_generic<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
+    let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
+    let s = tile_pass2_generic::<E, R>(z, zs, m, mx);
+    for r in 0..R {
+        out[r] = finish_row(&s[r], mx[r]);
+    }
+}
+
+/// The AVX2 + FMA exponential of four lanes: the operations of [`exp_nonpositive`] with the
+/// reduction and the Horner steps fused (the same function as the AVX-512 one, lane by lane).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp4_fma(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let under = _mm256_set1_pd(-708.0);
+    let ok = _mm256_cmp_pd::<_CMP_GE_OQ>(x, under);
+    let xc = _mm256_max_pd(x, under);
+    let shift = _mm256_set1_pd(6_755_399_441_055_744.0);
+    let t = _mm256_fmadd_pd(xc, _mm256_set1_pd(std::f64::consts::LOG2_E), shift);
+    let kf = _mm256_sub_pd(t, shift);
+    let r = _mm256_fnmadd_pd(
+        kf,
+        _mm256_set1_pd(f64::from_bits(0x3fe6_2e42_fee0_0000)),
+        xc,
+    );
+    let r = _mm256_fnmadd_pd(kf, _mm256_set1_pd(f64::from_bits(0x3dea_39ef_3579_3c76)), r);
+    let mut p = _mm256_set1_pd(1.0 / 6_227_020_800.0);
+    for c in EXP_HORNER {
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+    }
+    let k = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(shift));
+    let e = _mm256_slli_epi64::<52>(_mm256_add_epi64(k, _mm256_set1_epi64x(1023)));
+    _mm256_and_pd(_mm256_mul_pd(p, _mm256_castsi256_pd(e)), ok)
+}
+
+/// $1/n!$ for $n=12,\dots,0$ (the Horner steps after the leading $1/13!$).
+const EXP_HORNER: [f64; 13] = [
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
+/// Pass 2 of a tile with AVX2 + FMA: lanes 0–3 and 4–7 of each chunk in two accumulators per
+/// row, i.e. the lane sums of the portable form, with [`exp4_fma`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_pass2_avx2<const R: usize>(
+    z: &[f64],
+    zs: usize,
+    m: usize,
+    mx: [f64; R],
+) -> [[f64; LANES]; R] {
+    use std::arch::x86_64::*;
+    let vmx: [__m256d; R] = std::array::from_fn(|r| _mm256_set1_pd(mx[r]));
+    let mut lo = [_mm256_setzero_pd(); R];
+    let mut hi = [_mm256_setzero_pd(); R];
+    let full = m / LANES * LANES;
+    // Row after row (two chains of four lanes each, as the C yardstick): eight chains of a
+    // four-row tile spill the sixteen ymm registers.
+    for r in 0..R {
+        let mut j = 0;
+        while j < full {
+            let p = z.as_ptr().add(r * zs + j);
+            let x0 = _mm256_sub_pd(_mm256_loadu_pd(p), vmx[r]);
+            let x1 = _mm256_sub_pd(_mm256_loadu_pd(p.add(4)), vmx[r]);
+            lo[r] = _mm256_add_pd(lo[r], exp4_fma(x0));
+            hi[r] = _mm256_add_pd(hi[r], exp4_fma(x1));
+            j += LANES;
+        }
+    }
+    if full < m {
+        let rem = m - full;
+        for r in 0..R {
+            let mut zz = [f64::NEG_INFINITY; LANES];
+            zz[..rem].copy_from_slice(&z[r * zs + full..r * zs + m]);
+            let x0 = _mm256_sub_pd(_mm256_loadu_pd(zz.as_ptr()), vmx[r]);
+            let x1 = _mm256_sub_pd(_mm256_loadu_pd(zz.as_ptr().add(4)), vmx[r]);
+            lo[r] = _mm256_add_pd(lo[r], exp4_fma(x0));
+            hi[r] = _mm256_add_pd(hi[r], exp4_fma(x1));
+        }
+    }
+    let mut s = [[0.0f64; LANES]; R];
+    for r in 0..R {
+        _mm256_storeu_pd(s[r].as_mut_ptr(), lo[r]);
+        _mm256_storeu_pd(s[r].as_mut_ptr().add(4), hi[r]);
+    }
+    s
+}
+
+/// The AVX-512F exponential of eight lanes: [`exp4_fma`]'s operations, with the $2^k$
+/// scaling done by `scalef` (the same values: the product by a power of two is exact here).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp8_avx512(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    let under = _mm512_set1_pd(-708.0);
+    let ok = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, under);
+    let xc = _mm512_max_pd(x, under);
+    let shift = _mm512_set1_pd(6_755_399_441_055_744.0);
+    let t = _mm512_fmadd_pd(xc, _mm512_set1_pd(std::f64::consts::LOG2_E), shift);
+    let kf = _mm512_sub_pd(t, shift);
+    let r = _mm512_fnmadd_pd(
+        kf,
+        _mm512_set1_pd(f64::from_bits(0x3fe6_2e42_fee0_0000)),
+        xc,
+    );
+    let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(f64::from_bits(0x3dea_39ef_3579_3c76)), r);
+    let mut p = _mm512_set1_pd(1.0 / 6_227_020_800.0);
+    for c in EXP_HORNER {
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+    }
+    _mm512_maskz_scalef_pd(ok, p, kf)
+}
+
+/// Pass 2 of a tile with AVX-512F: one accumulator of eight lanes per row (the lane sums of
+/// the portable form), with [`exp8_avx512`]. Not measured on an AVX-512 CPU yet.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn tile_pass2_avx512<const R: usize>(
+    z: &[f64],
+    zs: usize,
+    m: usize,
+    mx: [f64; R],
+) -> [[f64; LANES]; R] {
+    use std::arch::x86_64::*;
+    let vmx: [__m512d; R] = std::array::from_fn(|r| _mm512_set1_pd(mx[r]));
+    let mut acc = [_mm512_setzero_pd(); R];
+    let full = m / LANES * LANES;
+    let mut j = 0;
+    while j < full {
+        for r in 0..R {
+            let x = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(r * zs + j)), vmx[r]);
+            acc[r] = _mm512_add_pd(acc[r], exp8_avx512(x));
+        }
+        j += LANES;
+    }
+    if full < m {
+        let rem = m - full;
+        for r in 0..R {
+            let mut zz = [f64::NEG_INFINITY; LANES];
+            zz[..rem].copy_from_slice(&z[r * zs + full..r * zs + m]);
+            let x = _mm512_sub_pd(_mm512_loadu_pd(zz.as_ptr()), vmx[r]);
+            acc[r] = _mm512_add_pd(acc[r], exp8_avx512(x));
+        }
+    }
+    let mut s = [[0.0f64; LANES]; R];
+    for r in 0..R {
+        _mm512_storeu_pd(s[r].as_mut_ptr(), acc[r]);
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
+    if E::AVX512_FMA {
+        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
+        let s = tile_pass2_avx2::<R>(z, zs, m, mx);
+        for r in 0..R {
+            out[r] = finish_row(&s[r], mx[r]);
+        }
+        return;
+    }
+    lse_tile_generic::<E, R>(a, z, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
+    a: TileArgs<'_>,
+    z: &mut [f64],
+    out: &mut [f64],
+) {
+    let TileArgs {
+        src,
+        r0,
+        u,
+        m,
+        inv_eps,
+        zs,
+    } = a;
+    if E::AVX512_FMA {
+        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
+        let s = tile_pass2_avx512::<R>(z, zs, m, mx);
+        for r in 0..R {
+            out[r] = finish_row(&s[r], mx[r]);
+        }
+        return;
+    }
+    lse_tile_generic::<E, R>(a, z, out)
+}
+
+/// One tile of `R` rows on `path`.
+#[inline(always)]
+fn lse_tile<E: ExpFn, const R: usize>(
+    path: SimdPath,
+    a: TileArgs<'_>,
+    z: &mut [f64],
+    out: &mut [f64],
+) {
+    let (m, zs) = (a.m, a.zs);
+    // The intrinsic passes read `z` unchecked: rows at `r * zs`, `m` long.
+    assert!(R >= 1 && out.len() >= R && zs >= m && z.len() >= (R - 1) * zs + m);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if path == SimdPath::Avx512 {
+            // SAFETY: the path is only selected (or accepted) when the CPU has AVX-512F + FMA.
+            return unsafe { lse_tile_avx512::<E, R>(a, z, out) };
+        }
+        if path == SimdPath::Avx2 {
+            // SAFETY: the path is only selected (or accepted) when the CPU has AVX2 + FMA.
+            return unsafe { lse_tile_avx2::<E, R>(a, z, out) };
+        }
+    }
+    let _ = path;
+    lse_tile_generic::<E, R>(a, z, out)
+}
+
+/// `out[i] = lse` of rows `r0 + i` (`i < out.len()`) of `src` against `u` (length `m`), in
+/// tiles of [`TILE`] rows; `z` is scratch of at least `TILE · padded(m)` doubles. Every row's
+/// value is that of the one-row call ([`lse_row_dispatch`] / [`lse_row_cloud_dispatch`] on
+/// the same path), whatever tile it falls in.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lse_rows<E: ExpFn>(
+    path: SimdPath,
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    out: &mut [f64],
+) {
+    let zs = padded(m);
+    let mut done = 0;
+    while done < out.len() {
+        let r = r0 + done;
+        let o = &mut out[done..];
+        let k = o.len().min(TILE);
+        let a = TileArgs {
+            src,
+            r0: r,
+            u,
+            m,
+            inv_eps,
+            zs,
+        };
+        match k {
+            4 => lse_tile::<E, 4>(path, a, z, o),
+            3 => lse_tile::<E, 3>(path, a, z, o),
+            2 => lse_tile::<E, 2>(path, a, z, o),
+            _ => lse_tile::<E, 1>(path, a, z, o),
+        }
+        done += k;
+    }
+}
+
+/// The path the engine runs for this half-step (read once per half-step).
+#[inline]
+pub(crate) fn current_path() -> SimdPath {
+    active_path()
+}
+
+/// [`lse_row`] on an explicit path (for tests and benchmarks comparing the paths in one
+/// process): the portable kernels on `Baseline` (bit-identical to [`lse_row`]), the FMA
+/// exponential sum on `Avx2` / `Avx512`.
+///
+/// # Panics
+/// If the CPU cannot run `path` (a caller bug: check [`SimdPath::available`]).
+#[track_caller]
+pub fn lse_row_on<E: ExpFn>(
+    path: SimdPath,
+    u: &[f64],
+    c: &[f64],
+    inv_eps: f64,
+    z: &mut [f64],
+) -> f64 {
+    assert!(
+        path.available(),
+        "this CPU cannot run the {} path",
+        path.name()
+    );
+    let m = u.len();
+    let mut out = [0.0];
+    let a = TileArgs {
+        src: TileSource::Rows { c, stride: m },
+        r0: 0,
+        u,
+        m,
+        inv_eps,
+        zs: m,
+    };
+    lse_tile::<E, 1>(path, a, z, &mut out);
+    out[0]
+}
+
+/// The fused streaming log-sum-exp of several rows at once on an explicit path: row `i` is
+/// the point `pts[i*d..(i+1)*d]` against the coordinate-major cloud `coords` (`d × m`), cost
+/// `factor · |x − y|²`, in tiles of [`TILE`] rows. Each value equals the one-row
+/// [`lse_row_cloud_dispatch`] on that path bit for bit (test
+/// `sinkhorn_kernel::row_tiles_are_bit_identical_to_single_rows`).
+///
+/// # Panics
+/// If the CPU cannot run `path`, or on inconsistent lengths (caller bugs).
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn lse_rows_cloud_on<E: ExpFn>(
+    path: SimdPath,
+    pts: &[f64],
+    d: usize,
+    coords: &[f64],
+    m: usize,
+    factor: f64,
+    u: &[f64],
+    inv_eps: f64,
+    out: &mut [f64],
+) {
+    assert!(
+        path.available(),
+        "this CPU cannot run the {} path",
+        path.name()
+    );
+    assert!(d > 0 && pts.len() == out.len() * d && coords.len() >= d * m && u.len() >= m);
+    let mut z = AlignedBuf::new(TILE * padded(m), 0.0);
+    let src = TileSource::Cloud {
+        pts,
+        d,
+        coords,
+        stride: m,
+        factor,
+    };
+    lse_rows::<E>(path, src, 0, u, m, inv_eps, z.as_mut_slice(), out);
 }
