@@ -13,14 +13,15 @@
 //! each inner sum being a one-dimensional log-sum-exp along one axis of a $d$-way array. A
 //! half-step costs $O(N\sum_k m_k) = O(N^{1+1/d})$ for $N = \prod n_k$ points instead of the
 //! dense $O(NM)$, and no $N\times M$ cost is ever formed. Each one-dimensional pass runs the
-//! engine's row kernel ([`super::kernel::lse_row_dispatch`]) on a precomputed $n_k\times m_k$ axis
-//! cost table. The engine uses this path for [`super::Geometry::Grid`] automatically;
+//! engine's row kernel in its tiles of four output rows (the rows share the line, so each load
+//! of it serves four rows; every value equals the one-row call [`super::kernel::lse_row_dispatch`]
+//! bit for bit) on a precomputed, 64-byte-aligned $n_k\times m_k$ axis cost table. The engine uses this path for [`super::Geometry::Grid`] automatically;
 //! `tests/pma_separable.rs` checks it against the dense kernel.
 
 use rayon::prelude::*;
 
 use super::error::{check_finite, SinkhornError};
-use super::kernel::{lse_row_dispatch, ExpFn};
+use super::kernel::{current_path, lse_rows, padded, AlignedBuf, ExpFn, TileSource, TILE};
 use super::measure::validate_weights;
 
 /// Largest number of grid points per measure (the product of the axis lengths): $2^{28}$.
@@ -276,13 +277,17 @@ impl TensorGrid {
             (&self.x_axes, &self.y_axes)
         };
         let d = self.dim();
+        let path = current_path();
         // current array: shape `shape`, flattened row-major
         let mut shape: Vec<usize> = in_axes.iter().map(|a| a.len()).collect();
         let mut cur = u.to_vec();
         for k in (0..d).rev() {
             let (mk, nk) = (in_axes[k].len(), out_axes[k].len());
-            // axis cost table C_k[i][j] = kappa delta_k(out_i, in_j)^2 (argument order: x - y)
-            let mut table = vec![0.0; nk * mk];
+            // axis cost table C_k[i][j] = kappa delta_k(out_i, in_j)^2 (argument order: x - y),
+            // rows at the aligned stride `ts`
+            let ts = padded(mk);
+            let mut table = AlignedBuf::new(nk * ts, 0.0);
+            let tab = table.as_mut_slice();
             for i in 0..nk {
                 for j in 0..mk {
                     let (s, t) = if transpose {
@@ -290,20 +295,35 @@ impl TensorGrid {
                     } else {
                         (out_axes[k][i], in_axes[k][j])
                     };
-                    table[i * mk + j] = factor * self.axis_sq(k, s, t);
+                    tab[i * ts + j] = factor * self.axis_sq(k, s, t);
                 }
             }
+            let src = TileSource::Rows {
+                c: table.as_slice(),
+                stride: ts,
+            };
             let pre: usize = shape[..k].iter().product();
             let post: usize = shape[k + 1..].iter().product();
             let mut next = vec![0.0; pre * nk * post];
+            // per-task scratch: the gathered line (aligned) and the tile's z rows
+            let scratch = || (AlignedBuf::new(mk, 0.0), AlignedBuf::new(TILE * ts, 0.0));
+            let cur_ref = &cur;
             let line_task =
-                |p: usize, q: usize, line: &mut Vec<f64>, z: &mut Vec<f64>, o: &mut [f64]| {
-                    for (jj, l) in line.iter_mut().enumerate() {
-                        *l = cur[(p * mk + jj) * post + q];
+                |p: usize, q: usize, (line, z): &mut (AlignedBuf, AlignedBuf), o: &mut [f64]| {
+                    let l = line.as_mut_slice();
+                    for (jj, v) in l.iter_mut().enumerate() {
+                        *v = cur_ref[(p * mk + jj) * post + q];
                     }
-                    for (i, oi) in o.iter_mut().enumerate() {
-                        *oi = lse_row_dispatch::<E>(line, &table[i * mk..(i + 1) * mk], inv_eps, z);
-                    }
+                    lse_rows::<E>(
+                        path,
+                        src,
+                        0,
+                        line.as_slice(),
+                        mk,
+                        inv_eps,
+                        z.as_mut_slice(),
+                        o,
+                    );
                 };
             // results of line (p, q) land at next[(p * nk + i) * post + q]; compute per line into a
             // small buffer, then scatter (parallel over p when the pass is large)
@@ -312,22 +332,21 @@ impl TensorGrid {
                 // first axis: one block, so parallel over the lines q into a q-major buffer,
                 // then transpose (each line's arithmetic is unchanged, so the result is too)
                 let mut by_line = vec![0.0; post * nk];
-                by_line.par_chunks_mut(nk).enumerate().for_each_init(
-                    || (vec![0.0; mk], vec![0.0; mk]),
-                    |(line, z), (q, o)| line_task(0, q, line, z, o),
-                );
+                by_line
+                    .par_chunks_mut(nk)
+                    .enumerate()
+                    .for_each_init(scratch, |sc, (q, o)| line_task(0, q, sc, o));
                 for (q, o) in by_line.chunks_exact(nk).enumerate() {
                     for (i, &v) in o.iter().enumerate() {
                         next[i * post + q] = v;
                     }
                 }
             } else if work < (1 << 16) || pre == 1 {
-                let mut line = vec![0.0; mk];
-                let mut z = vec![0.0; mk];
+                let mut sc = scratch();
                 let mut o = vec![0.0; nk];
                 for p in 0..pre {
                     for q in 0..post {
-                        line_task(p, q, &mut line, &mut z, &mut o);
+                        line_task(p, q, &mut sc, &mut o);
                         for (i, &v) in o.iter().enumerate() {
                             next[(p * nk + i) * post + q] = v;
                         }
@@ -335,10 +354,14 @@ impl TensorGrid {
                 }
             } else {
                 next.par_chunks_mut(nk * post).enumerate().for_each_init(
-                    || (vec![0.0; mk], vec![0.0; mk], vec![0.0; nk]),
-                    |(line, z, o), (p, chunk)| {
+                    || (scratch(), vec![0.0; nk]),
+                    |(sc, o), (p, chunk)| {
+                        if post == 1 {
+                            // contiguous output line: write it in place
+                            return line_task(p, 0, sc, chunk);
+                        }
                         for q in 0..post {
-                            line_task(p, q, line, z, o);
+                            line_task(p, q, sc, o);
                             for (i, &v) in o.iter().enumerate() {
                                 chunk[i * post + q] = v;
                             }
