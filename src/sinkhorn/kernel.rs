@@ -1021,6 +1021,167 @@ unsafe fn tile_pass2_avx512<const R: usize>(
     s
 }
 
+/// Pass 1 of a tile with explicit AVX-512F intrinsics: [`tile_pass1`]'s operations in the
+/// same order (products and differences unfused, so the values are bit-identical to it), a
+/// tail chunk through masked loads (`u` padded with `-inf`, costs and coordinates with 0)
+/// and a masked store. Each load of `u` and of the other side's coordinates serves the `R`
+/// rows of the tile; the cost factor is tested once per tile, not per chunk.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the slices must hold what [`TileSource`] describes for
+/// rows `r0..r0 + R` (checked by the assertions) and `z` must hold `(R - 1) * zs + m`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn tile_pass1_avx512<const R: usize>(
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+) -> [f64; R] {
+    use std::arch::x86_64::*;
+    assert!(u.len() >= m);
+    let vinv = _mm512_set1_pd(inv_eps);
+    let full = m / LANES * LANES;
+    let tail: __mmask8 = ((1u32 << (m - full)) - 1) as __mmask8;
+    let zp = z.as_mut_ptr();
+    let up = u.as_ptr();
+    let mut mx = [_mm512_set1_pd(f64::NEG_INFINITY); R];
+    // `z_r = u - cost_r * inv_eps` (multiply, then subtract: no fused rounding), max, store.
+    macro_rules! finish {
+        ($uu:expr, $cs:expr, $j:expr, $mask:expr) => {
+            for r in 0..R {
+                let t = _mm512_sub_pd($uu, _mm512_mul_pd($cs[r], vinv));
+                mx[r] = _mm512_max_pd(t, mx[r]);
+                match $mask {
+                    None => _mm512_storeu_pd(zp.add(r * zs + $j), t),
+                    Some(k) => _mm512_mask_storeu_pd(zp.add(r * zs + $j), k, t),
+                }
+            }
+        };
+    }
+    match src {
+        TileSource::Rows { c, stride } => {
+            assert!(stride >= m && c.len() >= (r0 + R - 1) * stride + m);
+            let rows: [*const f64; R] = std::array::from_fn(|r| c.as_ptr().add((r0 + r) * stride));
+            let mut j = 0;
+            while j < full {
+                let uu = _mm512_loadu_pd(up.add(j));
+                let cs: [__m512d; R] = std::array::from_fn(|r| _mm512_loadu_pd(rows[r].add(j)));
+                finish!(uu, cs, j, None::<__mmask8>);
+                j += LANES;
+            }
+            if full < m {
+                let uu = _mm512_mask_loadu_pd(_mm512_set1_pd(f64::NEG_INFINITY), tail, up.add(j));
+                let cs: [__m512d; R] =
+                    std::array::from_fn(|r| _mm512_maskz_loadu_pd(tail, rows[r].add(j)));
+                finish!(uu, cs, j, Some(tail));
+            }
+        }
+        TileSource::Cloud {
+            pts,
+            d,
+            coords,
+            stride,
+            factor,
+        } => {
+            assert!(d > 0 && stride >= m && coords.len() >= (d - 1) * stride + m);
+            assert!(pts.len() >= (r0 + R) * d);
+            // The costs of one chunk: squared differences summed coordinate by coordinate
+            // (the first one is the sum's first term: 0 + t*t = t*t), then the factor.
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+            unsafe fn costs<const R: usize, const D: usize, const SCALED: bool>(
+                xs: &[[f64; 3]; R],
+                pts: *const f64,
+                d: usize,
+                yp: *const f64,
+                stride: usize,
+                j: usize,
+                mask: Option<__mmask8>,
+                vfac: __m512d,
+            ) -> [__m512d; R] {
+                let dd = if D == 0 { d } else { D };
+                let mut acc = [_mm512_setzero_pd(); R];
+                for k in 0..dd {
+                    let at = yp.add(k * stride + j);
+                    let y = match mask {
+                        None => _mm512_loadu_pd(at),
+                        Some(mk) => _mm512_maskz_loadu_pd(mk, at),
+                    };
+                    for r in 0..R {
+                        let xk = if D == 0 {
+                            _mm512_set1_pd(*pts.add(r * dd + k))
+                        } else {
+                            _mm512_set1_pd(xs[r][k])
+                        };
+                        let t = _mm512_sub_pd(xk, y);
+                        let sq = _mm512_mul_pd(t, t);
+                        acc[r] = if k == 0 {
+                            sq
+                        } else {
+                            _mm512_add_pd(acc[r], sq)
+                        };
+                    }
+                }
+                if SCALED {
+                    for a in acc.iter_mut() {
+                        *a = _mm512_mul_pd(*a, vfac);
+                    }
+                }
+                acc
+            }
+            let p0 = pts.as_ptr().add(r0 * d);
+            let xs: [[f64; 3]; R] = std::array::from_fn(|r| {
+                std::array::from_fn(|k| if k < d { pts[(r0 + r) * d + k] } else { 0.0 })
+            });
+            let vfac = _mm512_set1_pd(factor);
+            let yp = coords.as_ptr();
+            macro_rules! cloud {
+                ($d:literal, $s:literal) => {{
+                    let mut j = 0;
+                    while j < full {
+                        let uu = _mm512_loadu_pd(up.add(j));
+                        let cs = costs::<R, $d, $s>(&xs, p0, d, yp, stride, j, None, vfac);
+                        finish!(uu, cs, j, None::<__mmask8>);
+                        j += LANES;
+                    }
+                    if full < m {
+                        let uu = _mm512_mask_loadu_pd(
+                            _mm512_set1_pd(f64::NEG_INFINITY),
+                            tail,
+                            up.add(j),
+                        );
+                        let cs = costs::<R, $d, $s>(&xs, p0, d, yp, stride, j, Some(tail), vfac);
+                        finish!(uu, cs, j, Some(tail));
+                    }
+                }};
+            }
+            match (d, factor == 1.0) {
+                (1, true) => cloud!(1, false),
+                (1, false) => cloud!(1, true),
+                (2, true) => cloud!(2, false),
+                (2, false) => cloud!(2, true),
+                (3, true) => cloud!(3, false),
+                (3, false) => cloud!(3, true),
+                (_, true) => cloud!(0, false),
+                (_, false) => cloud!(0, true),
+            }
+        }
+    }
+    let mut out = [f64::NEG_INFINITY; R];
+    for r in 0..R {
+        let mut lanes = [0.0f64; LANES];
+        _mm512_storeu_pd(lanes.as_mut_ptr(), mx[r]);
+        for t in lanes {
+            out[r] = if t > out[r] { t } else { out[r] };
+        }
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
@@ -1059,7 +1220,7 @@ unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
         zs,
     } = a;
     if E::AVX512_FMA {
-        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
+        let mx = tile_pass1_avx512::<R>(src, r0, u, m, inv_eps, z, zs);
         let s = tile_pass2_avx512::<R>(z, zs, m, mx);
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
