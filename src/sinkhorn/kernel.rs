@@ -1182,6 +1182,156 @@ unsafe fn tile_pass1_avx512<const R: usize>(
     out
 }
 
+/// Pass 1 of a tile with explicit AVX2 intrinsics: [`tile_pass1_avx512`] in steps of four
+/// lanes (the same operations in the same order as [`tile_pass1`], so the same values; the
+/// maximum does not depend on the lane layout), a tail of one to three columns through masked
+/// loads and stores.
+///
+/// # Safety
+/// The CPU must support AVX2; the slices as for [`tile_pass1_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_pass1_avx2<const R: usize>(
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+) -> [f64; R] {
+    use std::arch::x86_64::*;
+    const W: usize = 4;
+    assert!(u.len() >= m);
+    let vinv = _mm256_set1_pd(inv_eps);
+    let ninf = _mm256_set1_pd(f64::NEG_INFINITY);
+    let full = m / W * W;
+    let rem = (m - full) as i64;
+    // Lane l is active in the tail when l < rem (sign bit set).
+    let tail = _mm256_set_epi64x(
+        -i64::from(3 < rem),
+        -i64::from(2 < rem),
+        -i64::from(1 < rem),
+        -i64::from(0 < rem),
+    );
+    let zp = z.as_mut_ptr();
+    let up = u.as_ptr();
+    let mut mx = [ninf; R];
+    macro_rules! finish {
+        ($uu:expr, $cs:expr, $j:expr, $masked:expr) => {
+            for r in 0..R {
+                let t = _mm256_sub_pd($uu, _mm256_mul_pd($cs[r], vinv));
+                mx[r] = _mm256_max_pd(t, mx[r]);
+                if $masked {
+                    _mm256_maskstore_pd(zp.add(r * zs + $j), tail, t);
+                } else {
+                    _mm256_storeu_pd(zp.add(r * zs + $j), t);
+                }
+            }
+        };
+    }
+    let load_u = |j: usize, masked: bool| {
+        if masked {
+            _mm256_blendv_pd(
+                ninf,
+                _mm256_maskload_pd(up.add(j), tail),
+                _mm256_castsi256_pd(tail),
+            )
+        } else {
+            _mm256_loadu_pd(up.add(j))
+        }
+    };
+    let load = |p: *const f64, masked: bool| {
+        if masked {
+            _mm256_maskload_pd(p, tail)
+        } else {
+            _mm256_loadu_pd(p)
+        }
+    };
+    match src {
+        TileSource::Rows { c, stride } => {
+            assert!(stride >= m && c.len() >= (r0 + R - 1) * stride + m);
+            let rows: [*const f64; R] = std::array::from_fn(|r| c.as_ptr().add((r0 + r) * stride));
+            let mut j = 0;
+            while j < m {
+                let masked = j == full;
+                let uu = load_u(j, masked);
+                let cs: [__m256d; R] = std::array::from_fn(|r| load(rows[r].add(j), masked));
+                finish!(uu, cs, j, masked);
+                j += W;
+            }
+        }
+        TileSource::Cloud {
+            pts,
+            d,
+            coords,
+            stride,
+            factor,
+        } => {
+            assert!(d > 0 && stride >= m && coords.len() >= (d - 1) * stride + m);
+            assert!(pts.len() >= (r0 + R) * d);
+            let p0 = pts.as_ptr().add(r0 * d);
+            let yp = coords.as_ptr();
+            let vfac = _mm256_set1_pd(factor);
+            macro_rules! cloud {
+                ($d:literal, $s:literal) => {{
+                    let dd = if $d == 0 { d } else { $d };
+                    let xs: [[__m256d; 3]; R] = std::array::from_fn(|r| {
+                        std::array::from_fn(|k| {
+                            _mm256_set1_pd(if k < d { *p0.add(r * d + k) } else { 0.0 })
+                        })
+                    });
+                    let mut j = 0;
+                    while j < m {
+                        let masked = j == full;
+                        let uu = load_u(j, masked);
+                        let mut cs = [_mm256_setzero_pd(); R];
+                        for k in 0..dd {
+                            let y = load(yp.add(k * stride + j), masked);
+                            for (r, a) in cs.iter_mut().enumerate() {
+                                let xk = if $d == 0 {
+                                    _mm256_set1_pd(*p0.add(r * dd + k))
+                                } else {
+                                    xs[r][k]
+                                };
+                                let t = _mm256_sub_pd(xk, y);
+                                let sq = _mm256_mul_pd(t, t);
+                                *a = if k == 0 { sq } else { _mm256_add_pd(*a, sq) };
+                            }
+                        }
+                        if $s {
+                            for a in cs.iter_mut() {
+                                *a = _mm256_mul_pd(*a, vfac);
+                            }
+                        }
+                        finish!(uu, cs, j, masked);
+                        j += W;
+                    }
+                }};
+            }
+            match (d, factor == 1.0) {
+                (1, true) => cloud!(1, false),
+                (1, false) => cloud!(1, true),
+                (2, true) => cloud!(2, false),
+                (2, false) => cloud!(2, true),
+                (3, true) => cloud!(3, false),
+                (3, false) => cloud!(3, true),
+                (_, true) => cloud!(0, false),
+                (_, false) => cloud!(0, true),
+            }
+        }
+    }
+    let mut out = [f64::NEG_INFINITY; R];
+    for r in 0..R {
+        let mut lanes = [0.0f64; W];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), mx[r]);
+        for t in lanes {
+            out[r] = if t > out[r] { t } else { out[r] };
+        }
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
@@ -1194,7 +1344,7 @@ unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64]
         zs,
     } = a;
     if E::AVX512_FMA {
-        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
+        let mx = tile_pass1_avx2::<R>(src, r0, u, m, inv_eps, z, zs);
         let s = tile_pass2_avx2::<R>(z, zs, m, mx);
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
