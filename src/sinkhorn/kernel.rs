@@ -917,6 +917,7 @@ unsafe fn tile_pass2_avx2<const R: usize>(
     zs: usize,
     m: usize,
     mx: [f64; R],
+    next: Option<[*const f64; R]>,
 ) -> [[f64; LANES]; R] {
     use std::arch::x86_64::*;
     let vmx: [__m256d; R] = std::array::from_fn(|r| _mm256_set1_pd(mx[r]));
@@ -928,6 +929,9 @@ unsafe fn tile_pass2_avx2<const R: usize>(
     for r in 0..R {
         let mut j = 0;
         while j < full {
+            if let Some(nx) = next {
+                _mm_prefetch::<_MM_HINT_T1>(nx[r].add(j).cast::<i8>());
+            }
             let p = z.as_ptr().add(r * zs + j);
             let x0 = _mm256_sub_pd(_mm256_loadu_pd(p), vmx[r]);
             let x1 = _mm256_sub_pd(_mm256_loadu_pd(p.add(4)), vmx[r]);
@@ -953,6 +957,20 @@ unsafe fn tile_pass2_avx2<const R: usize>(
         _mm256_storeu_pd(s[r].as_mut_ptr().add(4), hi[r]);
     }
     s
+}
+
+/// The stored cost rows of the tile after this one (rows `r0 + R..r0 + 2R`), when the tile
+/// reads stored rows and those rows exist: pass 2 (compute-bound) prefetches them into the
+/// L2 cache line by line, so that the next pass 1 does not wait for memory (dense mode reads
+/// a whole cost matrix per half-step). Prefetches change no value.
+#[inline(always)]
+fn next_rows<const R: usize>(src: TileSource<'_>, r0: usize, m: usize) -> Option<[*const f64; R]> {
+    match src {
+        TileSource::Rows { c, stride } if (r0 + 2 * R - 1) * stride + m <= c.len() => {
+            Some(std::array::from_fn(|r| c[(r0 + R + r) * stride..].as_ptr()))
+        }
+        _ => None,
+    }
 }
 
 /// The AVX-512F exponential of eight lanes: [`exp4_fma`]'s operations, with the $2^k$
@@ -992,6 +1010,7 @@ unsafe fn tile_pass2_avx512<const R: usize>(
     zs: usize,
     m: usize,
     mx: [f64; R],
+    next: Option<[*const f64; R]>,
 ) -> [[f64; LANES]; R] {
     use std::arch::x86_64::*;
     let vmx: [__m512d; R] = std::array::from_fn(|r| _mm512_set1_pd(mx[r]));
@@ -999,6 +1018,11 @@ unsafe fn tile_pass2_avx512<const R: usize>(
     let full = m / LANES * LANES;
     let mut j = 0;
     while j < full {
+        if let Some(nx) = next {
+            for p in nx {
+                _mm_prefetch::<_MM_HINT_T1>(p.add(j).cast::<i8>());
+            }
+        }
         for r in 0..R {
             let x = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(r * zs + j)), vmx[r]);
             acc[r] = _mm512_add_pd(acc[r], exp8_avx512(x));
@@ -1345,7 +1369,7 @@ unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64]
     } = a;
     if E::AVX512_FMA {
         let mx = tile_pass1_avx2::<R>(src, r0, u, m, inv_eps, z, zs);
-        let s = tile_pass2_avx2::<R>(z, zs, m, mx);
+        let s = tile_pass2_avx2::<R>(z, zs, m, mx, next_rows::<R>(src, r0, m));
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
         }
@@ -1371,7 +1395,7 @@ unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
     } = a;
     if E::AVX512_FMA {
         let mx = tile_pass1_avx512::<R>(src, r0, u, m, inv_eps, z, zs);
-        let s = tile_pass2_avx512::<R>(z, zs, m, mx);
+        let s = tile_pass2_avx512::<R>(z, zs, m, mx, next_rows::<R>(src, r0, m));
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
         }
