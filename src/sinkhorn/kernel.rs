@@ -573,9 +573,10 @@ pub fn log_weights(w: &[f64]) -> Vec<f64> {
 // ------------------------------------------------------------------ row tiles
 
 /// Rows per tile of the engine's half-step kernel: every load of the other side's coordinates
-/// (or of the scaled potential) in pass 1 serves `TILE` rows, and pass 2 keeps `TILE`
-/// independent exponential chains in flight. Each row keeps its own arithmetic and summation
-/// order, so a row's result does not depend on the tile it sits in.
+/// (or of the scaled potential) in pass 1 serves `TILE` rows; pass 2 sums the rows one after
+/// the other (and, for stored rows on the AVX paths, prefetches the next tile's rows). Each
+/// row keeps its own arithmetic and summation order, so a row's result does not depend on the
+/// tile it sits in.
 pub const TILE: usize = 4;
 
 /// The inputs of a tile: rows `r0..` of `src` against the scaled potential `u` (`m` long);
