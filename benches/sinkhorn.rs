@@ -22,8 +22,9 @@
 //!   instruction-set path this CPU has (`SINKFLOW_SIMD`) × threads {1, 2} × mode {dense,
 //!   streaming}, against the C yardstick (`benches/peers/yardstick.c`) in the same run,
 //!   compiled at run time with the system C compiler (skipped with a message without one) for
-//!   `-march=native` and for the portable x86-64 target (no AVX; it pairs with the baseline
-//!   path). Each path runs in a worker process (this bench re-executed with `SINKFLOW_SIMD`
+//!   `-march=native`, for `x86-64-v3` (AVX2 + FMA, built when native has AVX-512: it pairs
+//!   with the avx2 path there) and for the portable x86-64 target (no AVX; it pairs with the
+//!   baseline path). Each path runs in a worker process (this bench re-executed with `SINKFLOW_SIMD`
 //!   set), the yardstick in `benches/peers/yardstick_driver.c`. After the criterion samples, an
 //!   interleaved series (engine and yardstick alternating, several rounds, medians) is written
 //!   to `benches/results/kernel_peak.json` with the CPU model and the load average
@@ -551,7 +552,9 @@ fn kernel_peak(c: &mut Criterion) {
             None => eprintln!("kernel_peak: the {} worker did not start", p.name()),
         }
     }
-    // The yardstick: -march=native and the portable x86-64 target (SSE2, no AVX/FMA).
+    // The yardstick: -march=native, the AVX2 + FMA target x86-64-v3 when native is AVX-512
+    // (the fair peer of the avx2 path there), and the portable x86-64 target (SSE2, no
+    // AVX/FMA).
     let dir = std::env::temp_dir().join(format!("sinkflow-kernel-peak-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let pts = dir.join("points.f64");
@@ -566,7 +569,12 @@ fn kernel_peak(c: &mut Criterion) {
         std::fs::write(&pts, bytes).expect("points file");
     }
     let mut yardsticks: Vec<(String, Timer)> = Vec::new();
-    for (name, march) in [("native", "native"), ("scalar", "x86-64")] {
+    let mut builds = vec![("native", "native")];
+    if SimdPath::Avx512.available() && SimdPath::Avx2.available() {
+        builds.push(("avx2", "x86-64-v3"));
+    }
+    builds.push(("scalar", "x86-64"));
+    for (name, march) in builds {
         if let Some(bin) = build_yardstick(&dir, march) {
             let mut cmd = Command::new(bin);
             cmd.arg(&pts)
@@ -646,11 +654,12 @@ fn kernel_peak(c: &mut Criterion) {
         "kernel_peak: ns per pair and half-step, medians of {PEAK_ROUNDS} interleaved rounds"
     );
     for (wi, (path, w)) in workers.iter().enumerate() {
-        // The baseline path pairs with the portable yardstick build, the others with native.
-        let yname = if path == "baseline" {
-            "scalar"
-        } else {
-            "native"
+        // The baseline path pairs with the portable yardstick build, the avx2 path with the
+        // x86-64-v3 build when there is one, the others with native.
+        let yname = match path.as_str() {
+            "baseline" => "scalar",
+            "avx2" if yardsticks.iter().any(|(n, _)| n == "avx2") => "avx2",
+            _ => "native",
         };
         for (mi, mode) in PEAK_MODES.iter().enumerate() {
             for (ti, t) in PEAK_THREADS.iter().enumerate() {

@@ -573,9 +573,10 @@ pub fn log_weights(w: &[f64]) -> Vec<f64> {
 // ------------------------------------------------------------------ row tiles
 
 /// Rows per tile of the engine's half-step kernel: every load of the other side's coordinates
-/// (or of the scaled potential) in pass 1 serves `TILE` rows, and pass 2 keeps `TILE`
-/// independent exponential chains in flight. Each row keeps its own arithmetic and summation
-/// order, so a row's result does not depend on the tile it sits in.
+/// (or of the scaled potential) in pass 1 serves `TILE` rows; pass 2 sums the rows one after
+/// the other (and, for stored rows on the AVX paths, prefetches the next tile's rows). Each
+/// row keeps its own arithmetic and summation order, so a row's result does not depend on the
+/// tile it sits in.
 pub const TILE: usize = 4;
 
 /// The inputs of a tile: rows `r0..` of `src` against the scaled potential `u` (`m` long);
@@ -917,6 +918,7 @@ unsafe fn tile_pass2_avx2<const R: usize>(
     zs: usize,
     m: usize,
     mx: [f64; R],
+    next: Option<[*const f64; R]>,
 ) -> [[f64; LANES]; R] {
     use std::arch::x86_64::*;
     let vmx: [__m256d; R] = std::array::from_fn(|r| _mm256_set1_pd(mx[r]));
@@ -928,6 +930,9 @@ unsafe fn tile_pass2_avx2<const R: usize>(
     for r in 0..R {
         let mut j = 0;
         while j < full {
+            if let Some(nx) = next {
+                _mm_prefetch::<_MM_HINT_T1>(nx[r].add(j).cast::<i8>());
+            }
             let p = z.as_ptr().add(r * zs + j);
             let x0 = _mm256_sub_pd(_mm256_loadu_pd(p), vmx[r]);
             let x1 = _mm256_sub_pd(_mm256_loadu_pd(p.add(4)), vmx[r]);
@@ -953,6 +958,20 @@ unsafe fn tile_pass2_avx2<const R: usize>(
         _mm256_storeu_pd(s[r].as_mut_ptr().add(4), hi[r]);
     }
     s
+}
+
+/// The stored cost rows of the tile after this one (rows `r0 + R..r0 + 2R`), when the tile
+/// reads stored rows and those rows exist: pass 2 (compute-bound) prefetches them into the
+/// L2 cache line by line, so that the next pass 1 does not wait for memory (dense mode reads
+/// a whole cost matrix per half-step). Prefetches change no value.
+#[inline(always)]
+fn next_rows<const R: usize>(src: TileSource<'_>, r0: usize, m: usize) -> Option<[*const f64; R]> {
+    match src {
+        TileSource::Rows { c, stride } if (r0 + 2 * R - 1) * stride + m <= c.len() => {
+            Some(std::array::from_fn(|r| c[(r0 + R + r) * stride..].as_ptr()))
+        }
+        _ => None,
+    }
 }
 
 /// The AVX-512F exponential of eight lanes: [`exp4_fma`]'s operations, with the $2^k$
@@ -981,7 +1000,7 @@ unsafe fn exp8_avx512(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m51
 }
 
 /// Pass 2 of a tile with AVX-512F: one accumulator of eight lanes per row (the lane sums of
-/// the portable form), with [`exp8_avx512`]. Not measured on an AVX-512 CPU yet.
+/// the portable form), with [`exp8_avx512`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA.
@@ -992,18 +1011,29 @@ unsafe fn tile_pass2_avx512<const R: usize>(
     zs: usize,
     m: usize,
     mx: [f64; R],
+    next: Option<[*const f64; R]>,
 ) -> [[f64; LANES]; R] {
     use std::arch::x86_64::*;
     let vmx: [__m512d; R] = std::array::from_fn(|r| _mm512_set1_pd(mx[r]));
     let mut acc = [_mm512_setzero_pd(); R];
     let full = m / LANES * LANES;
-    let mut j = 0;
-    while j < full {
-        for r in 0..R {
-            let x = _mm512_sub_pd(_mm512_loadu_pd(z.as_ptr().add(r * zs + j)), vmx[r]);
-            acc[r] = _mm512_add_pd(acc[r], exp8_avx512(x));
+    // Row after row: the iterations of one row are independent but for the accumulator's
+    // addition, so the out-of-order core keeps several exponentials in flight; interleaving
+    // the rows of the tile instead made the compiler keep the accumulators on the stack (a
+    // load and a store per row and chunk, measured slower).
+    for r in 0..R {
+        let zr = z.as_ptr().add(r * zs);
+        let mut a = _mm512_setzero_pd();
+        let mut j = 0;
+        while j < full {
+            if let Some(nx) = next {
+                _mm_prefetch::<_MM_HINT_T1>(nx[r].add(j).cast::<i8>());
+            }
+            let x = _mm512_sub_pd(_mm512_loadu_pd(zr.add(j)), vmx[r]);
+            a = _mm512_add_pd(a, exp8_avx512(x));
+            j += LANES;
         }
-        j += LANES;
+        acc[r] = a;
     }
     if full < m {
         let rem = m - full;
@@ -1021,6 +1051,317 @@ unsafe fn tile_pass2_avx512<const R: usize>(
     s
 }
 
+/// Pass 1 of a tile with explicit AVX-512F intrinsics: [`tile_pass1`]'s operations in the
+/// same order (products and differences unfused, so the values are bit-identical to it), a
+/// tail chunk through masked loads (`u` padded with `-inf`, costs and coordinates with 0)
+/// and a masked store. Each load of `u` and of the other side's coordinates serves the `R`
+/// rows of the tile; the cost factor is tested once per tile, not per chunk.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the slices must hold what [`TileSource`] describes for
+/// rows `r0..r0 + R` (checked by the assertions) and `z` must hold `(R - 1) * zs + m`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn tile_pass1_avx512<const R: usize>(
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+) -> [f64; R] {
+    use std::arch::x86_64::*;
+    assert!(u.len() >= m);
+    let vinv = _mm512_set1_pd(inv_eps);
+    let full = m / LANES * LANES;
+    let tail: __mmask8 = ((1u32 << (m - full)) - 1) as __mmask8;
+    let zp = z.as_mut_ptr();
+    let up = u.as_ptr();
+    let mut mx = [_mm512_set1_pd(f64::NEG_INFINITY); R];
+    // `z_r = u - cost_r * inv_eps` (multiply, then subtract: no fused rounding), max, store.
+    macro_rules! finish {
+        ($uu:expr, $cs:expr, $j:expr, $mask:expr) => {
+            for r in 0..R {
+                let t = _mm512_sub_pd($uu, _mm512_mul_pd($cs[r], vinv));
+                mx[r] = _mm512_max_pd(t, mx[r]);
+                match $mask {
+                    None => _mm512_storeu_pd(zp.add(r * zs + $j), t),
+                    Some(k) => _mm512_mask_storeu_pd(zp.add(r * zs + $j), k, t),
+                }
+            }
+        };
+    }
+    match src {
+        TileSource::Rows { c, stride } => {
+            assert!(stride >= m && c.len() >= (r0 + R - 1) * stride + m);
+            let rows: [*const f64; R] = std::array::from_fn(|r| c.as_ptr().add((r0 + r) * stride));
+            let mut j = 0;
+            while j < full {
+                let uu = _mm512_loadu_pd(up.add(j));
+                let cs: [__m512d; R] = std::array::from_fn(|r| _mm512_loadu_pd(rows[r].add(j)));
+                finish!(uu, cs, j, None::<__mmask8>);
+                j += LANES;
+            }
+            if full < m {
+                let uu = _mm512_mask_loadu_pd(_mm512_set1_pd(f64::NEG_INFINITY), tail, up.add(j));
+                let cs: [__m512d; R] =
+                    std::array::from_fn(|r| _mm512_maskz_loadu_pd(tail, rows[r].add(j)));
+                finish!(uu, cs, j, Some(tail));
+            }
+        }
+        TileSource::Cloud {
+            pts,
+            d,
+            coords,
+            stride,
+            factor,
+        } => {
+            assert!(d > 0 && stride >= m && coords.len() >= (d - 1) * stride + m);
+            assert!(pts.len() >= (r0 + R) * d);
+            // The costs of one chunk: squared differences summed coordinate by coordinate
+            // (the first one is the sum's first term: 0 + t*t = t*t), then the factor.
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+            unsafe fn costs<const R: usize, const D: usize, const SCALED: bool>(
+                xs: &[[f64; 3]; R],
+                pts: *const f64,
+                d: usize,
+                yp: *const f64,
+                stride: usize,
+                j: usize,
+                mask: Option<__mmask8>,
+                vfac: __m512d,
+            ) -> [__m512d; R] {
+                let dd = if D == 0 { d } else { D };
+                let mut acc = [_mm512_setzero_pd(); R];
+                for k in 0..dd {
+                    let at = yp.add(k * stride + j);
+                    let y = match mask {
+                        None => _mm512_loadu_pd(at),
+                        Some(mk) => _mm512_maskz_loadu_pd(mk, at),
+                    };
+                    for r in 0..R {
+                        let xk = if D == 0 {
+                            _mm512_set1_pd(*pts.add(r * dd + k))
+                        } else {
+                            _mm512_set1_pd(xs[r][k])
+                        };
+                        let t = _mm512_sub_pd(xk, y);
+                        let sq = _mm512_mul_pd(t, t);
+                        acc[r] = if k == 0 {
+                            sq
+                        } else {
+                            _mm512_add_pd(acc[r], sq)
+                        };
+                    }
+                }
+                if SCALED {
+                    for a in acc.iter_mut() {
+                        *a = _mm512_mul_pd(*a, vfac);
+                    }
+                }
+                acc
+            }
+            let p0 = pts.as_ptr().add(r0 * d);
+            let xs: [[f64; 3]; R] = std::array::from_fn(|r| {
+                std::array::from_fn(|k| if k < d { pts[(r0 + r) * d + k] } else { 0.0 })
+            });
+            let vfac = _mm512_set1_pd(factor);
+            let yp = coords.as_ptr();
+            macro_rules! cloud {
+                ($d:literal, $s:literal) => {{
+                    let mut j = 0;
+                    while j < full {
+                        let uu = _mm512_loadu_pd(up.add(j));
+                        let cs = costs::<R, $d, $s>(&xs, p0, d, yp, stride, j, None, vfac);
+                        finish!(uu, cs, j, None::<__mmask8>);
+                        j += LANES;
+                    }
+                    if full < m {
+                        let uu = _mm512_mask_loadu_pd(
+                            _mm512_set1_pd(f64::NEG_INFINITY),
+                            tail,
+                            up.add(j),
+                        );
+                        let cs = costs::<R, $d, $s>(&xs, p0, d, yp, stride, j, Some(tail), vfac);
+                        finish!(uu, cs, j, Some(tail));
+                    }
+                }};
+            }
+            match (d, factor == 1.0) {
+                (1, true) => cloud!(1, false),
+                (1, false) => cloud!(1, true),
+                (2, true) => cloud!(2, false),
+                (2, false) => cloud!(2, true),
+                (3, true) => cloud!(3, false),
+                (3, false) => cloud!(3, true),
+                (_, true) => cloud!(0, false),
+                (_, false) => cloud!(0, true),
+            }
+        }
+    }
+    let mut out = [f64::NEG_INFINITY; R];
+    for r in 0..R {
+        let mut lanes = [0.0f64; LANES];
+        _mm512_storeu_pd(lanes.as_mut_ptr(), mx[r]);
+        for t in lanes {
+            out[r] = if t > out[r] { t } else { out[r] };
+        }
+    }
+    out
+}
+
+/// Pass 1 of a tile with explicit AVX2 intrinsics: [`tile_pass1_avx512`] in steps of four
+/// lanes (the same operations in the same order as [`tile_pass1`], so the same values; the
+/// maximum does not depend on the lane layout), a tail of one to three columns through masked
+/// loads and stores.
+///
+/// # Safety
+/// The CPU must support AVX2; the slices as for [`tile_pass1_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_pass1_avx2<const R: usize>(
+    src: TileSource<'_>,
+    r0: usize,
+    u: &[f64],
+    m: usize,
+    inv_eps: f64,
+    z: &mut [f64],
+    zs: usize,
+) -> [f64; R] {
+    use std::arch::x86_64::*;
+    const W: usize = 4;
+    assert!(u.len() >= m);
+    let vinv = _mm256_set1_pd(inv_eps);
+    let ninf = _mm256_set1_pd(f64::NEG_INFINITY);
+    let full = m / W * W;
+    let rem = (m - full) as i64;
+    // Lane l is active in the tail when l < rem (sign bit set).
+    let tail = _mm256_set_epi64x(
+        -i64::from(3 < rem),
+        -i64::from(2 < rem),
+        -i64::from(1 < rem),
+        -i64::from(0 < rem),
+    );
+    let zp = z.as_mut_ptr();
+    let up = u.as_ptr();
+    let mut mx = [ninf; R];
+    macro_rules! finish {
+        ($uu:expr, $cs:expr, $j:expr, $masked:expr) => {
+            for r in 0..R {
+                let t = _mm256_sub_pd($uu, _mm256_mul_pd($cs[r], vinv));
+                mx[r] = _mm256_max_pd(t, mx[r]);
+                if $masked {
+                    _mm256_maskstore_pd(zp.add(r * zs + $j), tail, t);
+                } else {
+                    _mm256_storeu_pd(zp.add(r * zs + $j), t);
+                }
+            }
+        };
+    }
+    let load_u = |j: usize, masked: bool| {
+        if masked {
+            _mm256_blendv_pd(
+                ninf,
+                _mm256_maskload_pd(up.add(j), tail),
+                _mm256_castsi256_pd(tail),
+            )
+        } else {
+            _mm256_loadu_pd(up.add(j))
+        }
+    };
+    let load = |p: *const f64, masked: bool| {
+        if masked {
+            _mm256_maskload_pd(p, tail)
+        } else {
+            _mm256_loadu_pd(p)
+        }
+    };
+    match src {
+        TileSource::Rows { c, stride } => {
+            assert!(stride >= m && c.len() >= (r0 + R - 1) * stride + m);
+            let rows: [*const f64; R] = std::array::from_fn(|r| c.as_ptr().add((r0 + r) * stride));
+            let mut j = 0;
+            while j < m {
+                let masked = j == full;
+                let uu = load_u(j, masked);
+                let cs: [__m256d; R] = std::array::from_fn(|r| load(rows[r].add(j), masked));
+                finish!(uu, cs, j, masked);
+                j += W;
+            }
+        }
+        TileSource::Cloud {
+            pts,
+            d,
+            coords,
+            stride,
+            factor,
+        } => {
+            assert!(d > 0 && stride >= m && coords.len() >= (d - 1) * stride + m);
+            assert!(pts.len() >= (r0 + R) * d);
+            let p0 = pts.as_ptr().add(r0 * d);
+            let yp = coords.as_ptr();
+            let vfac = _mm256_set1_pd(factor);
+            macro_rules! cloud {
+                ($d:literal, $s:literal) => {{
+                    let dd = if $d == 0 { d } else { $d };
+                    let xs: [[__m256d; 3]; R] = std::array::from_fn(|r| {
+                        std::array::from_fn(|k| {
+                            _mm256_set1_pd(if k < d { *p0.add(r * d + k) } else { 0.0 })
+                        })
+                    });
+                    let mut j = 0;
+                    while j < m {
+                        let masked = j == full;
+                        let uu = load_u(j, masked);
+                        let mut cs = [_mm256_setzero_pd(); R];
+                        for k in 0..dd {
+                            let y = load(yp.add(k * stride + j), masked);
+                            for (r, a) in cs.iter_mut().enumerate() {
+                                let xk = if $d == 0 {
+                                    _mm256_set1_pd(*p0.add(r * dd + k))
+                                } else {
+                                    xs[r][k]
+                                };
+                                let t = _mm256_sub_pd(xk, y);
+                                let sq = _mm256_mul_pd(t, t);
+                                *a = if k == 0 { sq } else { _mm256_add_pd(*a, sq) };
+                            }
+                        }
+                        if $s {
+                            for a in cs.iter_mut() {
+                                *a = _mm256_mul_pd(*a, vfac);
+                            }
+                        }
+                        finish!(uu, cs, j, masked);
+                        j += W;
+                    }
+                }};
+            }
+            match (d, factor == 1.0) {
+                (1, true) => cloud!(1, false),
+                (1, false) => cloud!(1, true),
+                (2, true) => cloud!(2, false),
+                (2, false) => cloud!(2, true),
+                (3, true) => cloud!(3, false),
+                (3, false) => cloud!(3, true),
+                (_, true) => cloud!(0, false),
+                (_, false) => cloud!(0, true),
+            }
+        }
+    }
+    let mut out = [f64::NEG_INFINITY; R];
+    for r in 0..R {
+        let mut lanes = [0.0f64; W];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), mx[r]);
+        for t in lanes {
+            out[r] = if t > out[r] { t } else { out[r] };
+        }
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64], out: &mut [f64]) {
@@ -1033,8 +1374,8 @@ unsafe fn lse_tile_avx2<E: ExpFn, const R: usize>(a: TileArgs<'_>, z: &mut [f64]
         zs,
     } = a;
     if E::AVX512_FMA {
-        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
-        let s = tile_pass2_avx2::<R>(z, zs, m, mx);
+        let mx = tile_pass1_avx2::<R>(src, r0, u, m, inv_eps, z, zs);
+        let s = tile_pass2_avx2::<R>(z, zs, m, mx, next_rows::<R>(src, r0, m));
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
         }
@@ -1059,8 +1400,8 @@ unsafe fn lse_tile_avx512<E: ExpFn, const R: usize>(
         zs,
     } = a;
     if E::AVX512_FMA {
-        let mx = tile_pass1::<R>(src, r0, u, m, inv_eps, z, zs);
-        let s = tile_pass2_avx512::<R>(z, zs, m, mx);
+        let mx = tile_pass1_avx512::<R>(src, r0, u, m, inv_eps, z, zs);
+        let s = tile_pass2_avx512::<R>(z, zs, m, mx, next_rows::<R>(src, r0, m));
         for r in 0..R {
             out[r] = finish_row(&s[r], mx[r]);
         }
