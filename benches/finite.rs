@@ -7,7 +7,11 @@
 //! `cargo bench --bench finite` (about a minute: the N = 2500 LU takes seconds per sample).
 //! At s = 5 the kernel is exactly 0 in double beyond about 61 cells, and the cached step skips
 //! those zeros in its products and triangular solves (theory/finite_flow.md §8); the dense
-//! baseline does not.
+//! baseline does not. Each dense baseline is also timed with subnormal numbers flushed to zero
+//! (`_flushed`), as the library's own factorisations are (theory/finite_flow.md §8c): the
+//! far-field kernel entries make a plain LU several times slower on x86-64, so the plain row is
+//! what a straightforward implementation costs and the flushed row isolates what the reuse of
+//! factorisations gains.
 //!
 //! The end-to-end run (1000 steps on a 50 × 50 grid) takes minutes, so it runs only
 //! when `SINKFLOW_BENCH_FLOW_50X50=1` is set: 50 × 50 grid of [-1, 1]², s = 3
@@ -27,6 +31,7 @@ use sinkflow::finite::catalog::{uniform, Potential};
 use sinkflow::finite::{
     initial_coefficients, mu_from_a, resolvent_matrix, FiniteSpace, Kernel, LcpParams, Resolvent,
 };
+use sinkflow::linalg::flush_subnormals;
 use sinkflow::Cost;
 
 const SIZES: [usize; 3] = [400, 1000, 2500];
@@ -53,12 +58,18 @@ fn bench_step(c: &mut Criterion) {
         });
         let m = resolvent_matrix(&kernel, &v, H);
         let bvec = kernel.apply(&a);
+        let dense_lu = || {
+            let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
+            black_box(m.partial_piv_lu().solve(&rhs))
+        };
         g.bench_with_input(BenchmarkId::new("dense_lu_per_step", n), &n, |b, _| {
-            b.iter(|| {
-                let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
-                black_box(m.partial_piv_lu().solve(&rhs))
-            })
+            b.iter(dense_lu)
         });
+        g.bench_with_input(
+            BenchmarkId::new("dense_lu_per_step_flushed", n),
+            &n,
+            |b, _| b.iter(|| flush_subnormals(dense_lu)),
+        );
     }
     g.finish();
 }
@@ -105,15 +116,22 @@ fn bench_flow_50x50(c: &mut Criterion) {
     let mass: f64 = mu_from_a(&kernel, &a).iter().sum();
     let m = resolvent_matrix(&kernel, &v, DT);
     let bvec = kernel.apply(&a);
-    let dense: Vec<f64> = (0..3)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
-            black_box(m.partial_piv_lu().solve(&rhs));
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    let dense_med = median(dense);
+    let dense_lu = || {
+        let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
+        black_box(m.partial_piv_lu().solve(&rhs))
+    };
+    let timed = |f: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let dense_med = median((0..3).map(|_| timed(&|| drop(dense_lu()))).collect());
+    // the same LU with subnormals flushed, as the run's own factorisations are
+    let flushed_med = median(
+        (0..3)
+            .map(|_| timed(&|| drop(flush_subnormals(dense_lu))))
+            .collect(),
+    );
     println!(
         "finite_flow_50x50: N = {n}, eps = {eps:.4e}, cond(K) = {:.3e}, {STEPS} steps of h = {DT}",
         kernel.cond()
@@ -133,6 +151,11 @@ fn bench_flow_50x50(c: &mut Criterion) {
         dense_med * STEPS as f64,
         dense_med * STEPS as f64 / steps_total
     );
+    println!(
+        "  the same LU with subnormals flushed (median of 3): {flushed_med:.3} s; {STEPS} such steps {:.0} s = {:.1} x the run's steps",
+        flushed_med * STEPS as f64,
+        flushed_med * STEPS as f64 / steps_total
+    );
     let mut g = c.benchmark_group("finite_flow_50x50");
     g.sample_size(10);
     // warm: the final support is cached
@@ -145,6 +168,9 @@ fn bench_flow_50x50(c: &mut Criterion) {
             let rhs = Col::<f64>::from_fn(n, |i| bvec[i]);
             black_box(m.partial_piv_lu().solve(&rhs))
         })
+    });
+    g.bench_function("dense_lu_per_step_flushed", |b| {
+        b.iter(|| flush_subnormals(dense_lu))
     });
     g.finish();
 }

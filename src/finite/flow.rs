@@ -122,7 +122,7 @@ impl<'k> Resolvent<'k> {
 
     /// One flow step from coefficients $a_k$: $b_k=Ka_k$, then $a_{k+1}$.
     pub fn step(&mut self, a_k: &[f64], step: usize) -> Result<LcpSolution, FiniteError> {
-        let b = self.kernel.apply(a_k);
+        let b = crate::linalg::flush_subnormals(|| self.kernel.apply(a_k));
         self.apply_step(&b, step)
     }
 }
@@ -242,7 +242,7 @@ impl<'a> Recorder<'a> {
     /// Append row $k$: $\mu_k=a\odot Ka$, its energy and mass, the residual and the method.
     fn push(&mut self, k: usize, a: Vec<f64>, r: f64, m: Option<LcpMethod>) {
         let out = &mut self.out;
-        let b = self.kernel.apply(&a);
+        let b = crate::linalg::flush_subnormals(|| self.kernel.apply(&a));
         let mu: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
         out.t.push(k as f64 * self.dt);
         out.energy.push(dot(self.v, &mu));

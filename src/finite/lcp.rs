@@ -458,8 +458,21 @@ impl LcpSolver {
                 s.iter().for_each(|&i| v[i] = true);
                 v
             };
+            // An index joins the support only for a violation above the round-off level
+            // N u of the solve (theory/finite_flow.md §8c): below it, which indices w < 0
+            // picks is decided by rounding errors, and chasing them costs a factorisation
+            // per iterate on scattered supports.
+            let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+            let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+            let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * (self.norm_inf * amax + bmax);
             let next: Vec<usize> = (0..b.len())
-                .filter(|&i| if in_s[i] { a[i] > 0.0 } else { w[i] < 0.0 })
+                .filter(|&i| {
+                    if in_s[i] {
+                        a[i] > 0.0
+                    } else {
+                        w[i] < add_below
+                    }
+                })
                 .collect();
             let r = self.residual(&a, &w, b);
             if next == s {
@@ -485,6 +498,17 @@ impl LcpSolver {
     /// # Errors
     /// [`LcpFailure`] with the smallest residual reached when no method reaches `params.tol`.
     pub fn solve(
+        &mut self,
+        b: &[f64],
+        warm: Option<&[usize]>,
+        params: &LcpParams,
+    ) -> Result<LcpSolution, LcpFailure> {
+        crate::linalg::flush_subnormals(|| self.solve_flushed(b, warm, params))
+    }
+
+    /// [`LcpSolver::solve`] with subnormals flushed (far-field entries of the kernel make the
+    /// LU and the products slow otherwise; theory/finite_flow.md §8c).
+    fn solve_flushed(
         &mut self,
         b: &[f64],
         warm: Option<&[usize]>,

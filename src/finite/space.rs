@@ -306,14 +306,15 @@ fn condition_estimate(k: &Mat<f64>, llt: &faer::linalg::solvers::Llt<f64>) -> f6
 }
 
 /// Factorise and estimate: `(Some(llt), cond)` or `(None, inf)` when Cholesky fails.
+/// Subnormals flushed (theory/finite_flow.md §8c).
 fn factor(k: &Mat<f64>) -> (Option<faer::linalg::solvers::Llt<f64>>, f64) {
-    match k.llt(Side::Lower) {
+    crate::linalg::flush_subnormals(|| match k.llt(Side::Lower) {
         Ok(llt) => {
             let c = condition_estimate(k, &llt);
             (Some(llt), if c.is_finite() { c } else { f64::INFINITY })
         }
         Err(_) => (None, f64::INFINITY),
-    }
+    })
 }
 
 /// The condition estimate of $K$ at `eps` (infinite when Cholesky fails).

@@ -10,6 +10,10 @@
 //! in the modules that need them. With the optional `lapack` feature the nalgebra eigensolver
 //! is cross-checked against LAPACK's `dsyev` (`sym_eigen_lapack`).
 
+pub mod subnormal;
+
+pub use subnormal::flush_subnormals;
+
 use nalgebra::{DMatrix, DVector};
 use thiserror::Error;
 
