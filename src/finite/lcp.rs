@@ -43,7 +43,7 @@ use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::Mat;
 
 use super::rkhs::{solve_lu, BandedLu};
-use super::space::{col_ranges, matvec_ranged};
+use super::space::{axpy_columns, col_ranges, col_slice, matvec_ranged};
 
 /// Parameters of [`LcpSolver::solve`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -295,27 +295,24 @@ impl LcpSolver {
         };
         let comp = self.comp.as_ref().expect("complement prepared");
         let n = self.m.nrows();
-        let col = |j: usize| {
-            w.col(j)
-                .try_as_col_major()
-                .expect("owned matrices are column-major")
-                .as_slice()
-        };
         let mut y = vec![0.0; n];
-        for &j in s {
-            let gj = g[j];
-            if gj != 0.0 {
-                y.iter_mut().zip(col(j)).for_each(|(yi, &c)| *yi += c * gj);
-            }
-        }
+        let terms: Vec<(&[f64], f64, usize, usize)> = s
+            .iter()
+            .filter(|&&j| g[j] != 0.0)
+            .map(|&j| (col_slice(w, j), g[j], 0, n))
+            .collect();
+        axpy_columns(&mut y, &terms);
         if !comp.removed.is_empty() {
             let lu = comp.lu.as_ref().expect("complement prepared");
             let lam = lu.solve(w, &comp.removed, &y);
-            for (&j, &l) in comp.removed.iter().zip(&lam) {
-                if l != 0.0 {
-                    y.iter_mut().zip(col(j)).for_each(|(yi, &c)| *yi -= c * l);
-                }
-            }
+            let terms: Vec<(&[f64], f64, usize, usize)> = comp
+                .removed
+                .iter()
+                .zip(&lam)
+                .filter(|(_, &l)| l != 0.0)
+                .map(|(&j, &l)| (col_slice(w, j), -l, 0, n))
+                .collect();
+            axpy_columns(&mut y, &terms);
         }
         s.iter().map(|&i| y[i]).collect()
     }

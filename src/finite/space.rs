@@ -462,26 +462,40 @@ pub(crate) fn check_eps(eps: f64) -> Result<f64, FiniteError> {
     })
 }
 
-/// $y=Ax$ for a dense faer matrix: column-wise axpy on the calling thread (memory-bound; the
-/// parallel product was 2x slower at N = 1000 on 2 shared cores).
+/// $y=Ax$ for a dense faer matrix: column-wise axpy ([`axpy_columns`]).
 #[track_caller]
 pub(crate) fn matvec(a: &Mat<f64>, x: &[f64]) -> Vec<f64> {
     assert_eq!(a.ncols(), x.len(), "matvec: length mismatch");
     let n = a.nrows();
     let mut y = vec![0.0; n];
-    for (j, &xj) in x.iter().enumerate() {
-        if xj == 0.0 {
-            continue;
-        }
-        let col = a
-            .col(j)
-            .try_as_col_major()
-            .expect("owned matrices are column-major");
-        for (yi, &c) in y.iter_mut().zip(col.as_slice()) {
-            *yi += c * xj;
+    let terms: Vec<(&[f64], f64, usize, usize)> = x
+        .iter()
+        .enumerate()
+        .filter(|(_, &xj)| xj != 0.0)
+        .map(|(j, &xj)| (col_slice(a, j), xj, 0, n))
+        .collect();
+    axpy_columns(&mut y, &terms);
+    y
+}
+
+/// Column `j` of an owned (column-major) matrix as a slice.
+#[inline]
+pub(crate) fn col_slice(a: &Mat<f64>, j: usize) -> &[f64] {
+    a.col(j)
+        .try_as_col_major()
+        .expect("owned matrices are column-major")
+        .as_slice()
+}
+
+/// $y_{lo..hi}\mathrel{+}=c\cdot\mathrm{col}_{lo..hi}$ for every term `(col, c, lo, hi)`, in the
+/// given order, on the calling thread (memory-bound: splitting the rows over two threads gave no
+/// gain on the 2500-point grid, 1.13 vs 1.20 ms per product on 2 shared cores).
+pub(crate) fn axpy_columns(y: &mut [f64], terms: &[(&[f64], f64, usize, usize)]) {
+    for &(col, c, lo, hi) in terms {
+        for (yi, &m) in y[lo..hi].iter_mut().zip(&col[lo..hi]) {
+            *yi += m * c;
         }
     }
-    y
 }
 
 /// For every column of `a`, the row range `lo..hi` outside which its entries are exactly 0.
@@ -514,19 +528,13 @@ pub(crate) fn col_ranges(a: faer::MatRef<'_, f64>) -> Vec<(usize, usize)> {
 pub(crate) fn matvec_ranged(a: &Mat<f64>, ranges: &[(usize, usize)], x: &[f64]) -> Vec<f64> {
     assert_eq!(a.ncols(), x.len(), "matvec: length mismatch");
     let mut y = vec![0.0; a.nrows()];
-    for (j, &xj) in x.iter().enumerate() {
-        let (lo, hi) = ranges[j];
-        if xj == 0.0 || lo >= hi {
-            continue;
-        }
-        let col = a
-            .col(j)
-            .try_as_col_major()
-            .expect("owned matrices are column-major");
-        for (yi, &c) in y[lo..hi].iter_mut().zip(&col.as_slice()[lo..hi]) {
-            *yi += c * xj;
-        }
-    }
+    let terms: Vec<(&[f64], f64, usize, usize)> = x
+        .iter()
+        .enumerate()
+        .filter(|&(j, &xj)| xj != 0.0 && ranges[j].0 < ranges[j].1)
+        .map(|(j, &xj)| (col_slice(a, j), xj, ranges[j].0, ranges[j].1))
+        .collect();
+    axpy_columns(&mut y, &terms);
     y
 }
 
