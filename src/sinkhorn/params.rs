@@ -336,7 +336,11 @@ pub enum OverRelaxation {
     /// rate $\rho$ is inverted through Young's formula,
     /// $\sqrt\theta=(\rho+\omega-1)/(\omega\sqrt\rho)$, to raise $\omega$ when $\rho>\sqrt{\omega-1}$
     /// (clearly slower than the $\omega-1$ of the optimum: $\theta$ has grown, as it does when
-    /// the slow modes of small-mass outliers dominate the tail). $\omega\le1.99$.
+    /// the slow modes of small-mass outliers dominate the tail). $\omega\le1.99$. After
+    /// eps-scaling, a first relaxed window that gains less than a quarter of the decades
+    /// predicted ($\rho>(\omega-1)^{1/4}$) restarts the relaxed phase once from its start
+    /// pair with $2-\omega$ divided by 4 (or the inverted factor if larger): the rate measured
+    /// right after annealing can underestimate the slow modes grossly (`theory/sinkhorn.md` §4b).
     Adaptive,
 }
 

@@ -204,6 +204,12 @@ struct Relaxer {
     restored: bool,
     /// Relaxed iterations since the best residual last improved.
     stalled: usize,
+    /// The solve annealed eps before the target eps (eps-scaling stages ran).
+    annealed: bool,
+    /// The pair (and its residual) at which the relaxed phase started, kept until the first
+    /// rate window has been judged (the one restart of [`OverRelaxation::Adaptive`] after
+    /// eps-scaling).
+    start: Option<(f64, Vec<f64>, Vec<f64>)>,
 }
 
 /// What [`Relaxer::after_relaxed`] decided.
@@ -212,12 +218,22 @@ enum Relaxed {
     Continue,
     /// The best pair was restored; redo the iteration plainly.
     Restored,
+    /// The start pair was restored with a larger factor; redo the iteration relaxed.
+    Restarted,
 }
 
 /// Window of the rate estimates of [`OverRelaxation::Adaptive`].
 const RATE_WINDOW: usize = 30;
 /// Upper bound of the adaptive factor.
 const OMEGA_MAX: f64 = 1.99;
+/// The first relaxed window restarts the relaxed phase when it gained less than this fraction
+/// of the decades Young's rate $\omega-1$ predicts, i.e. when $\rho>(\omega-1)^{1/4}$
+/// (theory/sinkhorn.md §4b).
+const RESTART_GAIN: f64 = 0.25;
+/// The restart divides the distance $2-\omega$ by this factor (at least; more if the inverted
+/// rate asks for it): in Young's formula $2-\omega^\star\approx2\sqrt{1-\theta}$, so this is
+/// the factor for a plain rate whose $1-\theta$ is 16 times smaller than estimated.
+const RESTART_JUMP: f64 = 4.0;
 
 /// Young's optimal factor for a plain rate `theta`.
 fn young_omega(theta: f64) -> f64 {
@@ -233,7 +249,7 @@ fn window_rate(w: &[f64]) -> Option<f64> {
 }
 
 impl Relaxer {
-    fn new(mode: Option<OverRelaxation>) -> Self {
+    fn new(mode: Option<OverRelaxation>, annealed: bool) -> Self {
         let done = matches!(mode, None | Some(OverRelaxation::Fixed(1.0)));
         Relaxer {
             mode,
@@ -245,6 +261,8 @@ impl Relaxer {
             relaxed: 0,
             restored: false,
             stalled: 0,
+            annealed,
+            start: None,
         }
     }
 
@@ -287,6 +305,9 @@ impl Relaxer {
         };
         self.omega = Some(omega);
         self.best = Some((err, f.to_vec(), g.to_vec()));
+        if self.annealed && matches!(self.mode, Some(OverRelaxation::Adaptive)) {
+            self.start = Some((err, f.to_vec(), g.to_vec()));
+        }
         self.window.clear();
         self.window.push(err);
     }
@@ -329,12 +350,33 @@ impl Relaxer {
         self.window.push(err);
         if let (Some(OverRelaxation::Adaptive), Some(w)) = (self.mode, self.omega) {
             if self.window.len() > RATE_WINDOW {
-                // Invert Young's rate formula for omega below the optimum.
-                if let Some(rho) =
-                    window_rate(&self.window).filter(|&r| r < 1.0 && r > (w - 1.0).sqrt())
-                {
+                let rate = window_rate(&self.window);
+                // Young's inversion for omega below the optimum: the plain rate theta that
+                // explains the observed rate rho at omega, and its optimal factor.
+                let young = |rho: f64| {
                     let sigma = (rho + w - 1.0) / (w * rho.sqrt());
-                    let next = young_omega(sigma * sigma);
+                    young_omega(sigma * sigma)
+                };
+                // First window after eps-scaling: far slower than predicted means the plain rate
+                // was grossly underestimated; restart from the start pair with a much larger
+                // factor (theory/sinkhorn.md §4b).
+                if let Some((start_err, sf, sg)) = self.start.take() {
+                    if let Some(rho) = rate.filter(|&r| r < 1.0 && r > (w - 1.0).powf(RESTART_GAIN))
+                    {
+                        let next = young(rho).max(2.0 - (2.0 - w) / RESTART_JUMP);
+                        self.omega = Some(next.min(OMEGA_MAX));
+                        f.copy_from_slice(&sf);
+                        g.copy_from_slice(&sg);
+                        self.best = Some((start_err, sf, sg));
+                        self.stalled = 0;
+                        self.window.clear();
+                        return Relaxed::Restarted;
+                    }
+                }
+                // Later windows: raise omega when the window is clearly slower than the
+                // omega - 1 of the optimum.
+                if let Some(rho) = rate.filter(|&r| r < 1.0 && r > (w - 1.0).sqrt()) {
+                    let next = young(rho);
                     if next > w {
                         self.omega = Some(next);
                     }
@@ -443,7 +485,7 @@ fn run(
     engine.transform(Side::Rows, &g, eps_at(0, &stages, per_stage, eps), &mut f);
     let mut history = Vec::new();
     let mut k = 0;
-    let mut relax = Relaxer::new(relaxation);
+    let mut relax = Relaxer::new(relaxation, annealing > 0);
     let (err, converged) = loop {
         let e = eps_at(k, &stages, per_stage, eps);
         let inv_e = 1.0 / e;
@@ -470,7 +512,7 @@ fn run(
         k += 1;
         if omega.is_some() {
             match relax.after_relaxed(err, tol, &mut f, &mut g) {
-                Relaxed::Restored => continue,
+                Relaxed::Restored | Relaxed::Restarted => continue,
                 Relaxed::Continue => {
                     if params.record_history {
                         history.push(err);
