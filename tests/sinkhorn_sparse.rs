@@ -6,8 +6,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use sinkflow::sinkhorn::{
     marginals, plan, solve, solve_matrix, solve_sparse, solve_symmetric, solve_warm, CostMatrix,
-    EpsScaling, Mode, PointCloud, SinkhornError, SinkhornOutput, SinkhornParams, SparseParams,
-    Termination, DEFAULT_TRUNCATION,
+    EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornError, SinkhornOutput, SinkhornParams,
+    SparseParams, Termination, DEFAULT_TRUNCATION,
 };
 use sinkflow::Cost;
 
@@ -340,4 +340,49 @@ fn auto_never_picks_sparse() {
     let out = solve(&x, &y, &SinkhornParams::new(1e-3).with_eps_scaling()).unwrap();
     assert_ne!(out.mode, Mode::Sparse);
     assert_eq!(out.truncation_bound, None);
+}
+
+/// The sparse mode over-relaxes its target stage by default (adaptive, theory/sinkhorn.md §4b,
+/// §12): the plain solve (`plain()`) and the default one reach the same OT_eps within the
+/// bound (12.4) of both, with certified truncation bounds, and the report says what ran.
+#[test]
+fn accelerated_and_plain_sparse_agree() {
+    let n = 400;
+    let (x, y) = gaussian_pair(21, n);
+    let s = spread(&x, &y);
+    for &eps in &[0.1, 0.03] {
+        let tol = 1e-9;
+        let p = SinkhornParams::new(eps)
+            .with_tol(tol)
+            .with_mode(Mode::Sparse)
+            .with_max_iters(200_000);
+        let fast = solve(&x, &y, &p).unwrap();
+        let slow = solve(&x, &y, &p.plain()).unwrap();
+        assert!(fast.converged && slow.converged, "eps {eps}");
+        let relax = fast
+            .acceleration
+            .over_relaxation
+            .expect("adaptive by default");
+        assert_eq!(relax.kind, OverRelaxation::Adaptive);
+        assert!(slow.acceleration.over_relaxation.is_none());
+        let (bf, bs) = (
+            fast.truncation_bound.unwrap(),
+            slow.truncation_bound.unwrap(),
+        );
+        assert!(bf <= DEFAULT_TRUNCATION && bs <= DEFAULT_TRUNCATION);
+        // The converged pair comes from a plain iteration (a relaxed one never declares
+        // convergence), so its second marginal on the kept pairs is exact: the full plan's is
+        // off by at most the dropped mass (12.2).
+        let (_, e2, _) = full_plan_errors(&fast, &x, &y);
+        assert!(e2 <= bf + roundoff(n, n), "eps {eps}: column error {e2}");
+        let bound = (fast.marginal_error + slow.marginal_error + 2.0 * (bf + bs)) * s
+            + eps * (bf + bs)
+            + 1e-13 * slow.ot.abs();
+        let diff = (fast.ot - slow.ot).abs();
+        println!(
+            "eps {eps}: iterations default {} (omega {:?}, {} relaxed) plain {}, |dOT| {diff:.2e} (bound {bound:.2e})",
+            fast.iterations, relax.omega, relax.relaxed_iterations, slow.iterations
+        );
+        assert!(diff <= bound, "eps {eps}: |dOT| {diff} > {bound}");
+    }
 }

@@ -186,7 +186,7 @@ pub(crate) fn cost_scale(geom: Geometry<'_>, cost: Cost) -> f64 {
 /// The over-relaxation state machine of [`run`] (`OverRelaxation`, theory/sinkhorn.md §4b):
 /// plain → relaxed (once the residual is below `RELAX_START`) → plain (after the relaxed residual
 /// reached `tol`, or after a blow-up restored the best relaxed pair).
-struct Relaxer {
+pub(crate) struct Relaxer {
     mode: Option<OverRelaxation>,
     /// The factor in use while relaxing.
     omega: Option<f64>,
@@ -213,7 +213,7 @@ struct Relaxer {
 }
 
 /// What [`Relaxer::after_relaxed`] decided.
-enum Relaxed {
+pub(crate) enum Relaxed {
     /// Go on (relaxed or, if the residual reached `tol`, plain).
     Continue,
     /// The best pair was restored; redo the iteration plainly.
@@ -249,7 +249,7 @@ fn window_rate(w: &[f64]) -> Option<f64> {
 }
 
 impl Relaxer {
-    fn new(mode: Option<OverRelaxation>, annealed: bool) -> Self {
+    pub(crate) fn new(mode: Option<OverRelaxation>, annealed: bool) -> Self {
         let done = matches!(mode, None | Some(OverRelaxation::Fixed(1.0)));
         Relaxer {
             mode,
@@ -266,12 +266,12 @@ impl Relaxer {
         }
     }
 
-    fn omega(&self) -> Option<f64> {
+    pub(crate) fn omega(&self) -> Option<f64> {
         self.omega
     }
 
     /// The over-relaxation part of the acceleration report.
-    fn report(&self) -> Option<RelaxationReport> {
+    pub(crate) fn report(&self) -> Option<RelaxationReport> {
         self.mode.map(|kind| RelaxationReport {
             kind,
             omega: self.last_omega,
@@ -281,7 +281,7 @@ impl Relaxer {
     }
 
     /// After a plain iteration at the target eps with residual `err`: maybe start relaxing.
-    fn after_plain(&mut self, err: f64, f: &[f64], g: &[f64]) {
+    pub(crate) fn after_plain(&mut self, err: f64, f: &[f64], g: &[f64]) {
         if self.done {
             return;
         }
@@ -313,7 +313,13 @@ impl Relaxer {
     }
 
     /// After a relaxed iteration with residual `err` (both marginals) of the pair `(f, g)`.
-    fn after_relaxed(&mut self, err: f64, tol: f64, f: &mut Vec<f64>, g: &mut Vec<f64>) -> Relaxed {
+    pub(crate) fn after_relaxed(
+        &mut self,
+        err: f64,
+        tol: f64,
+        f: &mut Vec<f64>,
+        g: &mut Vec<f64>,
+    ) -> Relaxed {
         self.relaxed += 1;
         self.last_omega = self.omega;
         let best_err = self.best.as_ref().map_or(f64::INFINITY, |b| b.0);

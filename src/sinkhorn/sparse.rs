@@ -28,29 +28,37 @@
 //! eps-scaling is intrinsic: the schedule of [`EpsScaling`] (the one in the parameters, else
 //! the default) from the cost scale down to the target. Stages at large eps run on coarse
 //! clouds (consecutive blocks of $4^k$ points in k-d tree order, replaced by their weighted
-//! centroid) as long as their mean squared radius is below `eps / 8` (in cost units); each
-//! change of level carries the potentials over by soft c-transforms against the coarser
-//! level (Schmitzer 2019 §4.2; Feydy 2020, §3.3.3). Only the final stage, at the target eps on
-//! the original points, decides convergence.
+//! centroid) as long as their median squared radius is below `eps / 8` (in cost units), and
+//! in any case on a level coarse enough that the stage keeps no more pairs than the target
+//! stage will ($\varepsilon_s n_k\le\varepsilon n_0$: the kept pairs per row grow like eps
+//! times the number of points), so the memory peak is the target stage's; each change of
+//! level carries the potentials over by soft c-transforms against the coarser level
+//! (Schmitzer 2019 §4.2; Feydy 2020, §3.3.3). Only the final stage, at the target eps on the
+//! original points, decides convergence; it is over-relaxed as the dense and streaming solves
+//! are (the policy of `params`, adaptive by default; theory/sinkhorn.md §4b).
 
 use rayon::prelude::*;
 
 use super::error::SinkhornError;
-use super::kernel::exp_nonpositive;
+use super::kernel::{exp_in_place, exp_nonpositive, lse_row_dispatch, FastExp};
 use super::measure::PointCloud;
 use super::neighbours::KdTree;
 use super::params::{AccelerationReport, EpsScalingReport, Mode, SinkhornParams, Termination};
-use super::solve::{effective_tol, SinkhornOutput};
+use super::solve::{effective_tol, Relaxed, Relaxer, SinkhornOutput};
 
 /// Default relative truncation bound $e^{-\theta}$.
 pub const DEFAULT_TRUNCATION: f64 = 1e-16;
 /// Re-truncation slack: the kernel is built with $\theta+$`SLACK`, so that the potentials can
-/// move by about `SLACK`$\cdot\varepsilon$ before the bound $B$ reaches $e^{-\theta}$.
-const SLACK: f64 = 1.0;
+/// move by about `SLACK`$\cdot\varepsilon$ before the bound $B$ reaches $e^{-\theta}$. 4 rather
+/// than 1: the over-relaxed target stage moves single potentials by several eps per iteration,
+/// and with slack 1 it re-truncated (two tree searches per row) at most iterations of its
+/// first phase; measured (theory/sinkhorn.md §12) 73 against about 180 re-truncations for
+/// 6 % more kept pairs.
+const SLACK: f64 = 4.0;
 /// Coarsest level: at most this many points per cloud.
 const COARSEST: usize = 1024;
-/// A level of mean squared cluster radius $h^2$ serves the stages with $\kappa h^2\le$
-/// `LEVEL_RATIO`$\cdot\varepsilon$.
+/// A level of (median) squared cluster radius $h^2$ is accurate enough for the stages with
+/// $\kappa h^2\le$ `LEVEL_RATIO`$\cdot\varepsilon$.
 const LEVEL_RATIO: f64 = 0.125;
 /// Relative accuracy of the soft c-transforms that carry potentials between levels:
 /// terms below $e^{-40}$ of the largest are skipped (a warm start only).
@@ -108,14 +116,20 @@ impl Cloud {
     }
 
     /// The cloud of weighted centroids of consecutive blocks of `block` points (tree order)
-    /// and the mean squared distance of the points to their centroid.
+    /// and the mass-weighted median over the blocks of the block's mean squared distance of
+    /// its points to their centroid.
+    ///
+    /// A median, not a mean: the blocks of the sparse tails of a cloud are far wider than those
+    /// of its dense core, and the mean is dominated by them (for $10^5$ Gaussian points by a
+    /// factor of about ten), while the kept pairs per row that the level must bound are those
+    /// of the dense core (theory/sinkhorn.md §12).
     fn coarsen(&self, d: usize, block: usize) -> (Vec<f64>, Vec<f64>, f64) {
         let pts = self.tree.points();
         let n = self.len();
         let nb = n.div_ceil(block);
         let mut c = vec![0.0; nb * d];
         let mut w = vec![0.0; nb];
-        let mut h2 = 0.0;
+        let mut spread = Vec::with_capacity(nb);
         for b in 0..nb {
             let r = b * block..((b + 1) * block).min(n);
             let mass: f64 = self.w[r.clone()].iter().sum();
@@ -130,17 +144,35 @@ impl Cloud {
                     cb[k] += wi * pts[i * d + k];
                 }
             }
+            let mut h2 = 0.0;
             for i in r.clone() {
                 let s: f64 = (0..d).map(|k| (pts[i * d + k] - cb[k]).powi(2)).sum();
-                h2 += self.w[i] * s;
+                let wi = if mass > 0.0 {
+                    self.w[i] / mass
+                } else {
+                    1.0 / r.len() as f64
+                };
+                h2 += wi * s;
             }
+            spread.push((h2, mass));
             w[b] = mass;
         }
-        (c, w, h2)
+        spread.sort_by(|p, q| p.0.total_cmp(&q.0));
+        let total: f64 = spread.iter().map(|p| p.1).sum();
+        let mut acc = 0.0;
+        let mut median = spread.last().map_or(0.0, |p| p.0);
+        for &(h2, m) in &spread {
+            acc += m;
+            if acc >= 0.5 * total {
+                median = h2;
+                break;
+            }
+        }
+        (c, w, median)
     }
 }
 
-/// A level: both clouds and the mean squared cluster radius (0 on the original points).
+/// A level: both clouds and the (median) squared cluster radius (0 on the original points).
 struct Level {
     x: Cloud,
     y: Cloud,
@@ -369,6 +401,10 @@ impl Truncated {
 }
 
 /// $f$-update on $K$: $f_i=-\varepsilon\log\sum_{j\in K_i}b_je^{(g_j-C_{ij})/\varepsilon}$.
+///
+/// Each row gathers $u_j=(g_j+\varepsilon\log b_j)/\varepsilon$ and the costs of its kept
+/// columns into contiguous buffers and runs the engine's row log-sum-exp on them
+/// ([`lse_row_dispatch`], vectorised on the AVX2 / AVX-512 paths).
 #[allow(clippy::too_many_arguments)]
 fn rows_update(
     lv: &Level,
@@ -380,33 +416,68 @@ fn rows_update(
     hb: &mut Vec<f64>,
     out: &mut [f64],
 ) {
+    let inv = 1.0 / eps;
     hb.clear();
-    hb.extend(g.iter().zip(&lv.y.log_w).map(|(&gj, &lb)| gj + eps * lb));
+    hb.extend(
+        g.iter()
+            .zip(&lv.y.log_w)
+            .map(|(&gj, &lb)| (gj + eps * lb) * inv),
+    );
     let hb = &hb[..];
     let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
-    let inv = 1.0 / eps;
-    out.par_chunks_mut(64)
-        .enumerate()
-        .for_each_init(Vec::new, |buf: &mut Vec<f64>, (c, chunk)| {
+    out.par_chunks_mut(64).enumerate().for_each_init(
+        || (Vec::new(), Vec::new(), Vec::new()),
+        |(u, c, z): &mut (Vec<f64>, Vec<f64>, Vec<f64>), (ch, chunk)| {
             for (r, o) in chunk.iter_mut().enumerate() {
-                let i = c * 64 + r;
-                let z = &xp[i * d..(i + 1) * d];
+                let i = ch * 64 + r;
+                let x = &xp[i * d..(i + 1) * d];
                 let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
-                buf.clear();
-                let mut mx = f64::NEG_INFINITY;
+                u.clear();
+                c.clear();
                 for &j in cols {
                     let j = j as usize;
-                    let v = hb[j] - kappa * dist2(z, &yp[j * d..(j + 1) * d]);
-                    mx = mx.max(v);
-                    buf.push(v);
+                    u.push(hb[j]);
+                    c.push(kappa * dist2(x, &yp[j * d..(j + 1) * d]));
                 }
-                let mut s = 0.0;
-                for &v in buf.iter() {
-                    s += exp_nonpositive((v - mx) * inv);
-                }
-                *o = -(mx + eps * s.ln());
+                z.resize(cols.len(), 0.0);
+                *o = -eps * lse_row_dispatch::<FastExp>(u, c, inv, z);
             }
-        });
+        },
+    );
+}
+
+/// The $g$-update on $K$ ([`cols_update`]), plain or over-relaxed by `omega` from `g_prev`
+/// ($g\leftarrow(1-\omega)g_{\rm prev}+\omega T_K(f)$, `g == g_prev` on entry). Returns the
+/// L1 violation of the second marginal of the new pair (0 for the plain update, exact on $K$).
+#[allow(clippy::too_many_arguments)]
+fn g_update(
+    lv: &Level,
+    k: &Truncated,
+    f: &[f64],
+    g: &mut [f64],
+    g_prev: &[f64],
+    omega: Option<f64>,
+    t: &mut Vec<f64>,
+    eps: f64,
+    kappa: f64,
+    d: usize,
+) -> f64 {
+    let Some(w) = omega else {
+        cols_update(lv, k, f, g, eps, kappa, d);
+        return 0.0;
+    };
+    t.clear();
+    t.extend_from_slice(g_prev);
+    cols_update(lv, k, f, t, eps, kappa, d);
+    let inv = 1.0 / eps;
+    let mut err = 0.0;
+    for (((gj, &tj), &gp), &bj) in g.iter_mut().zip(t.iter()).zip(g_prev).zip(&lv.y.w) {
+        if bj > 0.0 {
+            *gj = (1.0 - w) * gp + w * tj;
+            err += bj * ((*gj - tj) * inv).exp_m1().abs();
+        }
+    }
+    err
 }
 
 /// Row ranges of about equal numbers of kept pairs, one per thread.
@@ -457,16 +528,23 @@ fn cols_update(
         .map(|&(s, e)| {
             let mut acc = vec![0.0; m];
             let mut top = f64::NEG_INFINITY;
+            let mut buf = Vec::new();
             for i in s..e {
                 if a[i] == 0.0 {
                     continue;
                 }
                 let z = &xp[i * d..(i + 1) * d];
-                for &j in &k.idx[k.ptr[i]..k.ptr[i + 1]] {
+                let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
+                buf.clear();
+                for &j in cols {
                     let j = j as usize;
                     let v = (f[i] + gr[j] - kappa * dist2(z, &yp[j * d..(j + 1) * d])) * inv;
                     top = top.max(v);
-                    acc[j] += a[i] * exp_nonpositive(v.min(700.0));
+                    buf.push(v.min(700.0));
+                }
+                exp_in_place(&mut buf);
+                for (&j, &t) in cols.iter().zip(&buf) {
+                    acc[j as usize] += a[i] * t;
                 }
             }
             (acc, top)
@@ -580,7 +658,7 @@ fn objectives(
 
 /// Solve $\mathrm{OT}_\varepsilon$ between two point clouds with the sparse mode (module docs),
 /// optionally warm-started from $g_0$ (then only the target stage runs, on the original
-/// points). `params.over_relaxation` is not used by this mode.
+/// points). Over-relaxation follows `params` (adaptive by default) at the target stage only.
 ///
 /// # Errors
 /// As [`crate::sinkhorn::solve`], plus [`SinkhornError::InvalidParameter`] for a truncation
@@ -658,20 +736,29 @@ pub(crate) fn run(
         Vec::new()
     } else {
         let es = params.eps_scaling.unwrap_or_default();
-        let mut lvl = levels.len() - 1;
+        let coarsest = levels.len() - 1;
+        let n0 = levels[0].x.len().max(levels[0].y.len()) as f64;
         es.stages(eps, scale)
             .into_iter()
             .map(|e| {
-                while lvl > 0 && kappa * levels[lvl].h2 > LEVEL_RATIO * e {
-                    lvl -= 1;
-                }
-                (e, lvl)
+                // Accuracy: the coarsest level whose clusters are small against eps.
+                let acc = (0..=coarsest)
+                    .rev()
+                    .find(|&k| kappa * levels[k].h2 <= LEVEL_RATIO * e)
+                    .unwrap_or(0);
+                // Memory: the kept pairs per row grow like eps times the number of points
+                // (§12), so the finest level with e · n_k <= eps · n_0 keeps no more pairs than
+                // the target stage on the points will.
+                let mem = (0..=coarsest)
+                    .find(|&k| e * levels[k].x.len().max(levels[k].y.len()) as f64 <= eps * n0)
+                    .unwrap_or(coarsest);
+                (e, acc.max(mem))
             })
             .collect()
     };
     let per_stage = params.eps_scaling.unwrap_or_default().iters_per_stage;
-    let annealing = sched.len() * per_stage;
-    let total_max = annealing + params.max_iters;
+    // Annealing iterations run; `max_iters` bounds the iterations of the target stage.
+    let mut annealing = 0usize;
 
     let mut history = Vec::new();
     let mut iterations = 0usize;
@@ -681,6 +768,11 @@ pub(crate) fn run(
     let stages = sched.iter().copied().chain(std::iter::once((eps, 0)));
     let n_stages = sched.len() + 1;
     let mut result = None;
+    // The over-relaxation of the target stage: the policy's choice (adaptive by default).
+    let scale_cold = warm_g.is_none();
+    let (relaxation, _) = params.resolve_acceleration(scale, scale_cold);
+    let mut relax = Relaxer::new(relaxation, !sched.is_empty());
+    let (mut g_prev, mut t) = (Vec::new(), Vec::new());
     for (s, (e, li)) in stages.enumerate() {
         let target = s + 1 == n_stages;
         let lv = &levels[li];
@@ -707,26 +799,33 @@ pub(crate) fn run(
         let inv = 1.0 / e;
         let mut it = 0usize;
         loop {
-            cols_update(lv, &kern, &f, &mut g, e, kappa, d);
+            // Over-relaxation (theory/sinkhorn.md §4b) only at the target stage.
+            let omega = if target { relax.omega() } else { None };
+            if omega.is_some() {
+                g_prev.clear();
+                g_prev.extend_from_slice(&g);
+            }
+            let mut col_err = g_update(lv, &kern, &f, &mut g, &g_prev, omega, &mut t, e, kappa, d);
             if fresh || kern.log_bound(lv, &f, &g, e) > log_target {
                 fresh = false;
                 drop(std::mem::replace(&mut kern, Truncated::empty()));
                 kern = truncate(lv, &f, &g, e, theta, kappa, d)?;
-                cols_update(lv, &kern, &f, &mut g, e, kappa, d);
+                if omega.is_some() {
+                    g.copy_from_slice(&g_prev);
+                }
+                col_err = g_update(lv, &kern, &f, &mut g, &g_prev, omega, &mut t, e, kappa, d);
             }
             rows_update(lv, &kern, &g, e, kappa, d, &mut hb, &mut fnew);
-            let err: f64 =
-                lv.x.w
+            let err: f64 = col_err
+                + lv.x
+                    .w
                     .iter()
                     .zip(&f)
                     .zip(&fnew)
                     .map(|((&ai, &fi), &fo)| ai * ((fi - fo) * inv).exp_m1().abs())
-                    .sum();
+                    .sum::<f64>();
             iterations += 1;
             it += 1;
-            if params.record_history {
-                history.push(err);
-            }
             if !err.is_finite() {
                 return Err(SinkhornError::Breakdown {
                     iteration: iterations,
@@ -735,10 +834,34 @@ pub(crate) fn run(
             if crate::interrupt::requested() {
                 return Err(SinkhornError::Interrupted { iterations });
             }
+            if let Some(w) = omega {
+                // A relaxed iteration never declares convergence: once its residual is below
+                // tol the relaxation ends and the next (plain) iteration decides, as in the
+                // dense and streaming solves.
+                match relax.after_relaxed(err, tol, &mut f, &mut g) {
+                    Relaxed::Restored | Relaxed::Restarted => continue,
+                    Relaxed::Continue => {}
+                }
+                if params.record_history {
+                    history.push(err);
+                }
+                if it >= params.max_iters {
+                    let log_b = kern.log_bound(lv, &f, &g, e);
+                    result = Some((f, g, kern, err, false, log_b.exp()));
+                    break;
+                }
+                for (fi, &fo) in f.iter_mut().zip(&fnew) {
+                    *fi = (1.0 - w) * *fi + w * fo;
+                }
+                continue;
+            }
+            if params.record_history {
+                history.push(err);
+            }
             if target {
                 let done = if err <= tol {
                     Some(true)
-                } else if iterations >= total_max {
+                } else if it >= params.max_iters {
                     Some(false)
                 } else {
                     None
@@ -748,7 +871,9 @@ pub(crate) fn run(
                     result = Some((f, g, kern, err, converged, log_b.exp()));
                     break;
                 }
+                relax.after_plain(err, &f, &g);
             } else if it >= per_stage {
+                annealing += it;
                 std::mem::swap(&mut f, &mut fnew);
                 cur = Some((li, f, g, kern));
                 break;
@@ -805,10 +930,11 @@ pub(crate) fn run(
         mode: Mode::Sparse,
         eps,
         cost: params.cost,
-        // This mode never over-relaxes; its multiscale eps-scaling runs from a cold start.
+        // Over-relaxation at the target stage only; the multiscale eps-scaling runs from a
+        // cold start.
         acceleration: AccelerationReport {
             policy: params.acceleration,
-            over_relaxation: None,
+            over_relaxation: relax.report(),
             eps_scaling: sched.first().map(|&(start, _)| EpsScalingReport {
                 stages: sched.len(),
                 iterations: annealing,
