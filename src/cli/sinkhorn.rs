@@ -198,7 +198,8 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
 
     let start = Instant::now();
     let (mut out, converged, residual) = if args.debias {
-        let d = divergence(&x, &y, &params).map_err(|e| CliError::from_lib("sinkhorn", e))?;
+        let d = with_progress(|| divergence(&x, &y, &params))
+            .map_err(|e| CliError::from_lib("sinkhorn", e))?;
         let seconds = start.elapsed().as_secs_f64();
         let worst = d.xy.marginal_error.max(d.xx.residual).max(d.yy.residual);
         if let Some(p) = &args.potentials_out {
@@ -228,11 +229,13 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
             worst,
         )
     } else {
-        let o = if mode == Mode::Sparse {
-            solve_sparse(&x, &y, &params, &sparse)
-        } else {
-            solve(&x, &y, &params)
-        }
+        let o = with_progress(|| {
+            if mode == Mode::Sparse {
+                solve_sparse(&x, &y, &params, &sparse)
+            } else {
+                solve(&x, &y, &params)
+            }
+        })
         .map_err(|e| CliError::from_lib("sinkhorn", e))?;
         let seconds = start.elapsed().as_secs_f64();
         if let Some(p) = &args.potentials_out {
@@ -284,4 +287,45 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+thread_local! {
+    /// The progress line of the running solve (see [`with_progress`]): bar, start,
+    /// iterations, whether its draw target is set.
+    static PROGRESS: std::cell::RefCell<Option<(indicatif::ProgressBar, Instant, u64, bool)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Count one solver iteration for the progress line; never asks the solve to stop (the solvers
+/// call the thread's check once per iteration, `sinkflow::interrupt`).
+fn tick() -> bool {
+    PROGRESS.with(|p| {
+        if let Some((bar, start, n, shown)) = p.borrow_mut().as_mut() {
+            *n += 1;
+            if !*shown && start.elapsed().as_secs_f64() >= 2.0 {
+                *shown = true;
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "sinkhorn {spinner} {pos} iterations, {elapsed} elapsed",
+                ) {
+                    bar.set_style(style);
+                }
+            }
+            bar.set_position(*n);
+        }
+    });
+    false
+}
+
+/// Run `solve` with a spinner on stderr that counts iterations, drawn once the solve has run
+/// for 2 s and only on a terminal (indicatif hides it otherwise), cleared at the end.
+fn with_progress<R>(solve: impl FnOnce() -> R) -> R {
+    PROGRESS.with(|p| {
+        *p.borrow_mut() = Some((indicatif::ProgressBar::hidden(), Instant::now(), 0, false));
+    });
+    let r = sinkflow::interrupt::with_check(tick, solve);
+    if let Some((bar, ..)) = PROGRESS.with(|p| p.borrow_mut().take()) {
+        bar.finish_and_clear();
+    }
+    r
 }
