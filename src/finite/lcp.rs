@@ -214,14 +214,7 @@ impl LcpSolver {
         if matches!(self.inverse, Inverse::Untried) {
             let w = self.m.partial_piv_lu().inverse();
             self.complement_factorisations += 1;
-            let finite = (0..w.ncols()).all(|j| {
-                w.col(j)
-                    .try_as_col_major()
-                    .expect("owned matrices are column-major")
-                    .as_slice()
-                    .iter()
-                    .all(|t| t.is_finite())
-            });
+            let finite = (0..w.ncols()).all(|j| col_slice(&w, j).iter().all(|t| t.is_finite()));
             self.inverse = if finite {
                 Inverse::Ready(w)
             } else {
