@@ -834,7 +834,7 @@ pub(crate) fn run(
             if crate::interrupt::requested() {
                 return Err(SinkhornError::Interrupted { iterations });
             }
-            if let Some(w) = omega {
+            if omega.is_some() {
                 // A relaxed iteration never declares convergence: once its residual is below
                 // tol the relaxation ends and the next (plain) iteration decides, as in the
                 // dense and streaming solves.
@@ -850,8 +850,15 @@ pub(crate) fn run(
                     result = Some((f, g, kern, err, false, log_b.exp()));
                     break;
                 }
-                for (fi, &fo) in f.iter_mut().zip(&fnew) {
-                    *fi = (1.0 - w) * *fi + w * fo;
+                // The factor after the decision (none once the relaxation has ended: then
+                // the f-update is plain, as in the dense and streaming solves).
+                match relax.omega() {
+                    Some(w) => {
+                        for (fi, &fo) in f.iter_mut().zip(&fnew) {
+                            *fi = (1.0 - w) * *fi + w * fo;
+                        }
+                    }
+                    None => std::mem::swap(&mut f, &mut fnew),
                 }
                 continue;
             }
