@@ -1,13 +1,14 @@
 //! The sparse (truncated-kernel) mode against the dense/streaming solve, the certificate
-//! `truncation_bound`, bad input, Auto (which never picks it), and its interplay with the other parameters
+//! `truncation_bound`, bad input, Auto's sparse rule, and its interplay with the other parameters
 //! (theory/sinkhorn.md §12).
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use sinkflow::sinkhorn::{
-    marginals, plan, solve, solve_matrix, solve_sparse, solve_symmetric, solve_warm, CostMatrix,
-    EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornError, SinkhornOutput, SinkhornParams,
-    SparseParams, Termination, DEFAULT_TRUNCATION,
+    auto_picks_sparse, estimated_kept_fraction, kept_pairs, marginals, plan, solve, solve_matrix,
+    solve_sparse, solve_symmetric, solve_warm, CostMatrix, EpsScaling, Mode, OverRelaxation,
+    PointCloud, SinkhornError, SinkhornOutput, SinkhornParams, SparseParams, Termination,
+    DEFAULT_TRUNCATION, SPARSE_AUTO_MAX_FRACTION, SPARSE_AUTO_MIN_PAIRS,
 };
 use sinkflow::Cost;
 
@@ -333,13 +334,86 @@ fn bad_input_is_refused() {
 }
 
 #[test]
-fn auto_never_picks_sparse() {
-    // Sparse is opt-in until a measured crossover shows it paying (theory/sinkhorn.md §12):
-    // a small-eps problem under Auto runs dense or streaming and reports no truncation bound.
+fn auto_keeps_small_problems_off_sparse() {
+    // Below SPARSE_AUTO_MIN_PAIRS the streaming kernel's iterations are cheap (the measured
+    // crossover of theory/sinkhorn.md §12): a small-eps problem of 300 × 300 points under Auto
+    // runs dense or streaming and reports no truncation bound.
     let (x, y) = gaussian_pair(4, 300);
     let out = solve(&x, &y, &SinkhornParams::new(1e-3).with_eps_scaling()).unwrap();
     assert_ne!(out.mode, Mode::Sparse);
     assert_eq!(out.truncation_bound, None);
+}
+
+/// Auto's sparse rule (theory/sinkhorn.md §12): sparse only for NM ≥ 1.6e7 in d ≤ 2 with an
+/// estimated kept fraction ≤ 10 %. On the pair with N = M = 4000 the estimate is
+/// about 2 % at eps = 1e-3 (sparse) and about 60 % at eps = 0.05 (streaming); 3-D clouds and
+/// 3000 × 3000 points (9e6 pairs) never run sparse.
+#[test]
+fn auto_picks_sparse_only_on_large_small_eps_clouds() {
+    let (x, y) = gaussian_pair(5, 4000);
+    assert!(x.len() * y.len() >= SPARSE_AUTO_MIN_PAIRS);
+    let small = estimated_kept_fraction(&x, &y, 1e-3, Cost::SqEuclidean);
+    let large = estimated_kept_fraction(&x, &y, 0.05, Cost::SqEuclidean);
+    assert!(small <= SPARSE_AUTO_MAX_FRACTION, "estimate {small}");
+    assert!(large > SPARSE_AUTO_MAX_FRACTION, "estimate {large}");
+    assert!(auto_picks_sparse(&x, &y, 1e-3, Cost::SqEuclidean));
+    assert!(!auto_picks_sparse(&x, &y, 0.05, Cost::SqEuclidean));
+    // The half-squared cost halves kappa, so the same pairs are kept at half the eps.
+    let half = estimated_kept_fraction(&x, &y, 5e-4, Cost::HalfSqEuclidean);
+    assert_eq!(half, small);
+    let (xs, ys) = gaussian_pair(5, 3000);
+    assert!(!auto_picks_sparse(&xs, &ys, 1e-3, Cost::SqEuclidean));
+    let lift = |c: &PointCloud| {
+        let p: Vec<f64> = c
+            .points_flat()
+            .chunks(2)
+            .flat_map(|q| [q[0], q[1], 0.0])
+            .collect();
+        PointCloud::from_flat(p, 3, None, false).unwrap()
+    };
+    assert!(!auto_picks_sparse(
+        &lift(&x),
+        &lift(&y),
+        1e-3,
+        Cost::SqEuclidean
+    ));
+}
+
+/// The estimate is an upper bound on the pairs the sparse kernel keeps at the solution
+/// (theory/sinkhorn.md §12: max(1, 1/det ∇T) ≥ det(∇T)^{-1/2}; here ∇T = I/√2, so the
+/// estimate should exceed the kept pairs by about √2), and not a vacuous one: the
+/// measured ratio stays below 3.
+#[test]
+fn kept_fraction_estimate_bounds_the_kept_pairs() {
+    let n = 1000;
+    let (x, y) = gaussian_pair(6, n);
+    for &eps in &[0.01, 0.03] {
+        // The kept set moves with the potentials by far less than a tolerance of 1e-6 allows.
+        let p = SinkhornParams::new(eps)
+            .with_tol(1e-6)
+            .with_mode(Mode::Sparse)
+            .with_max_iters(50_000);
+        let out = solve(&x, &y, &p).unwrap();
+        assert!(
+            out.converged,
+            "eps {eps}: residual {:e}",
+            out.marginal_error
+        );
+        // The kernel of the solve keeps theta + 4 (the re-truncation slack).
+        let sp = SparseParams {
+            truncation: DEFAULT_TRUNCATION * (-4.0f64).exp(),
+        };
+        let kept = kept_pairs(&x, &y, &out, &sp).unwrap() as f64 / (n * n) as f64;
+        let est = estimated_kept_fraction(&x, &y, eps, Cost::SqEuclidean);
+        eprintln!(
+            "eps {eps}: kept {kept:.4}, estimate {est:.4}, ratio {:.3}",
+            est / kept
+        );
+        assert!(
+            est >= kept && est <= 3.0 * kept,
+            "eps {eps}: {est} vs {kept}"
+        );
+    }
 }
 
 /// The sparse mode over-relaxes its target stage by default (adaptive, theory/sinkhorn.md §4b,

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use sinkflow::sinkhorn::{
-    divergence, solve, solve_sparse, Acceleration, AccelerationReport, EpsScaling, Mode,
-    OverRelaxation, PointCloud, SinkhornParams, SparseParams,
+    auto_picks_sparse, divergence, solve, solve_sparse, Acceleration, AccelerationReport,
+    EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornParams, SparseParams,
 };
 use sinkflow::{io, Cost};
 
@@ -47,7 +47,8 @@ pub struct SinkhornArgs {
     /// Maximal number of iterations (at the target eps).
     #[arg(long, default_value_t = 10_000)]
     pub max_iters: usize,
-    /// Kernel mode: auto, dense, streaming or sparse (truncated kernel for small eps).
+    /// Kernel mode: auto, dense, streaming or sparse (truncated kernel for small eps; auto
+    /// picks it for large clouds in d <= 2 when the estimated kept fraction is at most 10 %).
     #[arg(long, default_value = "auto")]
     pub mode: String,
     /// Sparse mode: relative truncation bound exp(-theta) in (0, 1e-2] (a pair is dropped when
@@ -230,7 +231,10 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
         )
     } else {
         let o = with_progress(|| {
-            if mode == Mode::Sparse {
+            // Auto's sparse choice honours --truncation (the library's Auto uses the default).
+            let sparse_mode = mode == Mode::Sparse
+                || (mode == Mode::Auto && auto_picks_sparse(&x, &y, params.eps, params.cost));
+            if sparse_mode {
                 solve_sparse(&x, &y, &params, &sparse)
             } else {
                 solve(&x, &y, &params)

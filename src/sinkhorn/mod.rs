@@ -32,7 +32,7 @@
 //! | plans, marginals, objectives | [`plan()`], [`plan_from_potentials`], [`marginals`], [`objectives`] |
 //! | potentials and maps at new points | [`c_transform`], [`c_transforms`], [`barycentric_map`], [`barycentric_maps`] |
 //! | hot loops | [`kernel`] ([`kernel::lse_row`], [`kernel::fill_cost_row`], [`kernel::exp_nonpositive`]) |
-//! | truncated kernel, small eps | [`solve_sparse`], [`SparseParams`], [`Mode::Sparse`] |
+//! | truncated kernel, small eps | [`solve_sparse`], [`SparseParams`], [`Mode::Sparse`], Auto's choice [`auto_picks_sparse`] |
 //! | errors | [`SinkhornError`] |
 //!
 //! Which one? A transport value or plan: [`solve`]. A loss between two clouds that is zero
@@ -85,6 +85,9 @@ pub use solve::{
     marginals, plan, solve, solve_geometry, solve_matrix, solve_warm, solve_with_exp_kernel,
     SinkhornOutput,
 };
-pub use sparse::{kept_pairs, solve_sparse, SparseParams, DEFAULT_TRUNCATION};
+pub use sparse::{
+    auto_picks_sparse, estimated_kept_fraction, kept_pairs, solve_sparse, SparseParams,
+    DEFAULT_TRUNCATION, SPARSE_AUTO_MAX_DIM, SPARSE_AUTO_MAX_FRACTION, SPARSE_AUTO_MIN_PAIRS,
+};
 pub use stepper::{HalfStep, Iterate, Stepper};
 pub use symmetric::{solve_symmetric, solve_symmetric_warm, SymmetricOutput};

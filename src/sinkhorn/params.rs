@@ -17,13 +17,16 @@ use crate::Cost;
 ///   dimension $d\ge$ [`DENSE_AUTO_MIN_DIM`] (for small $d$ recomputing a cost, $3d$ flops,
 ///   is cheaper than reading it back from memory); otherwise [`Mode::Streaming`]. For a
 ///   given cost matrix, `Auto` is dense when the transposed copy fits in a quarter of memory.
+///   For two point clouds, [`crate::sinkhorn::solve`] and [`crate::sinkhorn::solve_warm`]
+///   first ask [`crate::sinkhorn::auto_picks_sparse`]: [`Mode::Sparse`] when
+///   $NM\ge1.6\cdot10^7$, $d\le2$ and the estimated kept fraction of pairs is at most 10 %
+///   (the measured crossover of theory/sinkhorn.md §12). The step API, symmetric problems
+///   and cost matrices never run sparse.
 ///
 /// * [`Mode::Sparse`] truncates the kernel to the pairs whose plan entry is above a relative
 ///   bound and iterates on them only, with intrinsic eps-scaling and a multiscale start
 ///   (Schmitzer 2019; [`crate::sinkhorn::solve_sparse`], theory/sinkhorn.md §12). Point clouds
-///   and the alternating solver only (other solvers refuse it). Opt-in: `Auto` never picks
-///   it, because no measured crossover where it beats the streaming kernel exists yet
-///   (theory/sinkhorn.md §12).
+///   and the alternating solver only (other solvers refuse it).
 ///
 /// Dense and streaming feed the *same* row kernel with bit-identical cost rows, so they return
 /// bit-identical potentials (test `dense_equals_streaming` in `tests/sinkhorn_engine.rs`).

@@ -161,7 +161,17 @@ pub fn solve_with_exp_kernel(
         None => vec![0.0; m],
     };
     if let Geometry::Clouds { x, y } = geom {
-        if params.mode == Mode::Sparse {
+        // Auto takes the sparse mode where its measured crossover says it pays
+        // (theory/sinkhorn.md §12), on the default (fast) exponential only.
+        let sparse = match params.mode {
+            Mode::Sparse => true,
+            Mode::Auto => {
+                exp == ExpKernel::Fast
+                    && super::sparse::auto_picks_sparse(x, y, params.eps, params.cost)
+            }
+            Mode::Dense | Mode::Streaming => false,
+        };
+        if sparse {
             let warm_g = warm.map(|_| g0.as_slice());
             return super::sparse::run(x, y, params, &Default::default(), warm_g);
         }

@@ -45,6 +45,7 @@ use super::measure::PointCloud;
 use super::neighbours::KdTree;
 use super::params::{AccelerationReport, EpsScalingReport, Mode, SinkhornParams, Termination};
 use super::solve::{effective_tol, Relaxed, Relaxer, SinkhornOutput};
+use crate::Cost;
 
 /// Default relative truncation bound $e^{-\theta}$.
 pub const DEFAULT_TRUNCATION: f64 = 1e-16;
@@ -55,6 +56,71 @@ pub const DEFAULT_TRUNCATION: f64 = 1e-16;
 /// first phase; measured (theory/sinkhorn.md §12) 73 against about 180 re-truncations for
 /// 6 % more kept pairs.
 const SLACK: f64 = 4.0;
+/// Smallest number of pairs $NM$ for which [`Mode::Auto`] considers the sparse mode: below it
+/// the streaming kernel's iterations are cheap and the stages' fixed cost does not pay
+/// (measured crossover, theory/sinkhorn.md §12).
+pub const SPARSE_AUTO_MIN_PAIRS: usize = 16_000_000;
+/// Largest point dimension for which [`Mode::Auto`] considers the sparse mode (the crossover
+/// was measured in $d=2$ only; the k-d tree's pruning weakens as $d$ grows).
+pub const SPARSE_AUTO_MAX_DIM: usize = 2;
+/// [`Mode::Auto`] picks the sparse mode when the estimated kept fraction of pairs
+/// ([`estimated_kept_fraction`]) is at most this: per kept pair and iteration the sparse
+/// kernels cost about 2.6 times the streaming kernel's per pair (gathers and scatters), so
+/// this keeps the predicted kernel work at most about a quarter of streaming's, a margin for
+/// the stages (theory/sinkhorn.md §12).
+pub const SPARSE_AUTO_MAX_FRACTION: f64 = 0.1;
+/// Probe points per cloud of [`estimated_kept_fraction`].
+const SPARSE_AUTO_PROBES: usize = 64;
+
+/// An upper estimate, before solving, of the fraction of the $NM$ pairs that the sparse
+/// kernel keeps at the target eps (with the default truncation bound and the re-truncation
+/// slack): the larger of the two clouds' *self* neighbour fractions within the squared radius
+/// $r^2=(\theta+\texttt{SLACK})\,\varepsilon/\kappa$, each the mean over 64 evenly strided
+/// probe points of the fraction of the cloud's points within $r$.
+///
+/// Why an upper estimate (theory/sinkhorn.md §12): near a smooth Brenier map $T$ the kept
+/// pairs of row $i$ lie in the ellipsoid $(y-T(x_i))^\top(\nabla T)^{-1}(y-T(x_i))\le r^2$,
+/// which holds $\approx\omega_dr^d\rho_\mu(x_i)\det(\nabla T)^{-1/2}$ points of $\nu$ per
+/// unit of density; the self counts are $\omega_dr^d\rho_\mu$ and
+/// $\omega_dr^d\rho_\mu\det(\nabla T)^{-1}$, and $\max(1,D^{-1})\ge D^{-1/2}$ for every
+/// $D>0$. Deterministic (no sampling randomness); cost $O(64\,(N+M)\,d)$.
+pub fn estimated_kept_fraction(x: &PointCloud, y: &PointCloud, eps: f64, cost: Cost) -> f64 {
+    let r2 = (-DEFAULT_TRUNCATION.ln() + SLACK) * eps / cost.factor();
+    self_fraction(x, r2).max(self_fraction(y, r2))
+}
+
+/// Mean over strided probes of the fraction of the cloud within squared radius `r2`.
+fn self_fraction(c: &PointCloud, r2: f64) -> f64 {
+    let (n, d, p) = (c.len(), c.dim(), c.points_flat());
+    if n == 0 {
+        return 0.0;
+    }
+    let probes = SPARSE_AUTO_PROBES.min(n);
+    let within: usize = (0..probes)
+        .into_par_iter()
+        .map(|k| {
+            let z = &p[(k * n / probes) * d..][..d];
+            p.chunks_exact(d).filter(|q| dist2(z, q) <= r2).count()
+        })
+        .sum();
+    within as f64 / (probes as f64 * n as f64)
+}
+
+/// The choice of [`Mode::Auto`] between the sparse mode and the dense/streaming kernels for two
+/// point clouds: sparse when $NM\ge$ [`SPARSE_AUTO_MIN_PAIRS`], $d\le$
+/// [`SPARSE_AUTO_MAX_DIM`] and [`estimated_kept_fraction`] $\le$
+/// [`SPARSE_AUTO_MAX_FRACTION`] (theory/sinkhorn.md §12 has the measured crossover).
+pub fn auto_picks_sparse(x: &PointCloud, y: &PointCloud, eps: f64, cost: Cost) -> bool {
+    x.dim() <= SPARSE_AUTO_MAX_DIM
+        && x.dim() == y.dim()
+        && x.len().saturating_mul(y.len()) >= SPARSE_AUTO_MIN_PAIRS
+        && x.len() < u32::MAX as usize
+        && y.len() < u32::MAX as usize
+        && eps.is_finite()
+        && eps > 0.0
+        && estimated_kept_fraction(x, y, eps, cost) <= SPARSE_AUTO_MAX_FRACTION
+}
+
 /// Coarsest level: at most this many points per cloud.
 const COARSEST: usize = 1024;
 /// A level of (median) squared cluster radius $h^2$ is accurate enough for the stages with
