@@ -213,7 +213,8 @@ fn nonconvergence_exit_1_unless_allowed() {
 }
 
 /// `--potentials-out` writes the library's potentials (JSON, shortest round-trip decimals) and
-/// the over-relaxation option accepts a factor or `auto`; bad values are bad input (exit 2).
+/// the over-relaxation option accepts a factor, `auto` or `anderson[:M]` (and the JSON names the
+/// kind that ran); bad values are bad input (exit 2).
 #[test]
 fn potentials_out_and_over_relaxation() {
     let d = tmpdir("pot");
@@ -242,7 +243,7 @@ fn potentials_out_and_over_relaxation() {
     let ot = f.iter().sum::<f64>() / 10.0 + g.iter().sum::<f64>() / 8.0;
     assert!((ot - v["ot"].as_f64().unwrap()).abs() <= 1e-14 * ot.abs());
 
-    for w in ["auto", "1.5"] {
+    for w in ["auto", "1.5", "anderson", "anderson:3"] {
         let (code, out, err) = run(&[
             "--x",
             &x,
@@ -257,10 +258,23 @@ fn potentials_out_and_over_relaxation() {
         assert_eq!(code, 0, "{w}: {err}");
         let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(r["converged"], true);
+        let kind = &r["acceleration"]["over_relaxation"]["kind"];
+        assert_eq!(
+            kind,
+            if w.starts_with("anderson") {
+                "anderson"
+            } else if w == "auto" {
+                "adaptive"
+            } else {
+                "fixed"
+            }
+        );
     }
     for (flag, value) in [
         ("--over-relaxation", "fast"),
         ("--over-relaxation", "2"),
+        ("--over-relaxation", "anderson:0"),
+        ("--over-relaxation", "anderson:x"),
         ("--potentials-out", "/nonexistent-dir/p.json"),
     ] {
         let (code, out, err) = run(&["--x", &x, "--y", &y, "--eps", "0.5", flag, value]);

@@ -1,13 +1,14 @@
 //! Over-relaxation of the alternating solver (`SinkhornParams::over_relaxation`,
-//! `theory/sinkhorn.md` §4b): same solution, fewer iterations, Young's rate, and the documented
-//! parameter range.
+//! `theory/sinkhorn.md` §4b) and Anderson mixing (§4d): same solution, fewer iterations, Young's
+//! rate, and the documented parameter range.
 
 mod common;
 
 use common::{cloud, rel};
 use sinkflow::sinkhorn::{
     marginals, solve, solve_warm, Acceleration, EpsScaling, Mode, OverRelaxation, PointCloud,
-    SinkhornError, SinkhornOutput, SinkhornParams, Termination, AUTO_EPS_SCALING_BELOW,
+    SinkhornError, SinkhornOutput, SinkhornParams, Termination, ANDERSON_DEFAULT_MEMORY,
+    AUTO_EPS_SCALING_BELOW,
 };
 use sinkflow::Cost;
 
@@ -123,6 +124,16 @@ fn over_relaxation_outside_its_range_is_rejected() {
             Err(SinkhornError::InvalidParameter { .. })
         ));
     }
+    for memory in [0, 33] {
+        let p = SinkhornParams {
+            over_relaxation: Some(OverRelaxation::Anderson { memory }),
+            ..SinkhornParams::new(0.1)
+        };
+        assert!(matches!(
+            solve(&x, &x, &p),
+            Err(SinkhornError::InvalidParameter { .. })
+        ));
+    }
 }
 
 /// Squared diagonal of the bounding box of both supports: the cost scale of |x−y|² that
@@ -193,6 +204,25 @@ fn potential_error_bound(
 /// and without eps-scaling and relaxation), weighted clouds, dense and streaming, both costs.
 #[test]
 fn default_agrees_with_plain() {
+    agrees_with_plain("default", |p| p);
+}
+
+/// The same cases with Anderson mixing (`OverRelaxation::Anderson`, theory/sinkhorn.md §4d)
+/// instead of the default over-relaxation: the same answer to the same bounds (whether or not
+/// its blow-up safeguard fired), and the report says Anderson ran.
+#[test]
+fn anderson_agrees_with_plain() {
+    agrees_with_plain("anderson", |p| SinkhornParams {
+        over_relaxation: Some(OverRelaxation::Anderson {
+            memory: ANDERSON_DEFAULT_MEMORY,
+        }),
+        ..p
+    });
+}
+
+/// The body of the two tests above: `accelerate` turns the parameters of a case into the
+/// accelerated ones.
+fn agrees_with_plain(label: &str, accelerate: fn(SinkhornParams) -> SinkhornParams) {
     let tol = 1e-10;
     let cases = [
         (41, 150, 2, 0.5, true, 0.01, Cost::SqEuclidean, Mode::Auto),
@@ -229,8 +259,19 @@ fn default_agrees_with_plain() {
             .with_tol(tol)
             .with_max_iters(200_000);
         let plain = solve(&x, &y, &p.plain()).unwrap();
-        let acc = solve(&x, &y, &p).unwrap();
-        let name = format!("seed {seed} eps {eps}");
+        let acc = solve(&x, &y, &accelerate(p)).unwrap();
+        let name = format!("{label}: seed {seed} eps {eps}");
+        if label == "anderson" {
+            let r = acc.acceleration.over_relaxation.expect("report");
+            assert_eq!(
+                r.kind,
+                OverRelaxation::Anderson {
+                    memory: ANDERSON_DEFAULT_MEMORY,
+                },
+                "{name}"
+            );
+            eprintln!("{name}: restored {}", r.restored);
+        }
         assert_eq!(plain.termination, Termination::Converged, "{name}");
         assert_eq!(acc.termination, plain.termination, "{name}");
         assert_eq!(acc.converged, plain.converged, "{name}");
@@ -289,6 +330,16 @@ fn large_eps_default_costs_at_most_five_percent_more_than_plain() {
         );
         assert!(plain.converged && acc.converged);
         assert!(acc.iterations as f64 <= 1.05 * plain.iterations as f64);
+        let anderson = SinkhornParams {
+            over_relaxation: Some(OverRelaxation::Anderson {
+                memory: ANDERSON_DEFAULT_MEMORY,
+            }),
+            ..p
+        };
+        let mixed = solve(&x, &y, &anderson).unwrap();
+        eprintln!("  anderson {}", mixed.iterations);
+        assert!(mixed.converged);
+        assert!(mixed.iterations as f64 <= 1.05 * plain.iterations as f64);
         let r = acc.acceleration;
         assert_eq!(r.policy, Acceleration::Auto);
         assert!(r.eps_scaling.is_none());

@@ -12,6 +12,7 @@ use serde_json::json;
 use sinkflow::sinkhorn::{
     auto_picks_sparse, divergence, solve, solve_sparse, Acceleration, AccelerationReport,
     EpsScaling, Mode, OverRelaxation, PointCloud, SinkhornParams, SparseParams,
+    ANDERSON_DEFAULT_MEMORY,
 };
 use sinkflow::{io, Cost};
 
@@ -75,7 +76,8 @@ pub struct SinkhornArgs {
     #[arg(long)]
     pub json: bool,
     /// Over-relax both half-steps: a factor OMEGA in [1, 2), or `auto` to choose it from the
-    /// measured rate (`auto` is the default unless --plain; see `OverRelaxation`)
+    /// measured rate (`auto` is the default unless --plain; see `OverRelaxation`); or
+    /// `anderson` / `anderson:M` for Anderson mixing of the f-updates with memory M (default 7)
     #[arg(
         long,
         value_name = "OMEGA",
@@ -174,6 +176,17 @@ pub fn run(args: &SinkhornArgs) -> Result<(), CliError> {
             .as_deref()
             .map(|t| match t.trim() {
                 "auto" => Ok(OverRelaxation::Adaptive),
+                "anderson" => Ok(OverRelaxation::Anderson {
+                    memory: ANDERSON_DEFAULT_MEMORY,
+                }),
+                t if t.starts_with("anderson:") => t["anderson:".len()..]
+                    .parse::<usize>()
+                    .map(|memory| OverRelaxation::Anderson { memory })
+                    .map_err(|_| {
+                        CliError::bad_input(format!(
+                            "--over-relaxation: '{t}' is not anderson:<memory>"
+                        ))
+                    }),
                 _ => number(t, "--over-relaxation").map(OverRelaxation::Fixed),
             })
             .transpose()?,

@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 use super::{arr1, arr_nd, convergence_err, parse_cost, points, run, to_f64, InputError};
 use crate::sinkhorn::{
     self as sk, AccelerationReport, HalfStep, Mode, OverRelaxation, PointCloud, SinkhornError,
-    SinkhornOutput, SinkhornParams, Stepper,
+    SinkhornOutput, SinkhornParams, Stepper, ANDERSON_DEFAULT_MEMORY,
 };
 use crate::Cost;
 
@@ -51,12 +51,18 @@ fn options(
         Some(o) if o.is_none() => {}
         Some(o) => {
             if let Ok(s) = o.extract::<String>() {
-                if s != "auto" {
-                    return Err(InputError::new_err(format!(
-                        "over_relaxation must be None, a number in (1, 2) or 'auto', got '{s}'"
-                    )));
-                }
-                params.over_relaxation = Some(OverRelaxation::Adaptive);
+                params.over_relaxation = Some(match s.as_str() {
+                    "auto" => OverRelaxation::Adaptive,
+                    "anderson" => OverRelaxation::Anderson {
+                        memory: ANDERSON_DEFAULT_MEMORY,
+                    },
+                    _ => {
+                        return Err(InputError::new_err(format!(
+                            "over_relaxation must be None, a number in (1, 2), 'auto' or \
+                             'anderson', got '{s}'"
+                        )))
+                    }
+                });
             } else {
                 let w: f64 = o.extract().map_err(|_| {
                     InputError::new_err("over_relaxation must be None, a number or 'auto'")

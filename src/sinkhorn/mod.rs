@@ -54,6 +54,7 @@
 //! * B. Schmitzer, *Stabilized sparse scaling algorithms for entropy regularized transport
 //!   problems*, SIAM J. Sci. Comput. 41 (2019) (log-domain stabilisation, eps-scaling).
 
+mod anderson;
 mod divergence;
 mod engine;
 mod error;
@@ -74,8 +75,8 @@ pub use grid::{TensorGrid, MAX_GRID_POINTS};
 pub use measure::{CostMatrix, Geometry, PointCloud};
 pub use params::{
     physical_memory_bytes, Acceleration, AccelerationReport, EpsScaling, EpsScalingReport, Mode,
-    OverRelaxation, RelaxationReport, SinkhornParams, Termination, AUTO_EPS_SCALING_BELOW,
-    DENSE_AUTO_MAX_BYTES, DENSE_AUTO_MIN_DIM,
+    OverRelaxation, RelaxationReport, SinkhornParams, Termination, ANDERSON_DEFAULT_MEMORY,
+    ANDERSON_MAX_MEMORY, AUTO_EPS_SCALING_BELOW, DENSE_AUTO_MAX_BYTES, DENSE_AUTO_MIN_DIM,
 };
 pub use plan::{
     barycentric_map, barycentric_maps, c_transform, c_transforms, marginals_from_potentials,

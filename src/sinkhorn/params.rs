@@ -302,6 +302,16 @@ impl SinkhornParams {
         if let Some(s) = &self.eps_scaling {
             s.validate()?;
         }
+        if let Some(OverRelaxation::Anderson { memory }) = self.over_relaxation {
+            if !(1..=ANDERSON_MAX_MEMORY).contains(&memory) {
+                return Err(SinkhornError::InvalidParameter {
+                    name: "over_relaxation",
+                    message: format!(
+                        "the Anderson memory must lie in 1..={ANDERSON_MAX_MEMORY}, got {memory}"
+                    ),
+                });
+            }
+        }
         if let Some(OverRelaxation::Fixed(w)) = self.over_relaxation {
             if !(w.is_finite() && (1.0..2.0).contains(&w)) {
                 return Err(SinkhornError::InvalidParameter {
@@ -345,7 +355,21 @@ pub enum OverRelaxation {
     /// pair with $2-\omega$ divided by 4 (or the inverted factor if larger): the rate measured
     /// right after annealing can underestimate the slow modes grossly (`theory/sinkhorn.md` §4b).
     Adaptive,
+    /// Not an over-relaxation but the same slot of the solver: Anderson mixing of the
+    /// $f$-updates at the target eps with this memory (1 to [`ANDERSON_MAX_MEMORY`]; [`ANDERSON_DEFAULT_MEMORY`] is
+    /// the measured choice), safeguarded (`theory/sinkhorn.md` §4d). Both half-steps stay
+    /// exact transforms, so every residual is that of a pair with an exact second marginal.
+    /// The sparse mode supports it too.
+    Anderson {
+        /// Number of past differences in the least-squares mixing.
+        memory: usize,
+    },
 }
+
+/// Largest memory of [`OverRelaxation::Anderson`].
+pub const ANDERSON_MAX_MEMORY: usize = 32;
+/// The memory of `--over-relaxation anderson` (measured, `theory/sinkhorn.md` §4d).
+pub const ANDERSON_DEFAULT_MEMORY: usize = 7;
 
 /// The acceleration policy of the alternating solver ([`crate::sinkhorn::solve`] and
 /// friends; `theory/sinkhorn.md` §4c). Explicit `eps_scaling` / `over_relaxation` in
@@ -429,6 +453,7 @@ impl OverRelaxation {
         match self {
             OverRelaxation::Fixed(_) => "fixed",
             OverRelaxation::Adaptive => "adaptive",
+            OverRelaxation::Anderson { .. } => "anderson",
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use nalgebra::DMatrix;
 
+use super::anderson::Anderson;
 use super::engine::{dot, Engine, Side};
 use super::error::{check_finite, check_len, SinkhornError};
 use super::kernel::ExpKernel;
@@ -220,6 +221,8 @@ pub(crate) struct Relaxer {
     /// rate window has been judged (the one restart of [`OverRelaxation::Adaptive`] after
     /// eps-scaling).
     start: Option<(f64, Vec<f64>, Vec<f64>)>,
+    /// The Anderson mixer when that is the accelerator ([`OverRelaxation::Anderson`]).
+    anderson: Option<Anderson>,
 }
 
 /// What [`Relaxer::after_relaxed`] decided.
@@ -260,8 +263,16 @@ fn window_rate(w: &[f64]) -> Option<f64> {
 
 impl Relaxer {
     pub(crate) fn new(mode: Option<OverRelaxation>, annealed: bool) -> Self {
-        let done = matches!(mode, None | Some(OverRelaxation::Fixed(1.0)));
+        let done = matches!(
+            mode,
+            None | Some(OverRelaxation::Fixed(1.0)) | Some(OverRelaxation::Anderson { .. })
+        );
+        let anderson = match mode {
+            Some(OverRelaxation::Anderson { memory }) => Some(Anderson::new(memory)),
+            _ => None,
+        };
         Relaxer {
+            anderson,
             mode,
             omega: None,
             done,
@@ -282,12 +293,35 @@ impl Relaxer {
 
     /// The over-relaxation part of the acceleration report.
     pub(crate) fn report(&self) -> Option<RelaxationReport> {
-        self.mode.map(|kind| RelaxationReport {
-            kind,
-            omega: self.last_omega,
-            relaxed_iterations: self.relaxed,
-            restored: self.restored,
+        self.mode.map(|kind| match &self.anderson {
+            Some(a) => RelaxationReport {
+                kind,
+                omega: None,
+                relaxed_iterations: a.steps,
+                restored: a.restored,
+            },
+            None => RelaxationReport {
+                kind,
+                omega: self.last_omega,
+                relaxed_iterations: self.relaxed,
+                restored: self.restored,
+            },
         })
+    }
+
+    /// Anderson mixing is the accelerator and has not ended.
+    pub(crate) fn mixing(&self) -> bool {
+        self.anderson.as_ref().is_some_and(|a| !a.done)
+    }
+
+    /// The $f$-update of a plain iteration at the target eps when [`Self::mixing`]: from the
+    /// current `f`, its image `fp` $=F(f)$ and the residual `err` of $(f,T(f))$ (module
+    /// `anderson`); otherwise `f = fp`.
+    pub(crate) fn mix(&mut self, f: &mut [f64], fp: &[f64], err: f64) {
+        match &mut self.anderson {
+            Some(a) => a.update(f, fp, err),
+            None => f.copy_from_slice(fp),
+        }
     }
 
     /// After a plain iteration at the target eps with residual `err`: maybe start relaxing.
@@ -311,7 +345,7 @@ impl Relaxer {
                 Some(theta) => young_omega(theta),
                 None => return,
             },
-            None => return,
+            Some(OverRelaxation::Anderson { .. }) | None => return,
         };
         self.omega = Some(omega);
         self.best = Some((err, f.to_vec(), g.to_vec()));
@@ -502,6 +536,8 @@ fn run(
     let mut history = Vec::new();
     let mut k = 0;
     let mut relax = Relaxer::new(relaxation, annealing > 0);
+    // F(f) for Anderson mixing (allocated on first use).
+    let mut mix_buf: Option<Vec<f64>> = None;
     let (err, converged) = loop {
         let e = eps_at(k, &stages, per_stage, eps);
         let inv_e = 1.0 / e;
@@ -556,6 +592,13 @@ fn run(
                 for (fi, &li) in f.iter_mut().zip(&lse) {
                     *fi = (1.0 - w) * *fi + w * (li * -e);
                 }
+            }
+            None if k > annealing && relax.mixing() => {
+                let fp = mix_buf.get_or_insert_with(|| vec![0.0; engine.n]);
+                for (p, &li) in fp.iter_mut().zip(&lse) {
+                    *p = li * -e;
+                }
+                relax.mix(&mut f, fp, err);
             }
             None => {
                 for (fi, &li) in f.iter_mut().zip(&lse) {

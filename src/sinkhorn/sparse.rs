@@ -946,6 +946,11 @@ pub(crate) fn run(
                     break;
                 }
                 relax.after_plain(err, &f, &g);
+                if relax.mixing() {
+                    // Anderson mixing (theory/sinkhorn.md §4d): f from f and F(f) = fnew.
+                    relax.mix(&mut f, &fnew, err);
+                    continue;
+                }
             } else if it >= per_stage {
                 annealing += it;
                 std::mem::swap(&mut f, &mut fnew);

@@ -43,7 +43,7 @@ class SinkhornResult:
     eps: float
     acceleration: Dict[str, Any]
     """What ran, as the CLI's JSON "acceleration": {"policy": "auto" | "plain",
-    "over_relaxation": None | {"kind": "adaptive" | "fixed", "omega": float | None (never
+    "over_relaxation": None | {"kind": "adaptive" | "fixed" | "anderson", "omega": float | None (never
     started), "relaxed_iterations": int, "restored": bool}, "eps_scaling": None | {"stages":
     int, "iterations": int, "start": float}}."""
     @property
@@ -98,7 +98,7 @@ def solve(
     allow_nonconvergence: bool = False, f0: Optional[ArrayLike] = None, g0: Optional[ArrayLike] = None,
 ) -> SinkhornResult:
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
-    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2) or "auto".
+    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2), "auto" or "anderson" (Anderson mixing, memory 7).
     By default the solver accelerates (adaptive over-relaxation; eps-scaling from a cold start
     at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
     Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran. ``mode="sparse"`` truncates the kernel for small eps (relative
