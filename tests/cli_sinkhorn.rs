@@ -399,7 +399,7 @@ fn plain_flag_and_acceleration_report() {
     );
     let a = &acc["acceleration"];
     assert_eq!(a["policy"], "auto");
-    assert_eq!(a["over_relaxation"]["kind"], "adaptive");
+    assert_eq!(a["over_relaxation"]["kind"], "anderson");
     for k in ["omega", "relaxed_iterations", "restored"] {
         assert!(a["over_relaxation"].get(k).is_some(), "{k}");
     }

@@ -61,7 +61,7 @@ pub struct SinkhornArgs {
     /// default the solver decides, see --plain).
     #[arg(long, conflicts_with = "plain")]
     pub eps_scaling: bool,
-    /// Plain Sinkhorn: no automatic acceleration (by default adaptive over-relaxation, and
+    /// Plain Sinkhorn: no automatic acceleration (by default Anderson mixing, and
     /// eps-scaling when eps is below 1/2000 of the squared diagonal of the bounding box of
     /// both supports).
     #[arg(long)]
@@ -76,8 +76,8 @@ pub struct SinkhornArgs {
     #[arg(long)]
     pub json: bool,
     /// Over-relax both half-steps: a factor OMEGA in [1, 2), or `auto` to choose it from the
-    /// measured rate (`auto` is the default unless --plain; see `OverRelaxation`); or
-    /// `anderson` / `anderson:M` for Anderson mixing of the f-updates with memory M (default 7)
+    /// measured rate (see `OverRelaxation`); or `anderson` / `anderson:M` for Anderson mixing
+    /// of the f-updates with memory M (default 7; `anderson` is the default unless --plain)
     #[arg(
         long,
         value_name = "OMEGA",

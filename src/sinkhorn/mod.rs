@@ -38,8 +38,8 @@
 //! Which one? A transport value or plan: [`solve`]. A loss between two clouds that is zero
 //! at equality: [`divergence`]. A self-transport potential (drifts, $T_{\mu,\mu}$):
 //! [`solve_symmetric`]. Truncated L-step couplings or IPFP iterates: [`Stepper`]. The
-//! alternating solver accelerates by default ([`Acceleration::Auto`]: adaptive over-relaxation,
-//! and eps-scaling at small eps); [`SinkhornParams::plain`] asks for plain Sinkhorn.
+//! alternating solver accelerates by default ([`Acceleration::Auto`]: Anderson mixing of the
+//! potentials, and eps-scaling at small eps); [`SinkhornParams::plain`] asks for plain Sinkhorn.
 //!
 //! The derivations, the convergence criterion, the eps-scaling schedule, the Auto rule and a
 //! cost model are in `theory/sinkhorn.md`.

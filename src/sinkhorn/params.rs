@@ -375,9 +375,10 @@ pub const ANDERSON_DEFAULT_MEMORY: usize = 7;
 /// friends; `theory/sinkhorn.md` §4c). Explicit `eps_scaling` / `over_relaxation` in
 /// [`SinkhornParams`] always win; the policy decides only what they leave unset.
 ///
-/// * [`Acceleration::Auto`] (default): adaptive over-relaxation ([`OverRelaxation::Adaptive`],
-///   safeguarded; it only starts after 31 plain iterations at the target eps, so a problem
-///   that converges faster than that runs plain Sinkhorn bit for bit), and eps-scaling with
+/// * [`Acceleration::Auto`] (default): Anderson mixing of the $f$-updates
+///   ([`OverRelaxation::Anderson`] with memory [`ANDERSON_DEFAULT_MEMORY`], safeguarded; its
+///   first update at the target eps is plain, so a solve that converges within two iterations
+///   there is plain Sinkhorn bit for bit; `theory/sinkhorn.md` §4d), and eps-scaling with
 ///   the default schedule when the solve starts cold ($g_0\equiv0$) and
 ///   $\varepsilon<$ [`AUTO_EPS_SCALING_BELOW`] $\times$ the cost scale $\varepsilon_0$ of
 ///   [`EpsScaling`] (a warm start is assumed to be close to the target eps already).
@@ -470,7 +471,9 @@ impl SinkhornParams {
         match self.acceleration {
             Acceleration::Plain => (self.over_relaxation, self.eps_scaling),
             Acceleration::Auto => {
-                let relax = self.over_relaxation.or(Some(OverRelaxation::Adaptive));
+                let relax = self.over_relaxation.or(Some(OverRelaxation::Anderson {
+                    memory: ANDERSON_DEFAULT_MEMORY,
+                }));
                 let scaling = self.eps_scaling.or_else(|| {
                     (cold && scale.is_finite() && self.eps < AUTO_EPS_SCALING_BELOW * scale)
                         .then(EpsScaling::default)

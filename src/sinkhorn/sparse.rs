@@ -35,7 +35,7 @@
 //! level carries the potentials over by soft c-transforms against the coarser level
 //! (Schmitzer 2019 §4.2; Feydy 2020, §3.3.3). Only the final stage, at the target eps on the
 //! original points, decides convergence; it is over-relaxed as the dense and streaming solves
-//! are (the policy of `params`, adaptive by default; theory/sinkhorn.md §4b).
+//! are (the policy of `params`, Anderson mixing by default; theory/sinkhorn.md §4b, §4d).
 
 use rayon::prelude::*;
 
@@ -725,7 +725,7 @@ fn objectives(
 
 /// Solve $\mathrm{OT}_\varepsilon$ between two point clouds with the sparse mode (module docs),
 /// optionally warm-started from $g_0$ (then only the target stage runs, on the original
-/// points). Over-relaxation follows `params` (adaptive by default) at the target stage only.
+/// points). Acceleration follows `params` (Anderson mixing by default) at the target stage only.
 ///
 /// # Errors
 /// As [`crate::sinkhorn::solve`], plus [`SinkhornError::InvalidParameter`] for a truncation
@@ -835,7 +835,7 @@ pub(crate) fn run(
     let stages = sched.iter().copied().chain(std::iter::once((eps, 0)));
     let n_stages = sched.len() + 1;
     let mut result = None;
-    // The over-relaxation of the target stage: the policy's choice (adaptive by default).
+    // The acceleration of the target stage: the policy's choice (Anderson mixing by default).
     let scale_cold = warm_g.is_none();
     let (relaxation, _) = params.resolve_acceleration(scale, scale_cold);
     let mut relax = Relaxer::new(relaxation, !sched.is_empty());

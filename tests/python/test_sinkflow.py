@@ -119,7 +119,7 @@ class BitIdentityWithTheCli(unittest.TestCase):
         self.assertEqual(plain.acceleration,
                          {"policy": "plain", "over_relaxation": None, "eps_scaling": None})
         self.assertEqual(default.acceleration["policy"], "auto")
-        self.assertEqual(default.acceleration["over_relaxation"]["kind"], "adaptive")
+        self.assertEqual(default.acceleration["over_relaxation"]["kind"], "anderson")
         self.assertGreater(default.acceleration["eps_scaling"]["stages"], 0)
 
     def test_sinkhorn_debiased_divergence(self):

@@ -99,7 +99,7 @@ def solve(
 ) -> SinkhornResult:
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
     "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2), "auto" or "anderson" (Anderson mixing, memory 7).
-    By default the solver accelerates (adaptive over-relaxation; eps-scaling from a cold start
+    By default the solver accelerates (Anderson mixing; eps-scaling from a cold start
     at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
     Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran. ``mode="sparse"`` truncates the kernel for small eps (relative
     bound 1e-16; ``truncation_bound`` certifies the dropped mass)."""
