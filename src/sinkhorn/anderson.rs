@@ -99,13 +99,21 @@ impl Anderson {
             self.residuals.clear();
         }
         self.last_err = err;
-        if self.images.len() > self.memory {
-            self.images.pop_front();
-            self.residuals.pop_front();
-        }
-        self.images.push_back(fp.to_vec());
-        self.residuals
-            .push_back(fp.iter().zip(f.iter()).map(|(p, q)| p - q).collect());
+        // The oldest pair's buffers are reused once the memory is full (no allocation per
+        // iteration in the steady state).
+        let (mut image, mut residual) = match (self.images.len() > self.memory)
+            .then(|| self.images.pop_front().zip(self.residuals.pop_front()))
+            .flatten()
+        {
+            Some(pair) => pair,
+            None => (Vec::with_capacity(fp.len()), Vec::with_capacity(fp.len())),
+        };
+        image.clear();
+        image.extend_from_slice(fp);
+        residual.clear();
+        residual.extend(fp.iter().zip(f.iter()).map(|(p, q)| p - q));
+        self.images.push_back(image);
+        self.residuals.push_back(residual);
         let k = self.residuals.len() - 1;
         if k == 0 {
             f.copy_from_slice(fp);
