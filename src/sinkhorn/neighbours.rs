@@ -12,7 +12,7 @@
 //! theory/sinkhorn.md §12.
 
 /// Points per leaf.
-const LEAF: usize = 8;
+const LEAF: usize = 16;
 
 /// A balanced k-d tree (median splits along the widest side of the bounding box).
 ///
@@ -39,6 +39,56 @@ struct Node {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// Largest dimension for which [`KdTree::node_bounds`] fits a slope (above it the bound is
+/// the node maximum, $\beta=0$).
+const FIT_MAX_DIM: usize = 8;
+
+/// Per-node affine upper bounds of an offset $h$ ([`KdTree::node_bounds`]).
+#[derive(Default)]
+pub(crate) struct NodeBounds {
+    alpha: Vec<f64>,
+    /// `nodes × d`.
+    beta: Vec<f64>,
+}
+
+/// Solve the symmetric positive definite `d × d` system `a x = r` in place (`r` becomes
+/// `x`) by Cholesky; `false` if a pivot is not positive.
+fn solve_spd(a: &mut [f64], r: &mut [f64], d: usize) -> bool {
+    for j in 0..d {
+        let mut s = a[j * d + j];
+        for k in 0..j {
+            s -= a[j * d + k] * a[j * d + k];
+        }
+        if s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return false;
+        }
+        let l = s.sqrt();
+        a[j * d + j] = l;
+        for i in j + 1..d {
+            let mut t = a[i * d + j];
+            for k in 0..j {
+                t -= a[i * d + k] * a[j * d + k];
+            }
+            a[i * d + j] = t / l;
+        }
+    }
+    for i in 0..d {
+        let mut t = r[i];
+        for k in 0..i {
+            t -= a[i * d + k] * r[k];
+        }
+        r[i] = t / a[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let mut t = r[i];
+        for k in i + 1..d {
+            t -= a[k * d + i] * r[k];
+        }
+        r[i] = t / a[i * d + i];
+    }
+    true
+}
 
 impl KdTree {
     /// Build over `n = pts.len() / d` row-major points (`n < 2^32`, checked by the caller).
@@ -71,39 +121,115 @@ impl KdTree {
         &self.perm
     }
 
-    /// Per-node maxima of `h` (indexed by tree position); `out` has one entry per node.
-    pub fn node_max(&self, h: &[f64], out: &mut Vec<f64>) {
-        out.clear();
-        out.resize(self.nodes.len(), f64::NEG_INFINITY);
-        // Children are created after their parent, so a reverse sweep sees them first.
-        for k in (0..self.nodes.len()).rev() {
-            let nd = self.nodes[k];
-            out[k] = if nd.left == NONE {
-                h[nd.start as usize..nd.end as usize]
-                    .iter()
-                    .fold(f64::NEG_INFINITY, |a, &b| a.max(b))
-            } else {
-                out[nd.left as usize].max(out[nd.right as usize])
-            };
+    /// Per-node affine upper bounds of `h` (indexed by tree position; $-\infty$ marks an
+    /// absent point): for every node $k$ and point $p$ of it,
+    /// $h_p\le\alpha_k+\beta_k\cdot(y_p-m_k)$ with $m_k$ the centre of the node's box.
+    /// $\beta_k$ is the least-squares slope of $h$ over the node (any slope gives a valid
+    /// bound, because $\alpha_k=\max_p h_p-\beta_k\cdot(y_p-m_k)$ is computed exactly; the
+    /// fit only makes it tight); it is 0 for $d>$ `FIT_MAX_DIM` or a degenerate fit.
+    /// Cost $O(n\log n\,d^2)$, in parallel over the nodes.
+    pub fn node_bounds(&self, h: &[f64], out: &mut NodeBounds) {
+        use rayon::prelude::*;
+        let per: Vec<(f64, Vec<f64>)> = (0..self.nodes.len())
+            .into_par_iter()
+            .map(|k| self.fit_node(k, h))
+            .collect();
+        out.alpha.clear();
+        out.beta.clear();
+        for (a, b) in per {
+            out.alpha.push(a);
+            out.beta.extend_from_slice(&b);
         }
     }
 
-    #[inline]
-    fn box_dist2(&self, k: usize, z: &[f64]) -> f64 {
-        let b = &self.boxes[k * 2 * self.d..(k + 1) * 2 * self.d];
-        let (lo, hi) = b.split_at(self.d);
-        let mut s = 0.0;
-        for ((&zk, &l), &h) in z.iter().zip(lo).zip(hi) {
-            let t = if zk < l {
-                l - zk
-            } else if zk > h {
-                zk - h
+    /// $(\alpha_k,\beta_k)$ of [`KdTree::node_bounds`] for node `k`.
+    fn fit_node(&self, k: usize, h: &[f64]) -> (f64, Vec<f64>) {
+        let d = self.d;
+        let nd = self.nodes[k];
+        let range = nd.start as usize..nd.end as usize;
+        let b = &self.boxes[k * 2 * d..(k + 1) * 2 * d];
+        let m: Vec<f64> = (0..d).map(|i| 0.5 * (b[i] + b[d + i])).collect();
+        let mut beta = vec![0.0; d];
+        let finite = || {
+            range
+                .clone()
+                .filter(|&p| h[p] > f64::NEG_INFINITY)
+                .map(|p| (&self.pts[p * d..(p + 1) * d], h[p]))
+        };
+        let cnt = finite().count();
+        if cnt == 0 {
+            return (f64::NEG_INFINITY, beta);
+        }
+        if d <= FIT_MAX_DIM && cnt > d {
+            // Centred least squares: (cov + lambda I) beta = cross.
+            let n = cnt as f64;
+            let mut my = vec![0.0; d];
+            let mut mh = 0.0;
+            for (y, hp) in finite() {
+                for i in 0..d {
+                    my[i] += (y[i] - m[i]) / n;
+                }
+                mh += hp / n;
+            }
+            let mut a = vec![0.0; d * d];
+            let mut r = vec![0.0; d];
+            for (y, hp) in finite() {
+                for i in 0..d {
+                    let yi = y[i] - m[i] - my[i];
+                    r[i] += yi * (hp - mh);
+                    for j in 0..d {
+                        a[i * d + j] += yi * (y[j] - m[j] - my[j]);
+                    }
+                }
+            }
+            let tr: f64 = (0..d).map(|i| a[i * d + i]).sum();
+            for i in 0..d {
+                a[i * d + i] += 1e-12 * tr;
+            }
+            if tr > 0.0 && solve_spd(&mut a, &mut r, d) && r.iter().all(|v| v.is_finite()) {
+                beta = r;
+            }
+        }
+        let alpha = finite()
+            .map(|(y, hp)| hp - (0..d).map(|i| beta[i] * (y[i] - m[i])).sum::<f64>())
+            .fold(f64::NEG_INFINITY, f64::max);
+        (alpha, beta)
+    }
+
+    /// The bound of node `k` at query point `z`:
+    /// $\max_{y\in\text{box}}\alpha+\beta\cdot(y-m)-\kappa\lvert z-y\rvert^2
+    /// =\alpha+\beta\cdot(z-m)+\lvert\beta\rvert^2/(4\kappa)-\kappa\,\mathrm{dist}^2(c,\text{box})$,
+    /// $c=z+\beta/(2\kappa)$ (complete the square), plus a rounding margin of $10^{-13}$ of
+    /// the magnitudes involved, so that no point is pruned by a rounding error.
+    #[inline(always)]
+    fn node_bound(&self, k: usize, nb: &NodeBounds, z: &[f64], kappa: f64, inv2k: f64) -> f64 {
+        let alpha = nb.alpha[k];
+        if alpha == f64::NEG_INFINITY {
+            return alpha;
+        }
+        let d = self.d;
+        let beta = &nb.beta[k * d..(k + 1) * d];
+        let b = &self.boxes[k * 2 * d..(k + 1) * 2 * d];
+        let (lo, hi) = b.split_at(d);
+        let (mut lin, mut bb, mut dist) = (0.0, 0.0, 0.0);
+        for i in 0..d {
+            let m = 0.5 * (lo[i] + hi[i]);
+            lin += beta[i] * (z[i] - m);
+            bb += beta[i] * beta[i];
+            let c = z[i] + beta[i] * inv2k;
+            let t = if c < lo[i] {
+                lo[i] - c
+            } else if c > hi[i] {
+                c - hi[i]
             } else {
                 0.0
             };
-            s += t * t;
+            dist += t * t;
         }
-        s
+        let quad = bb * inv2k * 0.5;
+        let far = kappa * dist;
+        let v = alpha + lin + quad - far;
+        v + 1e-13 * (alpha.abs() + lin.abs() + quad + far)
     }
 
     #[inline]
@@ -121,34 +247,40 @@ impl KdTree {
     /// threshold is `t = thresh(best)` and `best` is the largest $v_p$ seen so far (the
     /// threshold may only rise as `best` rises: `thresh` must be non-decreasing). Nodes are
     /// pruned against the current threshold; `visit(p, v)` may therefore see points that fall
-    /// below the *final* threshold (the caller filters). `hmax` is [`KdTree::node_max`] of `h`.
-    /// Returns the final `best` ($-\infty$ if every $h$ is $-\infty$).
+    /// below the *final* threshold (the caller filters). `bounds` is [`KdTree::node_bounds`]
+    /// of `h`.
+    /// Returns the final `best` ($-\infty$ if every $h$ is $-\infty$) and the number of leaf
+    /// points scanned (a measure of the pruning).
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
         z: &[f64],
         kappa: f64,
         h: &[f64],
-        hmax: &[f64],
+        bounds: &NodeBounds,
         thresh: impl Fn(f64) -> f64,
-        stack: &mut Vec<u32>,
+        stack: &mut Vec<(u32, f64)>,
         mut visit: impl FnMut(usize, f64),
-    ) -> f64 {
+    ) -> (f64, usize) {
         let mut best = f64::NEG_INFINITY;
+        let mut scanned = 0;
         let mut t = thresh(best);
         stack.clear();
         if self.nodes.is_empty() {
-            return best;
+            return (best, scanned);
         }
-        stack.push(0);
-        while let Some(k) = stack.pop() {
-            let k = k as usize;
-            let nd = self.nodes[k];
-            if hmax[k] - kappa * self.box_dist2(k, z) < t {
+        let inv2k = 0.5 / kappa;
+        // Each node's bound is computed once, when it is pushed; it is re-tested on pop
+        // against the threshold, which may have risen since.
+        stack.push((0, self.node_bound(0, bounds, z, kappa, inv2k)));
+        while let Some((k, bound)) = stack.pop() {
+            if bound < t {
                 continue;
             }
+            let nd = self.nodes[k as usize];
             if nd.left == NONE {
                 let range = nd.start as usize..nd.end as usize;
+                scanned += range.len();
                 for (p, &hp) in range.clone().zip(&h[range]) {
                     let v = hp - kappa * self.dist2(p, z);
                     // (a zero-weight atom has h = -inf: never visited)
@@ -161,20 +293,24 @@ impl KdTree {
                     }
                 }
             } else {
-                let (l, r) = (nd.left as usize, nd.right as usize);
-                let bl = hmax[l] - kappa * self.box_dist2(l, z);
-                let br = hmax[r] - kappa * self.box_dist2(r, z);
+                let (l, r) = (nd.left, nd.right);
+                let bl = self.node_bound(l as usize, bounds, z, kappa, inv2k);
+                let br = self.node_bound(r as usize, bounds, z, kappa, inv2k);
                 // Depth first into the more promising child (pushed last).
-                if bl >= br {
-                    stack.push(r as u32);
-                    stack.push(l as u32);
+                let (first, second) = if bl >= br {
+                    ((l, bl), (r, br))
                 } else {
-                    stack.push(l as u32);
-                    stack.push(r as u32);
+                    ((r, br), (l, bl))
+                };
+                if second.1 >= t {
+                    stack.push(second);
+                }
+                if first.1 >= t {
+                    stack.push(first);
                 }
             }
         }
-        best
+        (best, scanned)
     }
 }
 
@@ -226,7 +362,9 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// The pruned search returns exactly the brute-force set, for a fixed threshold.
+    /// The pruned search returns exactly the brute-force set, for a fixed threshold, with
+    /// rough (random) and smooth offsets (where the affine node bounds are tight), several
+    /// cost factors, and absent points ($h=-\infty$).
     #[test]
     fn search_equals_brute_force() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -236,19 +374,118 @@ mod tests {
                 .map(|_| rng.random::<f64>() * 4.0 - 2.0)
                 .collect();
             let tree = KdTree::new(&pts, d);
-            let h: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
-            let mut hmax = Vec::new();
-            tree.node_max(&h, &mut hmax);
-            let mut stack = Vec::new();
-            for q in 0..20 {
-                let z: Vec<f64> = (0..d).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect();
-                let t = -0.3 * q as f64 / 10.0;
-                let mut got = Vec::new();
-                tree.search(&z, 1.0, &h, &hmax, |_| t, &mut stack, |p, _| got.push(p));
-                got.sort_unstable();
-                let want: Vec<usize> = (0..n).filter(|&p| h[p] - tree.dist2(p, &z) >= t).collect();
-                assert_eq!(got, want);
+            let tp = tree.points().to_vec();
+            for (case, kappa) in [(0, 1.0), (1, 1.0), (1, 0.5), (2, 3.0)] {
+                let h: Vec<f64> = (0..n)
+                    .map(|p| {
+                        let y = &tp[p * d..(p + 1) * d];
+                        match case {
+                            0 => rng.random::<f64>(),
+                            // smooth: a c-concave-like potential, h ~ kappa |y|^2 - convex
+                            1 => y.iter().map(|v| 0.6 * kappa * v * v + 0.3 * v).sum(),
+                            _ if p % 7 == 0 => f64::NEG_INFINITY,
+                            _ => y.iter().map(|v| (2.0 * v).sin()).sum::<f64>(),
+                        }
+                    })
+                    .collect();
+                let mut nb = NodeBounds::default();
+                tree.node_bounds(&h, &mut nb);
+                let mut stack = Vec::new();
+                for q in 0..20 {
+                    let z: Vec<f64> = (0..d).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect();
+                    let top = (0..n)
+                        .map(|p| h[p] - kappa * tree.dist2(p, &z))
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let t = top - 0.05 * q as f64;
+                    let mut got = Vec::new();
+                    tree.search(&z, kappa, &h, &nb, |_| t, &mut stack, |p, _| got.push(p));
+                    got.sort_unstable();
+                    let want: Vec<usize> = (0..n)
+                        .filter(|&p| h[p] - kappa * tree.dist2(p, &z) >= t)
+                        .collect();
+                    assert!(!want.is_empty());
+                    assert_eq!(got, want, "d {d} case {case} kappa {kappa} q {q}");
+                }
             }
         }
+    }
+
+    /// On a smooth offset the affine bounds are tight: a narrow query visits far fewer leaf
+    /// points than with the plain node maxima (slope 0), and finds the same set.
+    #[test]
+    fn affine_bounds_prune_more_than_node_maxima() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (n, d) = (20_000, 2);
+        let pts: Vec<f64> = (0..n * d)
+            .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+            .collect();
+        let tree = KdTree::new(&pts, d);
+        let tp = tree.points();
+        // h(y) = |y|^2 - |y - (0.3, -0.2)|^2 / 2 : the exponent h - |z - y|^2 peaks at one y.
+        let h: Vec<f64> = (0..n)
+            .map(|p| {
+                let y = &tp[p * d..(p + 1) * d];
+                y[0] * y[0] + y[1] * y[1] - 0.5 * ((y[0] - 0.3).powi(2) + (y[1] + 0.2).powi(2))
+            })
+            .collect();
+        let mut fit = NodeBounds::default();
+        tree.node_bounds(&h, &mut fit);
+        let flat = NodeBounds {
+            alpha: (0..tree.nodes.len())
+                .map(|k| {
+                    let nd = tree.nodes[k];
+                    h[nd.start as usize..nd.end as usize]
+                        .iter()
+                        .fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+                })
+                .collect(),
+            beta: vec![0.0; tree.nodes.len() * d],
+        };
+        let z = [0.1, 0.2];
+        let top = (0..n)
+            .map(|p| h[p] - tree.dist2(p, &z))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let t = top - 0.01;
+        let mut stack = Vec::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (_, sa) = tree.search(
+            &z,
+            1.0,
+            &h,
+            &fit,
+            |_| t,
+            &mut stack,
+            |p, v| {
+                if v >= t {
+                    a.push(p)
+                }
+            },
+        );
+        let (_, sb) = tree.search(
+            &z,
+            1.0,
+            &h,
+            &flat,
+            |_| t,
+            &mut stack,
+            |p, v| {
+                if v >= t {
+                    b.push(p)
+                }
+            },
+        );
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+        assert!(a.len() >= 10, "kept {}", a.len());
+        // The exponent is a concave quadratic of y whose level set {>= t} is a small disc;
+        // an affine bound is off by the curvature over a node (|y|^2 / 2 here), the node
+        // maximum by the slope, so the fitted bounds scan only the leaves that meet the disc
+        // (measured: 381 scanned for 309 kept, against 1005 with the maxima).
+        assert!(
+            sa < 2 * a.len() && 2 * sa < sb,
+            "scanned {sa} (affine) vs {sb} (maxima), kept {}",
+            a.len()
+        );
     }
 }

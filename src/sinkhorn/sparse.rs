@@ -40,9 +40,9 @@
 use rayon::prelude::*;
 
 use super::error::SinkhornError;
-use super::kernel::{exp_in_place, exp_nonpositive, lse_row_dispatch, FastExp};
+use super::kernel::{exp_in_place, exp_nonpositive};
 use super::measure::PointCloud;
-use super::neighbours::KdTree;
+use super::neighbours::{KdTree, NodeBounds};
 use super::params::{AccelerationReport, EpsScalingReport, Mode, SinkhornParams, Termination};
 use super::solve::{effective_tol, Relaxed, Relaxer, SinkhornOutput};
 use crate::Cost;
@@ -274,11 +274,11 @@ fn dist2(a: &[f64], b: &[f64]) -> f64 {
 fn soft_min(
     tree: &KdTree,
     h: &[f64],
-    hmax: &[f64],
+    bounds: &NodeBounds,
     z: &[f64],
     kappa: f64,
     eps: f64,
-    stack: &mut Vec<u32>,
+    stack: &mut Vec<(u32, f64)>,
 ) -> f64 {
     let (mut mx, mut s) = (f64::NEG_INFINITY, 0.0);
     let cut = LSE_CUT * eps;
@@ -286,7 +286,7 @@ fn soft_min(
         z,
         kappa,
         h,
-        hmax,
+        bounds,
         |best| best - cut,
         stack,
         |_, v| {
@@ -316,8 +316,8 @@ fn soft_transform(
         .zip(&from.log_w)
         .map(|(&p, &lw)| p + eps * lw)
         .collect();
-    let mut hmax = Vec::new();
-    from.tree.node_max(&h, &mut hmax);
+    let mut bounds = NodeBounds::default();
+    from.tree.node_bounds(&h, &mut bounds);
     let pts = at.tree.points();
     (0..at.len())
         .into_par_iter()
@@ -325,7 +325,7 @@ fn soft_transform(
             soft_min(
                 &from.tree,
                 &h,
-                &hmax,
+                &bounds,
                 &pts[i * d..(i + 1) * d],
                 kappa,
                 eps,
@@ -352,8 +352,8 @@ fn truncate(
         .zip(&lv.y.w)
         .map(|(&gj, &bj)| if bj > 0.0 { gj } else { f64::NEG_INFINITY })
         .collect();
-    let mut hmax = Vec::new();
-    lv.y.tree.node_max(&h, &mut hmax);
+    let mut bounds = NodeBounds::default();
+    lv.y.tree.node_bounds(&h, &mut bounds);
     let cut = theta * eps;
     let xp = lv.x.tree.points();
     // Pass 1: final threshold and count of every row.
@@ -361,15 +361,15 @@ fn truncate(
         .into_par_iter()
         .map_init(
             || (Vec::new(), Vec::new()),
-            |(stack, vals): &mut (Vec<u32>, Vec<f64>), i| {
+            |(stack, vals): &mut (Vec<(u32, f64)>, Vec<f64>), i| {
                 let fi = f[i];
                 let z = &xp[i * d..(i + 1) * d];
                 vals.clear();
-                let best = lv.y.tree.search(
+                let (best, _) = lv.y.tree.search(
                     z,
                     kappa,
                     &h,
-                    &hmax,
+                    &bounds,
                     |b| (-cut - fi).min(b - cut),
                     stack,
                     |_, v| vals.push(v),
@@ -409,7 +409,7 @@ fn truncate(
                 z,
                 kappa,
                 &h,
-                &hmax,
+                &bounds,
                 |_| t,
                 stack,
                 |p, v| {
@@ -469,9 +469,10 @@ impl Truncated {
 
 /// $f$-update on $K$: $f_i=-\varepsilon\log\sum_{j\in K_i}b_je^{(g_j-C_{ij})/\varepsilon}$.
 ///
-/// Each row gathers $u_j=(g_j+\varepsilon\log b_j)/\varepsilon$ and the costs of its kept
-/// columns into contiguous buffers and runs the engine's row log-sum-exp on them
-/// ([`lse_row_dispatch`], vectorised on the AVX2 / AVX-512 paths).
+/// Each row gathers the exponents $(g_j+\varepsilon\log b_j-C_{ij})/\varepsilon$ of its kept
+/// columns into a contiguous buffer ([`exponents`]) and takes their log-sum-exp with the max
+/// shift, exponentiating with the engine's vector exponential ([`exp_in_place`], AVX2 /
+/// AVX-512 forms of [`exp_nonpositive`]).
 #[allow(clippy::too_many_arguments)]
 fn rows_update(
     lv: &Level,
@@ -492,25 +493,62 @@ fn rows_update(
     );
     let hb = &hb[..];
     let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
-    out.par_chunks_mut(64).enumerate().for_each_init(
-        || (Vec::new(), Vec::new(), Vec::new()),
-        |(u, c, z): &mut (Vec<f64>, Vec<f64>, Vec<f64>), (ch, chunk)| {
+    let ki = kappa * inv;
+    out.par_chunks_mut(64)
+        .enumerate()
+        .for_each_init(Vec::new, |z, (ch, chunk)| {
             for (r, o) in chunk.iter_mut().enumerate() {
                 let i = ch * 64 + r;
                 let x = &xp[i * d..(i + 1) * d];
                 let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
-                u.clear();
-                c.clear();
-                for &j in cols {
-                    let j = j as usize;
-                    u.push(hb[j]);
-                    c.push(kappa * dist2(x, &yp[j * d..(j + 1) * d]));
-                }
-                z.resize(cols.len(), 0.0);
-                *o = -eps * lse_row_dispatch::<FastExp>(u, c, inv, z);
+                exponents(x, yp, d, cols, ki, |j| hb[j], z);
+                *o = -eps * lse_in_place(z);
             }
-        },
-    );
+        });
+}
+
+/// `z_q = h(j_q) - ki |x - y_{j_q}|^2` for the kept columns `cols` of a row at `x` (`yp` the
+/// row-major points of $\nu$ in tree order); the point dimension 2 is written out, so that
+/// the loop has no inner loop over coordinates.
+#[inline(always)]
+fn exponents(
+    x: &[f64],
+    yp: &[f64],
+    d: usize,
+    cols: &[u32],
+    ki: f64,
+    h: impl Fn(usize) -> f64,
+    z: &mut Vec<f64>,
+) {
+    z.clear();
+    if d == 2 {
+        let (x0, x1) = (x[0], x[1]);
+        z.extend(cols.iter().map(|&j| {
+            let j = j as usize;
+            let y = &yp[2 * j..2 * j + 2];
+            let (t0, t1) = (x0 - y[0], x1 - y[1]);
+            h(j) - ki * (t0 * t0 + t1 * t1)
+        }));
+    } else {
+        z.extend(cols.iter().map(|&j| {
+            let j = j as usize;
+            h(j) - ki * dist2(x, &yp[j * d..(j + 1) * d])
+        }));
+    }
+}
+
+/// $\log\sum_q e^{z_q}$ with the max shift; `z` is overwritten ($-\infty$ for an empty or
+/// all-$-\infty$ row).
+fn lse_in_place(z: &mut [f64]) -> f64 {
+    let mx = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    if mx == f64::NEG_INFINITY {
+        return mx;
+    }
+    for v in z.iter_mut() {
+        *v -= mx;
+    }
+    exp_in_place(z);
+    mx + z.iter().sum::<f64>().ln()
 }
 
 /// The $g$-update on $K$ ([`cols_update`]), plain or over-relaxed by `omega` from `g_prev`
@@ -586,6 +624,7 @@ fn cols_update(
     let m = lv.y.len();
     let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
     let inv = 1.0 / eps;
+    let ki = kappa * inv;
     let parts = row_parts(k);
     let a = &lv.x.w;
     let gr: &[f64] = g;
@@ -602,16 +641,16 @@ fn cols_update(
                 }
                 let z = &xp[i * d..(i + 1) * d];
                 let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
-                buf.clear();
-                for &j in cols {
-                    let j = j as usize;
-                    let v = (f[i] + gr[j] - kappa * dist2(z, &yp[j * d..(j + 1) * d])) * inv;
-                    top = top.max(v);
-                    buf.push(v.min(700.0));
+                let fi = f[i] * inv;
+                exponents(z, yp, d, cols, ki, |j| fi + gr[j] * inv, &mut buf);
+                for v in buf.iter_mut() {
+                    top = top.max(*v);
+                    *v = v.min(700.0);
                 }
                 exp_in_place(&mut buf);
+                let ai = a[i];
                 for (&j, &t) in cols.iter().zip(&buf) {
-                    acc[j as usize] += a[i] * t;
+                    acc[j as usize] += ai * t;
                 }
             }
             (acc, top)
