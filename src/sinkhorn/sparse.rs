@@ -15,7 +15,11 @@
 //! =:B$$
 //! ($\hat\varepsilon$ the eps at truncation), which is computed after every $g$-update; when it
 //! exceeds the requested bound the kernel is truncated again at the current potentials
-//! (Schmitzer's absorption + re-truncation). The returned `truncation_bound` is $B$ at the
+//! (Schmitzer's absorption + re-truncation). At the target stage, while the residual `err` is
+//! large, the trigger is relaxed to $10^{-3}\,$`err` (the dropped mass then perturbs the
+//! iteration far less than its own error; measured: 77 → 32 re-truncations at
+//! $N=2\cdot10^4$, $\varepsilon=10^{-3}$); a pair that converges on a kernel above the
+//! requested bound is not returned: the kernel is re-truncated and the iteration goes on. The returned `truncation_bound` is $B$ at the
 //! returned pair: a certified upper bound on the L1 mass the truncation removed from the plan,
 //! hence on the extra violation of either marginal of the full plan of the returned potentials.
 //!
@@ -56,6 +60,10 @@ pub const DEFAULT_TRUNCATION: f64 = 1e-16;
 /// first phase; measured (theory/sinkhorn.md §12) 73 against about 180 re-truncations for
 /// 6 % more kept pairs.
 const SLACK: f64 = 4.0;
+/// While the residual `err` of the target stage exceeds the requested bound by more than
+/// 1/`LOOSE_TRUNCATION`, the kernel is re-truncated only once $B$ exceeds
+/// `LOOSE_TRUNCATION * err` (module docs; theory/sinkhorn.md §12).
+const LOOSE_TRUNCATION: f64 = 1e-3;
 /// Smallest number of pairs $NM$ for which [`Mode::Auto`] considers the sparse mode: below it
 /// the streaming kernel's iterations are cheap and the stages' fixed cost does not pay
 /// (measured crossover, theory/sinkhorn.md §12).
@@ -904,6 +912,11 @@ pub(crate) fn run(
         let mut fnew = vec![0.0; lv.x.len()];
         let inv = 1.0 / e;
         let mut it = 0usize;
+        // The bound that triggers a re-truncation: the requested one, relaxed at the target
+        // stage to LOOSE_TRUNCATION times the last residual while that is larger (the dropped
+        // mass then perturbs the iteration far less than its own error does); the returned
+        // pair is always certified at the requested bound (see the convergence test below).
+        let mut log_allowed = log_target;
         loop {
             // Over-relaxation (theory/sinkhorn.md §4b) only at the target stage.
             let omega = if target { relax.omega() } else { None };
@@ -912,7 +925,7 @@ pub(crate) fn run(
                 g_prev.extend_from_slice(&g);
             }
             let mut col_err = g_update(lv, &kern, &f, &mut g, &g_prev, omega, &mut t, e, kappa, d);
-            if fresh || kern.log_bound(lv, &f, &g, e) > log_target {
+            if fresh || kern.log_bound(lv, &f, &g, e) > log_allowed {
                 fresh = false;
                 drop(std::mem::replace(&mut kern, Truncated::empty()));
                 kern = truncate(lv, &f, &g, e, theta, kappa, d)?;
@@ -951,6 +964,7 @@ pub(crate) fn run(
                 if params.record_history {
                     history.push(err);
                 }
+                log_allowed = log_target.max((LOOSE_TRUNCATION * err).ln());
                 if it >= params.max_iters {
                     let log_b = kern.log_bound(lv, &f, &g, e);
                     result = Some((f, g, kern, err, false, log_b.exp()));
@@ -981,9 +995,19 @@ pub(crate) fn run(
                 };
                 if let Some(converged) = done {
                     let log_b = kern.log_bound(lv, &f, &g, e);
+                    if converged && log_b > log_target {
+                        // Converged on a kernel truncated at a relaxed bound: iterate on with a
+                        // kernel re-truncated after the next g-update, so that the pair
+                        // returned is certified at the requested bound.
+                        log_allowed = log_target;
+                        fresh = true;
+                        std::mem::swap(&mut f, &mut fnew);
+                        continue;
+                    }
                     result = Some((f, g, kern, err, converged, log_b.exp()));
                     break;
                 }
+                log_allowed = log_target.max((LOOSE_TRUNCATION * err).ln());
                 relax.after_plain(err, &f, &g);
                 if relax.mixing() {
                     // Anderson mixing (theory/sinkhorn.md §4d): f from f and F(f) = fnew.
