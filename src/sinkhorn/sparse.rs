@@ -73,7 +73,7 @@ pub const SPARSE_AUTO_MIN_PAIRS: usize = 16_000_000;
 pub const SPARSE_AUTO_MAX_DIM: usize = 2;
 /// [`Mode::Auto`] picks the sparse mode when the estimated kept fraction of pairs
 /// ([`estimated_kept_fraction`]) is at most this: per kept pair and iteration the sparse
-/// kernels cost about 2.6 times the streaming kernel's per pair (gathers and scatters), so
+/// kernels cost about 2.2–2.6 times the streaming kernel's per pair (gathers and scatters), so
 /// this keeps the predicted kernel work at most about a quarter of streaming's, a margin for
 /// the stages (theory/sinkhorn.md §12).
 pub const SPARSE_AUTO_MAX_FRACTION: f64 = 0.1;
