@@ -98,7 +98,8 @@ def solve(
     allow_nonconvergence: bool = False, f0: Optional[ArrayLike] = None, g0: Optional[ArrayLike] = None,
 ) -> SinkhornResult:
     """Solve OT_eps(mu, nu) from f = g = 0 (or warm-started from f0, g0). ``mode``: "auto",
-    "dense" or "streaming" (same results); ``over_relaxation``: a factor in [1, 2), "auto" or "anderson" (Anderson mixing, memory 7).
+    "dense", "streaming" (same results) or "sparse" ("auto" picks "sparse" for large clouds in
+    d <= 2 at small eps, see below); ``over_relaxation``: a factor in [1, 2), "auto" or "anderson" (Anderson mixing, memory 7).
     By default the solver accelerates (Anderson mixing; eps-scaling from a cold start
     at eps below 1/2000 of the squared diagonal of the bounding box of the supports); ``plain=True`` runs plain
     Sinkhorn (same answer to ``tol``). ``result.acceleration`` says what ran. ``mode="sparse"`` truncates the kernel for small eps (relative
