@@ -345,7 +345,7 @@ fn auto_keeps_small_problems_off_sparse() {
 }
 
 /// Auto's sparse rule (theory/sinkhorn.md §12): sparse only for NM ≥ 1.6e7 in d ≤ 2 with an
-/// estimated kept fraction ≤ 10 %. On the pair with N = M = 4000 the estimate is
+/// estimated kept fraction ≤ 25 %. On the pair with N = M = 4000 the estimate is
 /// about 2 % at eps = 1e-3 (sparse) and about 60 % at eps = 0.05 (streaming); 3-D clouds and
 /// 3000 × 3000 points (9e6 pairs) never run sparse.
 #[test]

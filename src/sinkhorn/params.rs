@@ -19,7 +19,7 @@ use crate::Cost;
 ///   given cost matrix, `Auto` is dense when the transposed copy fits in a quarter of memory.
 ///   For two point clouds, [`crate::sinkhorn::solve`] and [`crate::sinkhorn::solve_warm`]
 ///   first ask [`crate::sinkhorn::auto_picks_sparse`]: [`Mode::Sparse`] when
-///   $NM\ge1.6\cdot10^7$, $d\le2$ and the estimated kept fraction of pairs is at most 10 %
+///   $NM\ge1.6\cdot10^7$, $d\le2$ and the estimated kept fraction of pairs is at most 25 %
 ///   (the measured crossover of theory/sinkhorn.md §12). The step API, symmetric problems
 ///   and cost matrices never run sparse.
 ///
