@@ -44,7 +44,7 @@
 use rayon::prelude::*;
 
 use super::error::SinkhornError;
-use super::kernel::{exp_in_place, exp_nonpositive};
+use super::kernel::{exp_in_place, exp_nonpositive, lse_row_dispatch, FastExp};
 use super::measure::PointCloud;
 use super::neighbours::{KdTree, NodeBounds};
 use super::params::{AccelerationReport, EpsScalingReport, Mode, SinkhornParams, Termination};
@@ -478,9 +478,9 @@ impl Truncated {
 /// $f$-update on $K$: $f_i=-\varepsilon\log\sum_{j\in K_i}b_je^{(g_j-C_{ij})/\varepsilon}$.
 ///
 /// Each row gathers the exponents $(g_j+\varepsilon\log b_j-C_{ij})/\varepsilon$ of its kept
-/// columns into a contiguous buffer ([`exponents`]) and takes their log-sum-exp with the max
-/// shift, exponentiating with the engine's vector exponential ([`exp_in_place`], AVX2 /
-/// AVX-512 forms of [`exp_nonpositive`]).
+/// columns into a contiguous buffer ([`exponents`]) and takes their log-sum-exp with the
+/// engine's row kernel ([`lse_row_dispatch`], zero costs; vectorised on the AVX2 / AVX-512
+/// paths).
 #[allow(clippy::too_many_arguments)]
 fn rows_update(
     lv: &Level,
@@ -502,17 +502,22 @@ fn rows_update(
     let hb = &hb[..];
     let (xp, yp) = (lv.x.tree.points(), lv.y.tree.points());
     let ki = kappa * inv;
-    out.par_chunks_mut(64)
-        .enumerate()
-        .for_each_init(Vec::new, |z, (ch, chunk)| {
+    out.par_chunks_mut(64).enumerate().for_each_init(
+        || (Vec::new(), Vec::new(), Vec::new()),
+        |(u, zero, z): &mut (Vec<f64>, Vec<f64>, Vec<f64>), (ch, chunk)| {
             for (r, o) in chunk.iter_mut().enumerate() {
                 let i = ch * 64 + r;
                 let x = &xp[i * d..(i + 1) * d];
                 let cols = &k.idx[k.ptr[i]..k.ptr[i + 1]];
-                exponents(x, yp, d, cols, ki, |j| hb[j], z);
-                *o = -eps * lse_in_place(z);
+                exponents(x, yp, d, cols, ki, |j| hb[j], u);
+                // The engine's row log-sum-exp (its summation order, its vector paths) on the
+                // fused exponents, with zero costs.
+                zero.resize(u.len(), 0.0);
+                z.resize(u.len(), 0.0);
+                *o = -eps * lse_row_dispatch::<FastExp>(u, zero, 1.0, z);
             }
-        });
+        },
+    );
 }
 
 /// `z_q = h(j_q) - ki |x - y_{j_q}|^2` for the kept columns `cols` of a row at `x` (`yp` the
@@ -543,20 +548,6 @@ fn exponents(
             h(j) - ki * dist2(x, &yp[j * d..(j + 1) * d])
         }));
     }
-}
-
-/// $\log\sum_q e^{z_q}$ with the max shift; `z` is overwritten ($-\infty$ for an empty or
-/// all-$-\infty$ row).
-fn lse_in_place(z: &mut [f64]) -> f64 {
-    let mx = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    if mx == f64::NEG_INFINITY {
-        return mx;
-    }
-    for v in z.iter_mut() {
-        *v -= mx;
-    }
-    exp_in_place(z);
-    mx + z.iter().sum::<f64>().ln()
 }
 
 /// The $g$-update on $K$ ([`cols_update`]), plain or over-relaxed by `omega` from `g_prev`
