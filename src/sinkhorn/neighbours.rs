@@ -267,6 +267,39 @@ impl KdTree {
         bounds: &NodeBounds,
         thresh: impl Fn(f64) -> f64,
         stack: &mut Vec<(u32, f64)>,
+        visit: impl FnMut(usize, f64),
+    ) -> (f64, usize) {
+        self.search_impl::<false>(z, kappa, h, bounds, thresh, stack, visit)
+    }
+
+    /// [`KdTree::search`] with the fixed threshold `t`, visiting the points in increasing
+    /// tree position (depth first, left child first: with a fixed threshold the order of
+    /// the visit does not change the pruning). Returns the number of leaf points scanned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_in_order(
+        &self,
+        z: &[f64],
+        kappa: f64,
+        h: &[f64],
+        bounds: &NodeBounds,
+        t: f64,
+        stack: &mut Vec<(u32, f64)>,
+        visit: impl FnMut(usize, f64),
+    ) -> usize {
+        self.search_impl::<true>(z, kappa, h, bounds, |_| t, stack, visit)
+            .1
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn search_impl<const IN_ORDER: bool>(
+        &self,
+        z: &[f64],
+        kappa: f64,
+        h: &[f64],
+        bounds: &NodeBounds,
+        thresh: impl Fn(f64) -> f64,
+        stack: &mut Vec<(u32, f64)>,
         mut visit: impl FnMut(usize, f64),
     ) -> (f64, usize) {
         let mut best = f64::NEG_INFINITY;
@@ -303,8 +336,9 @@ impl KdTree {
                 let (l, r) = (nd.left, nd.right);
                 let bl = self.node_bound(l as usize, bounds, z, kappa, inv2k);
                 let br = self.node_bound(r as usize, bounds, z, kappa, inv2k);
-                // Depth first into the more promising child (pushed last).
-                let (first, second) = if bl >= br {
+                // Depth first into the more promising child (pushed last), or into the left
+                // one for a visit in tree order.
+                let (first, second) = if IN_ORDER || bl >= br {
                     ((l, bl), (r, br))
                 } else {
                     ((r, br), (l, bl))
@@ -412,6 +446,13 @@ mod tests {
                         .collect();
                     assert!(!want.is_empty());
                     assert_eq!(got, want, "d {d} case {case} kappa {kappa} q {q}");
+                    // The in-order scan: the same set, already in increasing position.
+                    let mut seen = Vec::new();
+                    tree.scan_in_order(&z, kappa, &h, &nb, t, &mut stack, |p, _| seen.push(p));
+                    assert_eq!(
+                        seen, want,
+                        "in order: d {d} case {case} kappa {kappa} q {q}"
+                    );
                 }
             }
         }
