@@ -49,7 +49,7 @@ pub struct SinkhornArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_iters: usize,
     /// Kernel mode: auto, dense, streaming or sparse (truncated kernel for small eps; auto
-    /// picks it for large clouds in d <= 2 when the estimated kept fraction is at most 25 %).
+    /// picks it for large clouds in d <= 2 when the estimated kept fraction is at most 80 %).
     #[arg(long, default_value = "auto")]
     pub mode: String,
     /// Sparse mode: relative truncation bound exp(-theta) in (0, 1e-2] (a pair is dropped when

@@ -19,8 +19,9 @@ use crate::Cost;
 ///   given cost matrix, `Auto` is dense when the transposed copy fits in a quarter of memory.
 ///   For two point clouds, [`crate::sinkhorn::solve`] and [`crate::sinkhorn::solve_warm`]
 ///   first ask [`crate::sinkhorn::auto_picks_sparse`]: [`Mode::Sparse`] when
-///   $NM\ge1.6\cdot10^7$, $d\le2$ and the estimated kept fraction of pairs is at most 25 %
-///   (the measured crossover of theory/sinkhorn.md §12). The step API, symmetric problems
+///   $NM\ge1.6\cdot10^7$, $d\le2$, the estimated kept fraction of pairs is at most 80 % and
+///   the kernel's stored values fit in a quarter of physical memory (the measured crossover of
+///   theory/sinkhorn.md §12). The step API, symmetric problems
 ///   and cost matrices never run sparse.
 ///
 /// * [`Mode::Sparse`] truncates the kernel to the pairs whose plan entry is above a relative

@@ -95,11 +95,11 @@ pub const SPARSE_AUTO_MIN_PAIRS: usize = 16_000_000;
 /// was measured in $d=2$ only; the k-d tree's pruning weakens as $d$ grows).
 pub const SPARSE_AUTO_MAX_DIM: usize = 2;
 /// [`Mode::Auto`] picks the sparse mode when the estimated kept fraction of pairs
-/// ([`estimated_kept_fraction`]) is at most this: per kept pair and iteration the sparse
-/// kernels cost about 2.2 times the streaming kernel's per pair (gathers and scatters), and at
-/// $N=M=4000$ every measured case up to an estimate of 0.29 ran in at most 0.69 of streaming's
-/// time, those up to 0.2 in at most 0.32 (theory/sinkhorn.md §12).
-pub const SPARSE_AUTO_MAX_FRACTION: f64 = 0.25;
+/// ([`estimated_kept_fraction`]) is at most this: on the stored single-precision values an
+/// iteration costs about a sixth of the streaming kernel's per pair (no exponential per pair),
+/// and at $N=M=4000$ every measured case up to an estimate of 0.89 ran in at most 0.51 of
+/// streaming's time, while at 0.99 it took 1.14 (theory/sinkhorn.md §12).
+pub const SPARSE_AUTO_MAX_FRACTION: f64 = 0.8;
 /// Probe points per cloud of [`estimated_kept_fraction`].
 const SPARSE_AUTO_PROBES: usize = 64;
 
@@ -139,8 +139,11 @@ fn self_fraction(c: &PointCloud, r2: f64) -> f64 {
 
 /// The choice of [`Mode::Auto`] between the sparse mode and the dense/streaming kernels for two
 /// point clouds: sparse when $NM\ge$ [`SPARSE_AUTO_MIN_PAIRS`], $d\le$
-/// [`SPARSE_AUTO_MAX_DIM`] and [`estimated_kept_fraction`] $\le$
-/// [`SPARSE_AUTO_MAX_FRACTION`] (theory/sinkhorn.md §12 has the measured crossover).
+/// [`SPARSE_AUTO_MAX_DIM`], [`estimated_kept_fraction`] $\le$
+/// [`SPARSE_AUTO_MAX_FRACTION`] (theory/sinkhorn.md §12 has the measured crossover), and the
+/// single-precision values of that many pairs (4 bytes each) take at most a quarter of physical
+/// memory (without them every sparse iteration recomputes its exponentials, and the sparse
+/// mode does not pay at such fractions).
 pub fn auto_picks_sparse(x: &PointCloud, y: &PointCloud, eps: f64, cost: Cost) -> bool {
     x.dim() <= SPARSE_AUTO_MAX_DIM
         && x.dim() == y.dim()
@@ -149,7 +152,12 @@ pub fn auto_picks_sparse(x: &PointCloud, y: &PointCloud, eps: f64, cost: Cost) -
         && y.len() < u32::MAX as usize
         && eps.is_finite()
         && eps > 0.0
-        && estimated_kept_fraction(x, y, eps, cost) <= SPARSE_AUTO_MAX_FRACTION
+        && {
+            let est = estimated_kept_fraction(x, y, eps, cost);
+            est <= SPARSE_AUTO_MAX_FRACTION
+                && est * x.len() as f64 * y.len() as f64 * 4.0
+                    <= crate::error::physical_memory_bytes() as f64 / 4.0
+        }
 }
 
 /// Coarsest level: at most this many points per cloud.
