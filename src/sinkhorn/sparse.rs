@@ -408,6 +408,21 @@ fn soft_transform(
         .collect()
 }
 
+/// `g_j * scale` for the atoms of positive weight, $-\infty$ for those of zero weight (which
+/// carry no mass: never kept by a search, no term in a sum).
+fn present_scaled(g: &[f64], w: &[f64], scale: f64) -> Vec<f64> {
+    g.iter()
+        .zip(w)
+        .map(|(&gj, &wj)| {
+            if wj > 0.0 {
+                gj * scale
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect()
+}
+
 /// Truncate at $(\hat f,\hat g)$: two exact tree searches per row (count, then fill).
 fn truncate(
     lv: &Level,
@@ -420,11 +435,7 @@ fn truncate(
 ) -> Result<Truncated, SinkhornError> {
     let n = lv.x.len();
     // Zero-weight columns are never kept (they carry no mass).
-    let h: Vec<f64> = g
-        .iter()
-        .zip(&lv.y.w)
-        .map(|(&gj, &bj)| if bj > 0.0 { gj } else { f64::NEG_INFINITY })
-        .collect();
+    let h = present_scaled(g, &lv.y.w, 1.0);
     let mut bounds = NodeBounds::default();
     lv.y.tree.node_bounds(&h, &mut bounds);
     let cut = theta * eps;
@@ -533,18 +544,7 @@ impl Truncated {
         }
         let inv = 1.0 / self.eps_hat;
         let ki = kappa * inv;
-        let hs: Vec<f64> = self
-            .g_hat
-            .iter()
-            .zip(&lv.y.w)
-            .map(|(&gj, &bj)| {
-                if bj > 0.0 {
-                    gj * inv
-                } else {
-                    f64::NEG_INFINITY
-                }
-            })
-            .collect();
+        let hs = present_scaled(&self.g_hat, &lv.y.w, inv);
         let mut vals = vec![0f32; total];
         let mut rest: &mut [f32] = &mut vals;
         let mut slices = Vec::with_capacity(n);
@@ -899,17 +899,7 @@ fn cols_update(
         return;
     }
     // Zero-weight columns (inside runs) get no terms.
-    let gs: Vec<f64> = g
-        .iter()
-        .zip(&lv.y.w)
-        .map(|(&gj, &bj)| {
-            if bj > 0.0 {
-                gj * inv
-            } else {
-                f64::NEG_INFINITY
-            }
-        })
-        .collect();
+    let gs = present_scaled(g, &lv.y.w, inv);
     // Fast path: shift by the current g.
     let partial: Vec<(Vec<f64>, f64)> = parts
         .par_iter()
