@@ -28,7 +28,7 @@
 //! residual, which is within about $2^{-23}$ of the exact one.) Values that do not fit in
 //! memory, or kept entries below single precision's normal range, are not stored: then every
 //! iteration is exact. Measured (theory/sinkhorn.md §12): $N=M=10^5$, $\varepsilon=10^{-3}$ to
-//! L1 $10^{-6}$ in 4 min 47 s instead of 31 min, 807 MiB peak.
+//! L1 $10^{-6}$ in 4 min 0.6 s instead of 31 min, 807 MiB peak.
 //!
 //! While the
 //! iterates $(f,g)$ move away from $(\hat f,\hat g)$ the mass of every dropped entry is bounded
@@ -423,7 +423,8 @@ fn present_scaled(g: &[f64], w: &[f64], scale: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Truncate at $(\hat f,\hat g)$: two exact tree searches per row (count, then fill).
+/// Truncate at $(\hat f,\hat g)$: per row a max search (the row's threshold) and an in-order
+/// scan (its runs), both exact; then the values ([`Truncated::store_values`]).
 fn truncate(
     lv: &Level,
     f: &[f64],
@@ -673,8 +674,8 @@ fn rows_update(
             }
         }));
         let w = &hb[..];
-        let mut redo = false;
-        out.par_chunks_mut(256)
+        let redo = out
+            .par_chunks_mut(256)
             .enumerate()
             .map(|(ch, chunk)| {
                 let mut bad = false;
@@ -692,9 +693,7 @@ fn rows_update(
                 }
                 bad
             })
-            .collect::<Vec<bool>>()
-            .into_iter()
-            .for_each(|b| redo |= b);
+            .reduce(|| false, |p, q| p || q);
         if !redo {
             return;
         }
