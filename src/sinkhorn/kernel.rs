@@ -529,7 +529,8 @@ pub fn lse_row_dispatch<E: ExpFn>(u: &[f64], c: &[f64], inv_eps: f64, z: &mut [f
 /// $-\infty$ and arguments below $-708$ give 0) on the process's path ([`simd_path`]): the
 /// vector forms of [`exp_nonpositive`] on the AVX2 / AVX-512 paths (a few ulp apart from the
 /// portable form), the portable form on the baseline path and for the tail. Used by the
-/// sparse mode's column scatter, whose terms are not contiguous in the output.
+/// sparse mode's exact column accumulation and its stored values, whose terms are not a
+/// row's log-sum-exp.
 pub(crate) fn exp_in_place(z: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1608,7 +1609,7 @@ pub fn lse_rows_cloud_on<E: ExpFn>(
 mod tests {
     use super::*;
 
-    /// The in-place vector exponential of the sparse scatter equals the exponential to a few
+    /// The in-place vector exponential of the sparse mode equals the exponential to a few
     /// ulp on the process's path (Cody–Waite + degree-13 Taylor: truncation < 5e-18 relative,
     /// plus about 13 roundings of the Horner steps and one of the scaling, each half an ulp of
     /// a value in [1/√2, √2]; 8 ulp is a safe bound), over [-708, 700] and for lengths that
