@@ -1538,25 +1538,25 @@ mod tests {
         for (j, gj) in g.iter_mut().enumerate() {
             *gj += eps * (0.5 * (j as f64 * 0.37).sin());
         }
-        let tol = |v: f64| eps * 2f64.powi(-24) + 1e-12 * (1.0 + v.abs());
+        // The largest deviation of `stored` from `exact` as a fraction of the bound.
+        let worst = |stored: &[f64], exact: &[f64]| {
+            let tol = |v: f64| eps * 2f64.powi(-24) + 1e-12 * (1.0 + v.abs());
+            stored
+                .iter()
+                .zip(exact)
+                .map(|(a, b)| (a - b).abs() / tol(*b))
+                .fold(0.0, f64::max)
+        };
         let (mut fs, mut fe) = (vec![0.0; n], vec![0.0; n]);
         rows_update(&lv, &k, &g, eps, kappa, d, true, &mut hb, &mut fs);
         rows_update(&lv, &k, &g, eps, kappa, d, false, &mut hb, &mut fe);
-        let worst = fs
-            .iter()
-            .zip(&fe)
-            .map(|(a, b)| (a - b).abs() / tol(*b))
-            .fold(0.0, f64::max);
-        assert!(worst <= 1.0, "f-update: {worst} of the bound");
+        let wf = worst(&fs, &fe);
+        assert!(wf <= 1.0, "f-update: {wf} of the bound");
         let (mut gs, mut ge) = (g.clone(), g.clone());
         cols_update(&lv, &k, &fe, &mut gs, eps, kappa, d, true);
         cols_update(&lv, &k, &fe, &mut ge, eps, kappa, d, false);
-        let worst = gs
-            .iter()
-            .zip(&ge)
-            .map(|(a, b)| (a - b).abs() / tol(*b))
-            .fold(0.0, f64::max);
-        assert!(worst <= 1.0, "g-update: {worst} of the bound");
+        let wg = worst(&gs, &ge);
+        assert!(wg <= 1.0, "g-update: {wg} of the bound");
         // The two paths really differ (the stored one was taken).
         assert!(gs != ge && fs != fe);
     }
