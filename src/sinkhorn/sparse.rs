@@ -697,40 +697,58 @@ fn rows_update(
         if !redo {
             return;
         }
-        let rows: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_nan()).collect();
-        let mut full = vec![0.0; out.len()];
-        rows_update(lv, k, g, eps, kappa, d, false, hb, &mut full);
-        for i in rows {
-            out[i] = full[i];
+        // Only the rows whose sum left the normal range are recomputed exactly.
+        let hx = exact_offsets(lv, g, eps);
+        let mut scratch = Default::default();
+        for (i, o) in out.iter_mut().enumerate().filter(|(_, o)| o.is_nan()) {
+            *o = exact_row(lv, k, &hx, i, kappa * inv, eps, d, &mut scratch);
         }
         return;
     }
     hb.clear();
-    hb.extend(
-        g.iter()
-            .zip(&lv.y.log_w)
-            .map(|(&gj, &lb)| (gj + eps * lb) * inv),
-    );
+    hb.extend(exact_offsets(lv, g, eps));
     let hb = &hb[..];
-    let xp = lv.x.tree.points();
-    let ki = kappa * inv;
-    out.par_chunks_mut(64).enumerate().for_each_init(
-        || (Vec::new(), Vec::new(), Vec::new()),
-        |(u, zero, z): &mut (Vec<f64>, Vec<f64>, Vec<f64>), (ch, chunk)| {
+    out.par_chunks_mut(64)
+        .enumerate()
+        .for_each_init(Default::default, |scratch, (ch, chunk)| {
             for (r, o) in chunk.iter_mut().enumerate() {
-                let i = ch * 64 + r;
-                let (runs, np) = k.row(i);
-                let u = exponents(&xp[i * d..(i + 1) * d], &lv.y, d, runs, np, ki, hb, 0.0, u);
-                // The engine's row log-sum-exp (its summation order, its vector paths) on the
-                // fused exponents, with zero costs.
-                if zero.len() < np {
-                    zero.resize(np, 0.0);
-                    z.resize(np, 0.0);
-                }
-                *o = -eps * lse_row_dispatch::<FastExp>(u, &zero[..np], 1.0, &mut z[..np]);
+                *o = exact_row(lv, k, hb, ch * 64 + r, kappa * inv, eps, d, scratch);
             }
-        },
-    );
+        });
+}
+
+/// $(g_j+\varepsilon\log b_j)/\varepsilon$, the offsets of the exact $f$-update.
+fn exact_offsets(lv: &Level, g: &[f64], eps: f64) -> Vec<f64> {
+    let inv = 1.0 / eps;
+    g.iter()
+        .zip(&lv.y.log_w)
+        .map(|(&gj, &lb)| (gj + eps * lb) * inv)
+        .collect()
+}
+
+/// The exact $f$-update of row `i`: its exponents ([`exponents`], offsets `hb` of
+/// [`exact_offsets`], `ki` = $\kappa/\varepsilon$) handed to the engine's row log-sum-exp
+/// (its summation order, its vector paths) with zero costs.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn exact_row(
+    lv: &Level,
+    k: &Truncated,
+    hb: &[f64],
+    i: usize,
+    ki: f64,
+    eps: f64,
+    d: usize,
+    (u, zero, z): &mut (Vec<f64>, Vec<f64>, Vec<f64>),
+) -> f64 {
+    let (runs, np) = k.row(i);
+    let xp = lv.x.tree.points();
+    let u = exponents(&xp[i * d..(i + 1) * d], &lv.y, d, runs, np, ki, hb, 0.0, u);
+    if zero.len() < np {
+        zero.resize(np, 0.0);
+        z.resize(np, 0.0);
+    }
+    -eps * lse_row_dispatch::<FastExp>(u, &zero[..np], 1.0, &mut z[..np])
 }
 
 /// $\sum_q\tilde K_q w_{j_q}$ over the runs of a row (`vals` its values in run order), with
