@@ -36,6 +36,19 @@
 //! the rows of $S$ are at $10^{-15}$ relative (at most three corrections), else $M_{SS}$ is
 //! factorised: the accepted solution is as accurate as the direct path's
 //! (theory/finite_flow.md §8b).
+//!
+//! **Bordering by Schur complements over a universe of indices** (theory/finite_flow.md §8d).
+//! A support $S$ near the cached base $B$ (at most $\max(4,\lvert B\rvert/2)$ changes, and fewer
+//! than $\lvert S\rvert$) is solved by block elimination on the LU of $M_{BB}$. The columns
+//! $M_{BB}^{-1}M_{Bj}$, $M_{BB}^{-1}e_j$ and the Schur entries it needs depend only on the indices
+//! involved, not on $S$: they are computed once per index by blocked solves and products and
+//! shared by every later support of the same base, so an iterate costs the LU of a $k\times k$
+//! block of the Schur matrix instead of an LU of $M_{SS}$.
+//!
+//! **Intermediate iterates are not refined.** An iterate only decides the next support; its
+//! solve is used as it is when the rows of $S$ are within $10^{-9}$ of the scale of $w$. A
+//! candidate fixed point is refined to round-off (above) and its support decided again before it
+//! is accepted: the accepted solution meets the same criteria as when every iterate is refined.
 
 use std::collections::HashSet;
 
@@ -265,13 +278,7 @@ impl LcpSolver {
                 None => false,
             };
             if !usable {
-                let r = removed.len();
-                let sub = Mat::from_fn(r, r, |i, j| w[(removed[i], removed[j])]);
-                comp.lu = Some(SupportLu {
-                    base: removed.clone(),
-                    lu: BandedLu::new(sub.as_ref()),
-                    bord: None,
-                });
+                comp.lu = Some(SupportLu::new(w, &removed));
                 self.complement_factorisations += 1;
             }
         }
@@ -297,7 +304,7 @@ impl LcpSolver {
         axpy_columns(&mut y, &terms);
         if !comp.removed.is_empty() {
             let lu = comp.lu.as_ref().expect("complement prepared");
-            let lam = lu.solve(w, &comp.removed, &y);
+            let lam = lu.solve(&comp.removed, &y);
             let terms: Vec<(&[f64], f64, usize, usize)> = comp
                 .removed
                 .iter()
@@ -332,20 +339,12 @@ impl LcpSolver {
         if !usable {
             self.refactor(s);
         }
-        self.cache
-            .as_ref()
-            .expect("cache filled above")
-            .solve(&self.m, s, b)
+        self.cache.as_ref().expect("cache filled above").solve(s, b)
     }
 
     /// Factorise $M_{SS}$ afresh and make $S$ the base support.
     fn refactor(&mut self, s: &[usize]) {
-        let sub = Mat::from_fn(s.len(), s.len(), |i, j| self.m[(s[i], s[j])]);
-        self.cache = Some(SupportLu {
-            base: s.to_vec(),
-            lu: BandedLu::new(sub.as_ref()),
-            bord: None,
-        });
+        self.cache = Some(SupportLu::new(&self.m, s));
         self.factorisations += 1;
     }
 
@@ -357,7 +356,7 @@ impl LcpSolver {
         let dx = if self.last_complement {
             self.complement_solve(s, &r)
         } else if let Some(c) = &self.cache {
-            c.solve(&self.m, s, &r)
+            c.solve(s, &r)
         } else {
             return;
         };
@@ -366,8 +365,12 @@ impl LcpSolver {
         }
     }
 
-    fn iterate_from(&mut self, s: &[usize], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        self.iterate_from_with(s, b, true)
+    /// The iterate of support `s`: $a_S=M_{SS}^{-1}b_S$, $a=0$ off $S$, and $w=Ma-b$. When `precise`
+    /// is false, a solve whose rows of $S$ are within $10^{-9}$ of the scale is returned as it is
+    /// (an intermediate iterate only decides the next support; a candidate fixed point is made
+    /// precise by [`LcpSolver::refine_to_roundoff`] before it is accepted).
+    fn iterate_from(&mut self, s: &[usize], b: &[f64], precise: bool) -> (Vec<f64>, Vec<f64>) {
+        self.iterate_from_with(s, b, true, precise)
     }
 
     fn iterate_from_with(
@@ -375,6 +378,7 @@ impl LcpSolver {
         s: &[usize],
         b: &[f64],
         allow_complement: bool,
+        precise: bool,
     ) -> (Vec<f64>, Vec<f64>) {
         let n = b.len();
         let mut a = vec![0.0; n];
@@ -385,24 +389,47 @@ impl LcpSolver {
                 a[i] = x[k];
             }
         }
-        let ranges = self.ranges.clone();
-        let residual = |m: &Mat<f64>, a: &[f64]| {
-            let mut w = matvec_ranged(m, &ranges, a);
-            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
-            w
-        };
-        let mut w = residual(&self.m, &a);
-        // refine once when the rows of S are not at round-off level (relative 1e-13)
+        let w = self.lcp_residual(&a, b);
+        if !precise {
+            let scale = self.scale(&a, b);
+            if s.iter().all(|&i| w[i].abs() <= 1e-9 * scale) {
+                return (a, w);
+            }
+        }
+        self.refine_to_roundoff(s, b, a, w)
+    }
+
+    /// $w=Ma-b$ (exact zeros of $M$ skipped).
+    fn lcp_residual(&self, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut w = matvec_ranged(&self.m, &self.ranges, a);
+        w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+        w
+    }
+
+    /// $\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty$, the scale of $w$.
+    fn scale(&self, a: &[f64], b: &[f64]) -> f64 {
         let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
         let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-        let scale = self.norm_inf * amax + bmax;
+        self.norm_inf * amax + bmax
+    }
+
+    /// Refine the iterate `(a, w)` of support `s` (solved by the last [`LcpSolver::solve_support`])
+    /// to round-off: once when the rows of $S$ are not at $10^{-13}$ relative; a bordered or
+    /// complement solve until they are at $10^{-15}$ (round-off of a backward-stable direct
+    /// solve), at most twice (three times through $W$), otherwise $M_{SS}$ is factorised afresh,
+    /// so the accuracy is never below that of a direct LU.
+    fn refine_to_roundoff(
+        &mut self,
+        s: &[usize],
+        b: &[f64],
+        mut a: Vec<f64>,
+        mut w: Vec<f64>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let scale = self.scale(&a, b);
         if s.iter().any(|&i| w[i].abs() > 1e-13 * scale) {
             self.refine(s, &mut a, &w);
-            w = residual(&self.m, &a);
+            w = self.lcp_residual(&a, b);
         }
-        // a bordered or complement solve is refined until the rows of S are at 1e-15 relative
-        // (round-off of a backward-stable direct solve), at most twice (three times through W);
-        // otherwise M_SS is factorised afresh, so the accuracy is never below that of a direct LU
         let complement = self.last_complement;
         let bordered =
             complement || matches!(&self.cache, Some(c) if c.base.as_slice() != s && !s.is_empty());
@@ -413,14 +440,14 @@ impl LcpSolver {
                     break;
                 }
                 self.refine(s, &mut a, &w);
-                w = residual(&self.m, &a);
+                w = self.lcp_residual(&a, b);
             }
             if off(&w) {
                 if complement {
                     self.complement_fallbacks += 1;
                 }
                 self.refactor(s);
-                return self.iterate_from_with(s, b, false);
+                return self.iterate_from_with(s, b, false, true);
             }
         }
         (a, w)
@@ -442,7 +469,6 @@ impl LcpSolver {
             if !seen.insert(s.clone()) {
                 break;
             }
-            let (a, w) = self.iterate_from(&s, b);
             let in_s: Vec<bool> = {
                 let mut v = vec![false; b.len()];
                 s.iter().for_each(|&i| v[i] = true);
@@ -452,18 +478,28 @@ impl LcpSolver {
             // N u of the solve (theory/finite_flow.md §8c): below it, which indices w < 0
             // picks is decided by rounding errors, and chasing them costs a factorisation
             // per iterate on scattered supports.
-            let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-            let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-            let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * (self.norm_inf * amax + bmax);
-            let next: Vec<usize> = (0..b.len())
-                .filter(|&i| {
-                    if in_s[i] {
-                        a[i] > 0.0
-                    } else {
-                        w[i] < add_below
-                    }
-                })
-                .collect();
+            let norm_inf = self.norm_inf;
+            let next_support = |a: &[f64], w: &[f64]| -> Vec<usize> {
+                let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+                let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+                let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * (norm_inf * amax + bmax);
+                (0..b.len())
+                    .filter(|&i| {
+                        if in_s[i] {
+                            a[i] > 0.0
+                        } else {
+                            w[i] < add_below
+                        }
+                    })
+                    .collect()
+            };
+            let (mut a, mut w) = self.iterate_from(&s, b, false);
+            let mut next = next_support(&a, &w);
+            if next == s {
+                // a candidate fixed point: decided again on the iterate refined to round-off
+                (a, w) = self.refine_to_roundoff(&s, b, a, w);
+                next = next_support(&a, &w);
+            }
             let r = self.residual(&a, &w, b);
             if next == s {
                 // a fixed point: a > 0 on S, a = 0 off S, w >= 0 off S (not an earlier iterate
@@ -816,40 +852,104 @@ pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
     }
 }
 
-/// The LU of $M_{BB}$ for a base support $B$ and, for a support $S=B\setminus R\cup A$ with few
-/// changes, the bordered system
+/// The LU of $M_{BB}$ for a base support $B$ and, for a support $S=B\setminus R\cup A$ near it,
+/// the bordered system
 /// $$\begin{pmatrix}M_{BB}&M_{BA}&E_R\\M_{AB}&M_{AA}&0\\E_R^\top&0&0\end{pmatrix}
 /// \begin{pmatrix}x_B\\x_A\\\lambda\end{pmatrix}=\begin{pmatrix}b_B\\b_A\\0\end{pmatrix}$$
 /// ($x_R=0$; the multipliers $\lambda$ free the rows of $R$), whose solution is $M_{SS}^{-1}b_S$.
-/// Block elimination on the cached LU: $Y=M_{BB}^{-1}[M_{BA},E_R]$ ($k=\lvert A\rvert+\lvert R\rvert$
-/// cached solves), the $k\times k$ Schur complement
-/// $Z=\bigl(\begin{smallmatrix}M_{AA}&0\\0&0\end{smallmatrix}\bigr)-\bigl(\begin{smallmatrix}M_{AB}\\E_R^\top\end{smallmatrix}\bigr)Y$
-/// (non-singular: $\det$ of the bordered matrix is $\pm\det M_{SS}\ne0$ for a P-matrix), then per
-/// right-hand side one cached solve, $O(k\lvert B\rvert)$ and a $k\times k$ solve
-/// (theory/finite_flow.md §8). Used when $k\le\max(4,\min(\lvert B\rvert/8,16))$: the $k$ cached solves
-/// are $O(k\lvert B\rvert^2)$ scalar work, which passes the cost of a fresh blocked LU
-/// ($\tfrac23\lvert B\rvert^3$ at a much higher flop rate) long before $k=\lvert B\rvert/8$ when $\lvert B\rvert$ is in the
-/// thousands (a 2500-point step with $k\approx300$ took 34 s).
+/// Block elimination on the cached LU needs the columns $G_{:j}=M_{BB}^{-1}M_{Bj}$ ($j\in A$) and
+/// $M_{BB}^{-1}e_{\mathrm{pos}(j)}$ ($j\in R$) and the $k\times k$ Schur complement
+/// $Z_{PP}=\bigl(\begin{smallmatrix}M_{AA}&0\\0&0\end{smallmatrix}\bigr)-\bigl(\begin{smallmatrix}M_{AB}\\E_R^\top\end{smallmatrix}\bigr)G_{:P}$,
+/// $P=A\cup R$, $k=\lvert P\rvert$ (non-singular: $\det$ of the bordered matrix is
+/// $\pm\det M_{SS}\ne0$ for a P-matrix); then per right-hand side one cached solve,
+/// $O(k\lvert B\rvert)$ and a $k\times k$ solve (theory/finite_flow.md §8, §8d).
+///
+/// Neither a column of $G$ nor an entry of $Z$ depends on the support, only on $M$, $B$ and the
+/// indices involved: they are computed once per index, for all the indices met so far
+/// ([`Universe`]), by blocked solves and products (BLAS-3), and every later support of the same
+/// base (the next active-set iterate, the next step) costs only the LU of its $k\times k$ block
+/// of $Z$. Used while $k\le\max(4,\lvert B\rvert/2)$ and at most $\max(8,\lvert B\rvert)$ indices
+/// have been met; beyond, $M_{SS}$ is factorised afresh and becomes the base.
+/// The most indices a base's universe holds ([`SupportLu`]): $\max(8,\lvert B\rvert)$, so that $G$
+/// and $Z$ take at most about the memory of the LU.
+fn universe_cap(nb: usize) -> usize {
+    8usize.max(nb)
+}
+
 struct SupportLu {
     base: Vec<usize>,
     lu: BandedLu,
+    /// Position in `base` of every index of the full set (`usize::MAX` outside $B$).
+    pos: Vec<usize>,
+    uni: Universe,
     bord: Option<Bordered>,
+    /// The last right-hand side on $B$ of a bordered solve and $M_{BB}^{-1}$ of it.
+    last: std::cell::RefCell<Option<(Vec<f64>, Vec<f64>)>>,
+}
+
+/// The indices met so far in supports near the base $B$ (outside $B$: "added", inside:
+/// "removed"), with the columns of $G$ and the Schur matrix $Z$ over them ([`SupportLu`]).
+struct Universe {
+    /// Full-set index of each member, in order of arrival.
+    idx: Vec<usize>,
+    /// Member slot of every full-set index (`usize::MAX` if not a member).
+    slot: Vec<usize>,
+    /// $G$, column-major with $\lvert B\rvert$ rows, a column per member.
+    g: Vec<f64>,
+    /// The rows $M_{jB}$ of the added members, each contiguous, in order of arrival.
+    rows: Vec<f64>,
+    /// Slots of the added members, in the order of `rows`.
+    added_slots: Vec<usize>,
+    /// Index into `rows` of every member (`usize::MAX` for a removed one).
+    row_of: Vec<usize>,
+    /// $Z$ over the members: row $t$ of an added member $j$ is
+    /// $[M_{jj'}]_{j'\text{ added}}-M_{jB}G_{:t'}$, of a removed one $-G_{\mathrm{pos}(j),t'}$.
+    z: Mat<f64>,
 }
 
 struct Bordered {
     support: Vec<usize>,
-    /// Indices of $A=S\setminus B$.
+    /// Indices of $A=S\setminus B$ (sorted).
     added: Vec<usize>,
-    /// Positions in $B$ of $R=B\setminus S$.
+    /// Member slots of $A$, then of $R=B\setminus S$.
+    slots: Vec<usize>,
+    /// Positions in $B$ of $R$.
     removed: Vec<usize>,
-    /// The $k$ columns of $Y$.
-    y: Vec<Vec<f64>>,
     zlu: faer::linalg::solvers::PartialPivLu<f64>,
 }
 
 impl SupportLu {
-    /// Make `s` solvable with the cached LU (bordering when it differs from the base by few
-    /// indices); `false` when a fresh factorisation is needed.
+    /// Factorise $M_{BB}$ for the base `base` (sorted).
+    fn new(m: &Mat<f64>, base: &[usize]) -> SupportLu {
+        let n = m.nrows();
+        let sub = Mat::from_fn(base.len(), base.len(), |i, j| m[(base[i], base[j])]);
+        let mut pos = vec![usize::MAX; n];
+        base.iter().enumerate().for_each(|(p, &i)| pos[i] = p);
+        SupportLu {
+            base: base.to_vec(),
+            lu: BandedLu::new(sub.as_ref()),
+            pos,
+            uni: Universe {
+                idx: Vec::new(),
+                slot: vec![usize::MAX; n],
+                g: Vec::new(),
+                rows: Vec::new(),
+                added_slots: Vec::new(),
+                row_of: Vec::new(),
+                z: {
+                    // the universe's cap, so that growing Z never moves it
+                    let mut z = Mat::zeros(0, 0);
+                    z.reserve(universe_cap(base.len()), universe_cap(base.len()));
+                    z
+                },
+            },
+            bord: None,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Make `s` solvable with the cached LU (bordering when it is near the base); `false` when a
+    /// fresh factorisation is needed.
     fn prepare(&mut self, m: &Mat<f64>, s: &[usize]) -> bool {
         if self.base.as_slice() == s {
             return true;
@@ -865,55 +965,133 @@ impl SupportLu {
         let added: Vec<usize> = s
             .iter()
             .copied()
-            .filter(|i| self.base.binary_search(i).is_err())
+            .filter(|&i| self.pos[i] == usize::MAX)
             .collect();
         let removed: Vec<usize> = (0..nb)
             .filter(|&p| s.binary_search(&self.base[p]).is_err())
             .collect();
         let k = added.len() + removed.len();
-        if k > 4usize.max((nb / 8).min(16)) {
+        // past half the base, or at least |S|, a fresh LU of M_SS is the cheaper (and the more
+        // accurate: with more changes than kept indices the bordered system is larger than M_SS)
+        if k > 4usize.max(nb / 2) || k >= s.len() {
             return false;
         }
-        let y: Vec<Vec<f64>> = added
+        let fresh: Vec<usize> = added
             .iter()
-            .map(|&a| {
-                let col: Vec<f64> = self.base.iter().map(|&i| m[(i, a)]).collect();
-                self.lu.solve(&col)
-            })
-            .chain(removed.iter().map(|&p| {
-                let mut e = vec![0.0; nb];
-                e[p] = 1.0;
-                self.lu.solve(&e)
-            }))
+            .copied()
+            .chain(removed.iter().map(|&p| self.base[p]))
+            .filter(|&j| self.uni.slot[j] == usize::MAX)
             .collect();
-        let na = added.len();
-        let z = Mat::from_fn(k, k, |r, c| {
-            if r < na {
-                let a = added[r];
-                let direct = if c < na { m[(a, added[c])] } else { 0.0 };
-                let coupling: f64 = self
-                    .base
-                    .iter()
-                    .zip(&y[c])
-                    .map(|(&j, &yj)| m[(a, j)] * yj)
-                    .sum();
-                direct - coupling
-            } else {
-                -y[c][removed[r - na]]
+        if self.uni.idx.len() + fresh.len() > universe_cap(nb) {
+            return false;
+        }
+        self.extend(m, &fresh);
+        let uni = &self.uni;
+        let slots: Vec<usize> = added
+            .iter()
+            .chain(removed.iter().map(|&p| &self.base[p]))
+            .map(|&j| uni.slot[j])
+            .collect();
+        let mut z = Mat::<f64>::zeros(k, k);
+        for (c, &tc) in slots.iter().enumerate() {
+            let src = col_slice(&uni.z, tc);
+            let dst = z.col_mut(c).try_as_col_major_mut().expect("column-major");
+            for (d, &tr) in dst.as_slice_mut().iter_mut().zip(&slots) {
+                *d = src[tr];
             }
-        });
+        }
         self.bord = Some(Bordered {
             support: s.to_vec(),
             added,
+            slots,
             removed,
-            y,
             zlu: z.partial_piv_lu(),
         });
         true
     }
 
+    /// Add the indices `fresh` (not yet members) to the universe: their columns of $G$ by one
+    /// blocked solve, their rows and columns of $Z$ by two products.
+    fn extend(&mut self, m: &Mat<f64>, fresh: &[usize]) {
+        let q = fresh.len();
+        if q == 0 {
+            return;
+        }
+        let nb = self.base.len();
+        let uni = &mut self.uni;
+        let t0 = uni.idx.len();
+        let t1 = t0 + q;
+        let mut rhs = Mat::<f64>::zeros(nb, q);
+        for (c, &j) in fresh.iter().enumerate() {
+            let dst = rhs.col_mut(c).try_as_col_major_mut().expect("column-major");
+            let dst = dst.as_slice_mut();
+            if self.pos[j] != usize::MAX {
+                dst[self.pos[j]] = 1.0;
+            } else {
+                let col = col_slice(m, j);
+                dst.iter_mut()
+                    .zip(&self.base)
+                    .for_each(|(d, &i)| *d = col[i]);
+            }
+        }
+        self.lu.solve_many(&mut rhs);
+        let na0 = uni.added_slots.len();
+        for (c, &j) in fresh.iter().enumerate() {
+            uni.g.extend_from_slice(col_slice(&rhs, c));
+            uni.slot[j] = t0 + c;
+            uni.idx.push(j);
+            if self.pos[j] == usize::MAX {
+                uni.row_of.push(uni.added_slots.len());
+                uni.added_slots.push(t0 + c);
+                uni.rows.extend(self.base.iter().map(|&i| m[(j, i)]));
+            } else {
+                uni.row_of.push(usize::MAX);
+            }
+        }
+        let na1 = uni.added_slots.len();
+        uni.z.resize_with(t1, t1, |_, _| 0.0);
+        let g = faer::MatRef::from_column_major_slice(&uni.g, nb, t1);
+        let rows = faer::MatRef::from_column_major_slice(&uni.rows, nb, na1);
+        // every added row against the new columns, the new added rows against the old columns
+        let new_cols = rows.transpose() * g.subcols(t0, q);
+        let old_cols = rows.subcols(na0, na1 - na0).transpose() * g.subcols(0, t0);
+        // column by column (Z and M are column-major): the new columns for every added row, the
+        // old columns for the new added rows; then the removed rows
+        for c in 0..t1 {
+            let jc = uni.idx[c];
+            let mcol = (self.pos[jc] == usize::MAX).then(|| col_slice(m, jc));
+            let (from, prod, pc) = if c >= t0 {
+                (0, &new_cols, c - t0)
+            } else {
+                (na0, &old_cols, c)
+            };
+            let off = if c >= t0 { 0 } else { na0 };
+            let zc = uni
+                .z
+                .col_mut(c)
+                .try_as_col_major_mut()
+                .expect("column-major");
+            let zc = zc.as_slice_mut();
+            for ra in from..na1 {
+                let t = uni.added_slots[ra];
+                let direct = mcol.map_or(0.0, |col| col[uni.idx[t]]);
+                zc[t] = direct - prod[(ra - off, pc)];
+            }
+        }
+        for t in 0..t1 {
+            let p = self.pos[uni.idx[t]];
+            if p == usize::MAX {
+                continue;
+            }
+            let from = if t < t0 { t0 } else { 0 };
+            for c in from..t1 {
+                uni.z[(t, c)] = -uni.g[c * nb + p];
+            }
+        }
+    }
+
     /// $M_{SS}^{-1}g_S$ for a prepared `s` (`g` of full length), ordered as `s`.
-    fn solve(&self, m: &Mat<f64>, s: &[usize], g: &[f64]) -> Vec<f64> {
+    fn solve(&self, s: &[usize], g: &[f64]) -> Vec<f64> {
         let rhs_b: Vec<f64> = self.base.iter().map(|&i| g[i]).collect();
         if self.base.as_slice() == s {
             return self.lu.solve(&rhs_b);
@@ -923,37 +1101,48 @@ impl SupportLu {
             .as_ref()
             .filter(|bd| bd.support.as_slice() == s)
             .expect("support prepared");
-        let y0 = self.lu.solve(&rhs_b);
+        let uni = &self.uni;
+        let nb = self.base.len();
+        // every iterate of a step has the same right-hand side: its base solve is kept
+        let y0 = {
+            let mut last = self.last.borrow_mut();
+            match &*last {
+                Some((r, y)) if *r == rhs_b => y.clone(),
+                _ => {
+                    let y = self.lu.solve(&rhs_b);
+                    *last = Some((rhs_b, y.clone()));
+                    y
+                }
+            }
+        };
         let na = bd.added.len();
-        let r: Vec<f64> = bd
-            .added
+        let r: Vec<f64> = bd.slots[..na]
             .iter()
-            .map(|&a| {
-                g[a] - self
-                    .base
-                    .iter()
-                    .zip(&y0)
-                    .map(|(&j, &yj)| m[(a, j)] * yj)
-                    .sum::<f64>()
+            .zip(&bd.added)
+            .map(|(&t, &a)| {
+                let ra = uni.row_of[t];
+                let row = &uni.rows[ra * nb..(ra + 1) * nb];
+                g[a] - row.iter().zip(&y0).map(|(m, y)| m * y).sum::<f64>()
             })
             .chain(bd.removed.iter().map(|&p| -y0[p]))
             .collect();
         let z = solve_lu(&bd.zlu, &r);
         let mut xb = y0;
-        for (c, yc) in bd.y.iter().enumerate() {
-            let zc = z[c];
-            if zc != 0.0 {
-                xb.iter_mut().zip(yc).for_each(|(x, &v)| *x -= v * zc);
-            }
-        }
+        let terms: Vec<(&[f64], f64, usize, usize)> = bd
+            .slots
+            .iter()
+            .zip(&z)
+            .filter(|(_, &zc)| zc != 0.0)
+            .map(|(&t, &zc)| (&uni.g[t * nb..(t + 1) * nb], -zc, 0, nb))
+            .collect();
+        axpy_columns(&mut xb, &terms);
         s.iter()
-            .map(|i| match self.base.binary_search(i) {
-                Ok(p) => xb[p],
-                Err(_) => {
-                    let q = bd.added.binary_search(i).expect("an added index");
-                    debug_assert!(q < na);
+            .map(|&i| match self.pos[i] {
+                usize::MAX => {
+                    let q = bd.added.binary_search(&i).expect("an added index");
                     z[q]
                 }
+                p => xb[p],
             })
             .collect()
     }
@@ -996,6 +1185,40 @@ mod bordered_tests {
             .fold(0.0, f64::max);
         // two backward-stable solves of a matrix with cond ~ 1e3: agreement to ~cond u
         assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
+        // a sequence of supports with up to |B|/2 = 25 changes, sharing indices: all bordered on
+        // the same base, the Schur data of an index computed once
+        let seq: Vec<Vec<usize>> = vec![
+            (0..5).chain((5..55).filter(|i| i % 5 != 0)).collect(),
+            (0..3)
+                .chain((5..55).filter(|i| i % 5 != 0 && i % 7 != 0))
+                .chain(56..60)
+                .collect(),
+            (0..5)
+                .chain((5..55).filter(|i| i % 7 != 0))
+                .chain(55..60)
+                .collect(),
+        ];
+        let mut members = 0;
+        for (q, s) in seq.iter().enumerate() {
+            let x = solver.solve_support(s, &b, true);
+            assert_eq!(solver.factorisations(), 1, "support {q} factorised");
+            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
+            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
+            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
+            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
+            let err = x
+                .iter()
+                .zip(&x0)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            assert!(err <= 1e-11 * scale, "support {q}: {err:e} vs {scale:e}");
+            let now = solver.cache.as_ref().unwrap().uni.idx.len();
+            assert!(now >= members);
+            members = now;
+        }
+        // the union of the changes: {0..5} ∪ {55..60} added, multiples of 5 and 7 in 5..55 removed
+        let union = 5 + 5 + (5..55).filter(|i| i % 5 == 0 || i % 7 == 0).count();
+        assert_eq!(members, union, "an index was solved for twice");
         // too many changes: a fresh factorisation
         let far: Vec<usize> = (0..30).collect();
         solver.solve_support(&far, &b, true);

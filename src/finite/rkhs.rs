@@ -335,6 +335,25 @@ impl BandedLu {
         }
         y
     }
+
+    /// $A^{-1}R$ for the columns of `r`, in place: the blocked triangular solves of faer (BLAS-3,
+    /// parallel) when the factors have no band of exact zeros, else [`BandedLu::solve`] per column.
+    pub(crate) fn solve_many(&self, r: &mut faer::Mat<f64>) {
+        use faer::linalg::solvers::SolveCore;
+        let n = self.l_hi.len();
+        let nnz: usize = (0..n)
+            .map(|j| (self.l_hi[j] - j - 1) + (j - self.u_lo[j] + 1))
+            .sum();
+        if 2 * nnz >= n * n {
+            self.lu.solve_in_place_with_conj(faer::Conj::No, r.as_mut());
+        } else {
+            for c in 0..r.ncols() {
+                let col: Vec<f64> = (0..n).map(|i| r[(i, c)]).collect();
+                let x = self.solve(&col);
+                (0..n).for_each(|i| r[(i, c)] = x[i]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
