@@ -1172,17 +1172,22 @@ mod bordered_tests {
             .chain((5..55).filter(|&i| i != 10 && i != 30))
             .chain(57..59)
             .collect();
+        // the largest deviation of `x` from a direct solve of M_SS, and the solution's scale
+        let deviation = |s: &[usize], x: &[f64]| {
+            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
+            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
+            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
+            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
+            let err = x
+                .iter()
+                .zip(&x0)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            (err, scale)
+        };
         let x = solver.solve_support(&s, &b, true);
         assert_eq!(solver.factorisations(), 1, "the bordered path factorised");
-        let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
-        let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-        let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
-        let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
-        let err = x
-            .iter()
-            .zip(&x0)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max);
+        let (err, scale) = deviation(&s, &x);
         // two backward-stable solves of a matrix with cond ~ 1e3: agreement to ~cond u
         assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
         // a sequence of supports with up to |B|/2 = 25 changes, sharing indices: all bordered on
@@ -1202,15 +1207,7 @@ mod bordered_tests {
         for (q, s) in seq.iter().enumerate() {
             let x = solver.solve_support(s, &b, true);
             assert_eq!(solver.factorisations(), 1, "support {q} factorised");
-            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
-            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
-            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
-            let err = x
-                .iter()
-                .zip(&x0)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f64::max);
+            let (err, scale) = deviation(s, &x);
             assert!(err <= 1e-11 * scale, "support {q}: {err:e} vs {scale:e}");
             let now = solver.cache.as_ref().unwrap().uni.idx.len();
             assert!(now >= members);
