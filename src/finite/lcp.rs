@@ -1065,7 +1065,6 @@ impl SupportLu {
             } else {
                 (na0, &old_cols, c)
             };
-            let off = if c >= t0 { 0 } else { na0 };
             let zc = uni
                 .z
                 .col_mut(c)
@@ -1075,7 +1074,7 @@ impl SupportLu {
             for ra in from..na1 {
                 let t = uni.added_slots[ra];
                 let direct = mcol.map_or(0.0, |col| col[uni.idx[t]]);
-                zc[t] = direct - prod[(ra - off, pc)];
+                zc[t] = direct - prod[(ra - from, pc)];
             }
         }
         for t in 0..t1 {
