@@ -365,12 +365,12 @@ impl LcpSolver {
         }
     }
 
-    /// The iterate of support `s`: $a_S=M_{SS}^{-1}b_S$, $a=0$ off $S$, and $w=Ma-b$. When `precise`
-    /// is false, a solve whose rows of $S$ are within $10^{-9}$ of the scale is returned as it is
-    /// (an intermediate iterate only decides the next support; a candidate fixed point is made
-    /// precise by [`LcpSolver::refine_to_roundoff`] before it is accepted).
-    fn iterate_from(&mut self, s: &[usize], b: &[f64], precise: bool) -> (Vec<f64>, Vec<f64>) {
-        self.iterate_from_with(s, b, true, precise)
+    /// The iterate of support `s`: $a_S=M_{SS}^{-1}b_S$, $a=0$ off $S$, and $w=Ma-b$. A solve whose
+    /// rows of $S$ are within $10^{-9}$ of the scale is returned as it is (an intermediate iterate
+    /// only decides the next support; a candidate fixed point is made precise by
+    /// [`LcpSolver::refine_to_roundoff`] before it is accepted).
+    fn iterate_from(&mut self, s: &[usize], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        self.iterate_from_with(s, b, true, false)
     }
 
     fn iterate_from_with(
@@ -406,11 +406,9 @@ impl LcpSolver {
         w
     }
 
-    /// $\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty$, the scale of $w$.
+    /// The scale of $w$ ([`w_scale`]).
     fn scale(&self, a: &[f64], b: &[f64]) -> f64 {
-        let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-        let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-        self.norm_inf * amax + bmax
+        w_scale(a, b, self.norm_inf)
     }
 
     /// Refine the iterate `(a, w)` of support `s` (solved by the last [`LcpSolver::solve_support`])
@@ -480,9 +478,7 @@ impl LcpSolver {
             // per iterate on scattered supports.
             let norm_inf = self.norm_inf;
             let next_support = |a: &[f64], w: &[f64]| -> Vec<usize> {
-                let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-                let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-                let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * (norm_inf * amax + bmax);
+                let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * w_scale(a, b, norm_inf);
                 (0..b.len())
                     .filter(|&i| {
                         if in_s[i] {
@@ -493,7 +489,7 @@ impl LcpSolver {
                     })
                     .collect()
             };
-            let (mut a, mut w) = self.iterate_from(&s, b, false);
+            let (mut a, mut w) = self.iterate_from(&s, b);
             let mut next = next_support(&a, &w);
             if next == s {
                 // a candidate fixed point: decided again on the iterate refined to round-off
@@ -660,11 +656,7 @@ impl LcpSolver {
         if approx.iter().any(|x| !x.is_finite()) {
             return None;
         }
-        let w = {
-            let mut w = matvec_ranged(&self.m, &self.ranges, approx);
-            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
-            w
-        };
+        let w = self.lcp_residual(approx, b);
         let s: Vec<usize> = (0..b.len()).filter(|&i| approx[i] > w[i]).collect();
         let (a, w, r, it, _) = self.active_set(s, b, max_iter);
         Some((a, w, r, it))
@@ -674,8 +666,7 @@ impl LcpSolver {
     fn fischer_burmeister(&self, mut a: Vec<f64>, b: &[f64], max_iter: usize) -> Vec<f64> {
         let n = b.len();
         let phi = |a: &[f64]| -> (Vec<f64>, Vec<f64>) {
-            let mut w = matvec_ranged(&self.m, &self.ranges, a);
-            w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+            let w = self.lcp_residual(a, b);
             let p = a
                 .iter()
                 .zip(&w)
@@ -833,12 +824,19 @@ impl LcpSolver {
     }
 }
 
+/// $\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty$ (with
+/// $\lVert M\rVert_\infty$ = `norm_m`), the scale of $w=Ma-b$.
+fn w_scale(a: &[f64], b: &[f64], norm_m: f64) -> f64 {
+    let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    norm_m * amax + bmax
+}
+
 /// The scale-free KKT residual (module docs).
 pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
     let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
     let sa = if amax > 0.0 { amax } else { 1.0 };
-    let sw = norm_m * amax + bmax;
+    let sw = w_scale(a, b, norm_m);
     let sw = if sw > 0.0 { sw } else { 1.0 };
     let r = a
         .iter()
