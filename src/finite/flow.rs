@@ -18,9 +18,9 @@
 use faer::Mat;
 
 use super::error::{check_finite, check_len, check_probability, FiniteError};
-use super::lcp::{LcpMethod, LcpParams, LcpSolution, LcpSolver};
+use super::lcp::{LcpMethod, LcpParams, LcpSolution, LcpSolver, Product};
 use super::rkhs::{b_map, BMapParams};
-use super::space::{dot, FiniteSpace, Kernel};
+use super::space::{dot, FiniteSpace, Kernel, KernelFactors};
 
 /// Largest number of stored values (steps + 1) × N of a trajectory.
 pub const MAX_TRAJECTORY_ENTRIES: u128 = 50_000_000;
@@ -31,6 +31,33 @@ pub fn resolvent_matrix(kernel: &Kernel, v: &[f64], h: f64) -> Mat<f64> {
     let n = kernel.len();
     let c = 2.0 * h / kernel.eps();
     Mat::from_fn(n, n, |i, j| kernel.get(i, j) * (1.0 + c * (v[i] - v[j])))
+}
+
+/// $a\mapsto Ma=Ka+c\,(V'\odot Ka-K(V'\odot a))$, $c=2h/\varepsilon$, by the tensor factors of
+/// $K$ (theory/finite_flow.md §8e). $V'=V-(\max V+\min V)/2$ gives the same $M$ (a constant
+/// shift of $V$ cancels in the commutator) and halves the terms whose difference is taken, so
+/// the rounding error stays at the dense product's bound $u\,(1+c\operatorname{ptp}V)\,\lvert K\rvert\lvert a\rvert$.
+fn separable_product(f: KernelFactors, v: &[f64], c: f64) -> Product {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &t| {
+            (l.min(t), h.max(t))
+        });
+    let mid = 0.5 * (lo + hi);
+    let v: Vec<f64> = v.iter().map(|t| t - mid).collect();
+    // two products K_x Z K_y of N (n_x + n_y) multiply-adds each
+    let columns = 2 * f.axes_sum();
+    let apply = Box::new(move |a: &[f64]| {
+        let ka = f.apply(a);
+        let va: Vec<f64> = v.iter().zip(a).map(|(x, y)| x * y).collect();
+        let kva = f.apply(&va);
+        ka.iter()
+            .zip(&kva)
+            .zip(&v)
+            .map(|((&k, &kv), &vi)| k + c * (vi * k - kv))
+            .collect()
+    });
+    Product { apply, columns }
 }
 
 /// One resolvent map $J_h$ with its cached factorisations.
@@ -67,9 +94,13 @@ impl<'k> Resolvent<'k> {
                 message: format!("must be finite and > 0, got {}", params.tol),
             });
         }
+        let mut solver = LcpSolver::new(resolvent_matrix(kernel, v, h));
+        if let Some(f) = kernel.factors() {
+            solver = solver.with_product(separable_product(f.clone(), v, 2.0 * h / kernel.eps()));
+        }
         Ok(Resolvent {
             kernel,
-            solver: LcpSolver::new(resolvent_matrix(kernel, v, h)),
+            solver,
             h,
             support: None,
             params,
@@ -335,4 +366,58 @@ pub fn reflected_flow(
         rec.push(k, p.a, mid.residual.max(p.residual), Some(mid.method));
     }
     Ok(rec.finish(half.factorisations() + proj.factorisations()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cost;
+
+    /// The tensor-grid product is the product by the dense resolvent matrix up to rounding, on a
+    /// non-square grid (a transposed layout would fail) with the half-squared cost.
+    #[test]
+    fn separable_product_matches_the_dense_matrix() {
+        let space =
+            FiniteSpace::grid_2d((-1.0, 1.0, 7), (0.0, 3.0, 11), Cost::HalfSqEuclidean).unwrap();
+        let n = space.len();
+        let eps = 2.0 * space.min_dist2();
+        let kernel = Kernel::new(&space, eps, &Default::default()).unwrap();
+        let v: Vec<f64> = (0..n)
+            .map(|i| {
+                let p = space.point(i);
+                (p[0] * p[0] - 0.5).powi(2) + 0.3 * p[1]
+            })
+            .collect();
+        let a: Vec<f64> = (0..n)
+            .map(|i| ((i * 37 % 17) as f64 - 5.0).max(0.0))
+            .collect();
+        let h = 0.05;
+        let m = resolvent_matrix(&kernel, &v, h);
+        let dense = super::super::space::matvec(&m, &a);
+        let f = kernel
+            .factors()
+            .expect("a 2-D grid has tensor factors")
+            .clone();
+        let fast = (separable_product(f.clone(), &v, 2.0 * h / eps).apply)(&a);
+        let norm_m = (0..n)
+            .map(|i| (0..n).map(|j| m[(i, j)].abs()).sum::<f64>())
+            .fold(0.0, f64::max);
+        let amax = a.iter().cloned().fold(0.0, f64::max);
+        let dev = dense
+            .iter()
+            .zip(&fast)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        // rounding of two short sums and of the commutator's difference: a few ulps of the scale
+        assert!(dev <= 1e-14 * norm_m * amax, "deviation {dev:e}");
+        let kd = kernel.apply(&a);
+        let kf = f.apply(&a);
+        let kdev = kd
+            .iter()
+            .zip(&kf)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        let kmax = kd.iter().cloned().fold(0.0, f64::max);
+        assert!(kdev <= 1e-15 * kmax, "kernel deviation {kdev:e}");
+    }
 }

@@ -135,9 +135,24 @@ pub struct LcpFailure {
     pub path: String,
 }
 
+/// $a\mapsto Ma$.
+pub(crate) type ProductFn = Box<dyn Fn(&[f64]) -> Vec<f64> + Send>;
+
+/// A product $a\mapsto Ma$ by the same matrix up to rounding, cheaper than the dense one for
+/// vectors with many nonzeros (the tensor-grid product of the resolvent matrix,
+/// theory/finite_flow.md §8e).
+pub(crate) struct Product {
+    /// The product.
+    pub apply: ProductFn,
+    /// Its cost in columns of the dense product: used for vectors with more nonzeros.
+    pub columns: usize,
+}
+
 /// A dense LCP matrix with a cache of the last support's LU factorisation.
 pub struct LcpSolver {
     m: Mat<f64>,
+    /// A structured product for $w=Ma-b$ (else the dense one).
+    product: Option<Product>,
     /// Row ranges of the nonzeros of each column of $M$ (exact zeros skipped in products).
     ranges: Vec<(usize, usize)>,
     norm_inf: f64,
@@ -186,6 +201,7 @@ impl LcpSolver {
         LcpSolver {
             ranges: col_ranges(m.as_ref()),
             m,
+            product: None,
             norm_inf,
             cache: None,
             factorisations: 0,
@@ -196,6 +212,14 @@ impl LcpSolver {
             complement_min: usize::MAX,
             last_complement: false,
         }
+    }
+
+    /// Compute the products $Ma$ of the residuals $w=Ma-b$ by `product`, which must be a product
+    /// by the same matrix up to rounding (the factorisations still use the dense $M$, so
+    /// iterative refinement converges to the solution of the product's matrix).
+    pub(crate) fn with_product(mut self, product: Product) -> LcpSolver {
+        self.product = Some(product);
+        self
     }
 
     /// The matrix.
@@ -389,19 +413,40 @@ impl LcpSolver {
                 a[i] = x[k];
             }
         }
-        let w = self.lcp_residual(&a, b);
         if !precise {
+            let w = self.lcp_residual_fast(&a, b);
             let scale = self.scale(&a, b);
             if s.iter().all(|&i| w[i].abs() <= 1e-9 * scale) {
                 return (a, w);
             }
         }
+        let w = self.lcp_residual(&a, b);
         self.refine_to_roundoff(s, b, a, w)
     }
 
-    /// $w=Ma-b$ (exact zeros of $M$ skipped).
+    /// $w=Ma-b$ with the dense $M$ (exact zeros skipped).
     fn lcp_residual(&self, a: &[f64], b: &[f64]) -> Vec<f64> {
         let mut w = matvec_ranged(&self.m, &self.ranges, a);
+        w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
+        w
+    }
+
+    /// The structured product, when it is cheaper than the dense one for `a`.
+    fn fast_product(&self, a: &[f64]) -> Option<&Product> {
+        self.product
+            .as_ref()
+            .filter(|p| a.iter().filter(|&&t| t != 0.0).count() > p.columns)
+    }
+
+    /// $w=Ma-b$ by the structured product when it pays (for intermediate iterates, which only
+    /// decide the next support: it agrees with the dense product to a few $10^{-15}$ of the
+    /// scale, below the threshold $Nu/2$ of an index joining the support but not below the
+    /// $10^{-15}$ of [`LcpSolver::refine_to_roundoff`], whose callers pass a dense $w$).
+    fn lcp_residual_fast(&self, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let Some(p) = self.fast_product(a) else {
+            return self.lcp_residual(a, b);
+        };
+        let mut w = (p.apply)(a);
         w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= bi);
         w
     }
@@ -493,6 +538,10 @@ impl LcpSolver {
             let mut next = next_support(&a, &w);
             if next == s {
                 // a candidate fixed point: decided again on the iterate refined to round-off
+                // (from the dense residual: the iterate's may come from the structured product)
+                if self.fast_product(&a).is_some() {
+                    w = self.lcp_residual(&a, b);
+                }
                 (a, w) = self.refine_to_roundoff(&s, b, a, w);
                 next = next_support(&a, &w);
             }
