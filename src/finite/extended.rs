@@ -435,8 +435,8 @@ impl DdLcp {
     ) -> Result<(Vec<Dd>, f64), FiniteError> {
         let n = b.len();
         let m = &self.m;
-        // the start support: the double-precision chain (active set, Fischer–Burmeister,
-        // Lemke) on the rounded problem; the double-double iteration then certifies or corrects
+        // the start support: the double-precision chain (active set, interior point,
+        // Fischer–Burmeister, Lemke) on the rounded problem; the double-double iteration then certifies or corrects
         let b64: Vec<f64> = b.iter().map(|t| t.0).collect();
         let guess = self
             .guide

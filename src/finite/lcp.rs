@@ -9,13 +9,17 @@
 //!    2002, "primal-dual active set"): guess the support $S$, solve $M_{SS}a_S=b_S$, set $a=0$
 //!    off $S$, and take the next support $\{i\in S:a_i>0\}\cup\{i\notin S:w_i<0\}$. Warm-started from
 //!    the previous step's support, so an unchanged support costs one cached solve;
-//! 2. on a repeated support (a cycle) or no progress, **Fischer–Burmeister** semismooth Newton
+//! 2. on a repeated support (a cycle) or no fixed point within the iteration limit, the
+//!    infeasible primal-dual **interior-point** method with Mehrotra's predictor–corrector for
+//!    the monotone LCP (Wright 1997, ch. 8): it follows the central path whatever the skew part
+//!    of $M$ (theory/finite_flow.md §8f);
+//! 3. **Fischer–Burmeister** semismooth Newton
 //!    on $\varphi(a_i,w_i)=a_i+w_i-\sqrt{a_i^2+w_i^2}=0$ with an Armijo line search on
 //!    $\tfrac12\lVert\Phi\rVert^2$ (De Luca–Facchinei–Kanzow 1996);
-//! 3. **Lemke**'s complementary pivoting with covering vector $\mathbb1$ (terminates for a
+//! 4. **Lemke**'s complementary pivoting with covering vector $\mathbb1$ (terminates for a
 //!    P-matrix; Cottle–Pang–Stone §4.4).
 //!
-//! The result of 2 or 3 is **polished**: the active-set iteration restarted from its support,
+//! The result of 2, 3 or 4 is **polished**: the active-set iteration restarted from its support,
 //! so the accepted solution always solves $M_{SS}a_S=b_S$ on its support. Accepted only if the
 //! scale-free KKT residual
 //! $$r=\max_i\Bigl\lvert\min\Bigl(\frac{a_i}{\lVert a\rVert_\infty},\ \frac{w_i}{\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty}\Bigr)\Bigr\rvert$$
@@ -56,7 +60,7 @@ use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::Mat;
 
 use super::rkhs::{solve_lu, BandedLu};
-use super::space::{axpy_columns, col_ranges, col_slice, matvec_ranged};
+use super::space::{axpy_columns, col_ranges, col_slice, dot, matvec_ranged};
 
 /// Parameters of [`LcpSolver::solve`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,6 +71,8 @@ pub struct LcpParams {
     pub max_active_set: usize,
     /// Maximal Fischer–Burmeister Newton iterations (default 200).
     pub max_fb: usize,
+    /// Maximal interior-point iterations, all stages together (default 100).
+    pub max_ip: usize,
     /// From this size $N$ on, a support $S$ that misses at most half of the indices
     /// ($\lvert R\rvert\le\lvert S\rvert$, $R$ the complement) is solved through the inverse
     /// $W=M^{-1}$ (formed once, $M$ being fixed) and an LU of the $\lvert R\rvert\times\lvert R\rvert$ block
@@ -82,6 +88,7 @@ impl Default for LcpParams {
             tol: 1e-9,
             max_active_set: 60,
             max_fb: 200,
+            max_ip: 100,
             complement_min: 1000,
         }
     }
@@ -96,6 +103,8 @@ pub enum LcpMethod {
     FischerBurmeister,
     /// Lemke's pivoting, then polished.
     Lemke,
+    /// The primal-dual interior-point method, then polished.
+    InteriorPoint,
 }
 
 impl LcpMethod {
@@ -105,6 +114,7 @@ impl LcpMethod {
             LcpMethod::ActiveSet => "active-set",
             LcpMethod::FischerBurmeister => "fischer-burmeister",
             LcpMethod::Lemke => "lemke",
+            LcpMethod::InteriorPoint => "interior-point",
         }
     }
 }
@@ -170,6 +180,15 @@ pub struct LcpSolver {
     complement_min: usize,
     /// Whether the last support solve went through $W$.
     last_complement: bool,
+}
+
+/// The iterates of the interior-point method ([`LcpSolver::interior_point`]).
+struct IpState {
+    x: Vec<f64>,
+    s: Vec<f64>,
+    iterations: usize,
+    /// The iteration cannot make progress.
+    stalled: bool,
 }
 
 /// State of the explicit inverse $W=M^{-1}$.
@@ -603,6 +622,14 @@ impl LcpSolver {
             "active-set({}, residual {r:.2e})",
             if fixed { "fixed point" } else { "cycle/limit" }
         ));
+        if let Some((a, w, r, it)) = self.interior_point_polished(b, params) {
+            iterations += it;
+            best_r = best_r.min(r);
+            if r <= params.tol {
+                return Ok(self.finish(a, w, r, LcpMethod::InteriorPoint, iterations));
+            }
+        }
+        path.push(format!("interior-point(residual {best_r:.2e})"));
         // Fischer–Burmeister from the clamped active-set iterate.
         let a0: Vec<f64> = a.iter().map(|x| x.max(0.0)).collect();
         let a_fb = self.fischer_burmeister(a0, b, params.max_fb);
@@ -633,7 +660,8 @@ impl LcpSolver {
     }
 
     /// Solve with one method forced (for cross-checks): the active set from the full index set,
-    /// or Fischer–Burmeister / Lemke from scratch, each polished as in [`LcpSolver::solve`].
+    /// or interior point / Fischer–Burmeister / Lemke from scratch, each polished as in
+    /// [`LcpSolver::solve`].
     ///
     /// # Errors
     /// [`LcpFailure`] when the method does not reach `params.tol`.
@@ -662,8 +690,14 @@ impl LcpSolver {
                 Some(self.fischer_burmeister(vec![0.0; n], b, params.max_fb))
             }
             LcpMethod::Lemke => self.lemke(b),
+            LcpMethod::InteriorPoint => None,
         };
-        match approx.and_then(|x| self.polish(&x, b, params.max_active_set)) {
+        let polished = if method == LcpMethod::InteriorPoint {
+            self.interior_point_polished(b, params)
+        } else {
+            approx.and_then(|x| self.polish(&x, b, params.max_active_set))
+        };
+        match polished {
             Some((a, w, r, it)) if r <= params.tol => Ok(self.finish(a, w, r, method, it)),
             other => Err(LcpFailure {
                 residual: other.map_or(f64::INFINITY, |o| o.2),
@@ -779,6 +813,128 @@ impl LcpSolver {
             }
         }
         a
+    }
+
+    /// The infeasible primal-dual interior-point method with Mehrotra's predictor–corrector for
+    /// the monotone LCP ($x^\top Mx=x^\top Kx>0$; Wright, *Primal-Dual Interior-Point Methods*,
+    /// SIAM 1997, ch. 8 and 10), each stage polished: the iterates are driven to
+    /// $\mu\le10^{-16}$, $10^{-20}$, $10^{-24}$ (relative to $\lVert x\rVert_\infty$ times the scale of
+    /// $w$) in turn, and after each stage the active set restarts from the support $\{x_i>w_i\}$;
+    /// the next stage only runs when that polish fails (near-degenerate indices, with $x_i$ and
+    /// $w_i$ both of order $\sqrt\mu$, are classified only at small $\mu$; theory/finite_flow.md
+    /// §8f). Returns the best polished result.
+    fn interior_point_polished(
+        &mut self,
+        b: &[f64],
+        params: &LcpParams,
+    ) -> Option<(Vec<f64>, Vec<f64>, f64, usize)> {
+        let mut st = self.ip_start(b);
+        let mut best: Option<(Vec<f64>, Vec<f64>, f64, usize)> = None;
+        let mut iterations = 0;
+        for target in [1e-16, 1e-20, 1e-24] {
+            self.interior_point(b, &mut st, target, params.max_ip);
+            if let Some((a, w, r, it)) = self.polish(&st.x, b, params.max_active_set) {
+                iterations += it;
+                if best.as_ref().is_none_or(|bst| r < bst.2) {
+                    best = Some((a, w, r, iterations));
+                }
+                if r <= params.tol {
+                    break;
+                }
+            }
+            if st.stalled {
+                break;
+            }
+        }
+        best
+    }
+
+    /// The interior-point start: $x$ of the size $M^{-1}b$ has row by row, $s$ of the size of $b$.
+    fn ip_start(&self, b: &[f64]) -> IpState {
+        let n = b.len();
+        let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let (x0, s0) = if bmax > 0.0 && self.norm_inf > 0.0 {
+            (bmax / self.norm_inf, bmax)
+        } else {
+            (1.0, 1.0)
+        };
+        IpState {
+            x: vec![x0; n],
+            s: vec![s0; n],
+            iterations: 0,
+            stalled: false,
+        }
+    }
+
+    /// Interior-point iterations on `st` until $\mu\le$ `target` $\lVert x\rVert_\infty$ times the
+    /// scale of $w$ with the residual $r=s-(Mx-b)$ at $10^{-15}$ of the scale, or a stall (a step
+    /// below $10^{-12}$, a non-finite direction, or the larger of these two scale-free measures
+    /// not halved in 15 iterations), or
+    /// `max_iter` iterations in all. The Newton system of $s-Mx+b=0$,
+    /// $x\odot s=\sigma\mu\mathbb1$ reduces to $(M+X^{-1}S)\,dx=X^{-1}r_c+r$, $ds=M\,dx-r$: one
+    /// dense LU per iteration and two solves (predictor with $\sigma=0$; corrector with
+    /// $\sigma=(\mu_{\rm aff}/\mu)^3$ and the second-order term), steps at 0.99 of the boundary.
+    fn interior_point(&self, b: &[f64], st: &mut IpState, target: f64, max_iter: usize) {
+        let n = b.len();
+        let step_to_boundary = |v: &[f64], dv: &[f64]| {
+            v.iter()
+                .zip(dv)
+                .filter(|(_, &d)| d < 0.0)
+                .map(|(&t, &d)| -t / d)
+                .fold(1.0f64, f64::min)
+        };
+        let mut history: Vec<f64> = Vec::new();
+        while !st.stalled && st.iterations < max_iter {
+            let (x, s) = (&st.x, &st.s);
+            let w = self.lcp_residual(x, b);
+            let r: Vec<f64> = s.iter().zip(&w).map(|(si, wi)| si - wi).collect();
+            let mu = dot(x, s) / n as f64;
+            let scale = w_scale(x, b, self.norm_inf);
+            let amax = x.iter().fold(0.0f64, |m, t| m.max(*t));
+            let rmax = r.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+            if mu <= target * amax * scale && rmax <= 1e-15 * scale {
+                return;
+            }
+            // progress of the larger of the scale-free complementarity gap and residual
+            history.push((mu / (amax * scale)).max(rmax / scale));
+            let h = history.len();
+            if h > 15 && history[h - 1] > 0.5 * history[h - 16] {
+                st.stalled = true;
+                return;
+            }
+            st.iterations += 1;
+            let j = Mat::from_fn(n, n, |i, k| {
+                self.m[(i, k)] + if i == k { s[i] / x[i] } else { 0.0 }
+            });
+            let lu = j.partial_piv_lu();
+            // r_c = -x s + sigma mu - corr: dx = J^{-1}(r_c / x + r), ds = M dx - r
+            let direction = |rc: &[f64]| -> (Vec<f64>, Vec<f64>) {
+                let rhs: Vec<f64> = (0..n).map(|i| rc[i] / x[i] + r[i]).collect();
+                let dx = solve_lu(&lu, &rhs);
+                let mdx = matvec_ranged(&self.m, &self.ranges, &dx);
+                let ds = mdx.iter().zip(&r).map(|(m, ri)| m - ri).collect();
+                (dx, ds)
+            };
+            let rc_aff: Vec<f64> = x.iter().zip(s).map(|(xi, si)| -xi * si).collect();
+            let (dxa, dsa) = direction(&rc_aff);
+            let alpha_a = step_to_boundary(x, &dxa).min(step_to_boundary(s, &dsa));
+            let mu_aff = (0..n)
+                .map(|i| (x[i] + alpha_a * dxa[i]) * (s[i] + alpha_a * dsa[i]))
+                .sum::<f64>()
+                / n as f64;
+            let sigma = (mu_aff / mu).clamp(0.0, 1.0).powi(3);
+            let rc: Vec<f64> = (0..n)
+                .map(|i| -x[i] * s[i] + sigma * mu - dxa[i] * dsa[i])
+                .collect();
+            let (dx, ds) = direction(&rc);
+            let alpha = (0.99 * step_to_boundary(x, &dx).min(step_to_boundary(s, &ds))).min(1.0);
+            if alpha.is_nan() || alpha <= 1e-12 || dx.iter().chain(&ds).any(|t| !t.is_finite()) {
+                st.stalled = true;
+                return;
+            }
+            st.x.iter_mut().zip(&dx).for_each(|(t, d)| *t += alpha * d);
+            st.s.iter_mut().zip(&ds).for_each(|(t, d)| *t += alpha * d);
+        }
     }
 
     /// Lemke's method with covering vector 1 on the tableau $w-Mz-\mathbb1z_0=q$, $q=-b$.
