@@ -224,7 +224,10 @@ fn interior_point_fallback_solves_strongly_skew_steps() {
         let d: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| x - y).collect();
         let defect = kernel.quad(a1, a1) - (kernel.quad(a0, a0) - kernel.quad(&d, &d));
         // the tolerance of finite-invariants (N-term quadratic forms of mostly one sign)
-        assert!(defect.abs() <= 1e-14 * kernel.quad(a0, a0), "step {k}: {defect:e}");
+        assert!(
+            defect.abs() <= 1e-14 * kernel.quad(a0, a0),
+            "step {k}: {defect:e}"
+        );
         assert!(excess(&out.mu[k + 1]) <= excess(&out.mu[k]) * (1.0 + 1e-14));
     }
 }
