@@ -84,6 +84,20 @@ fn bad_spaces_are_refused() {
     )
     .is_err());
     assert!(b_map(&space, 0.1, &[0.5, 0.5], &Default::default()).is_err());
+    let kernel = Kernel::new(&space, 0.1, &KernelParams::default()).unwrap();
+    for ratio in [f64::NAN, -0.1, 1.5] {
+        let p = LcpParams {
+            change_ratio: ratio,
+            ..LcpParams::default()
+        };
+        assert!(matches!(
+            Resolvent::new(&kernel, &[0.0; 5], 0.1, p),
+            Err(FiniteError::InvalidParameter {
+                name: "lcp.change_ratio",
+                ..
+            })
+        ));
+    }
 }
 
 #[test]

@@ -94,6 +94,12 @@ impl<'k> Resolvent<'k> {
                 message: format!("must be finite and > 0, got {}", params.tol),
             });
         }
+        if !(0.0..=1.0).contains(&params.change_ratio) {
+            return Err(FiniteError::InvalidParameter {
+                name: "lcp.change_ratio",
+                message: format!("must lie in [0, 1], got {}", params.change_ratio),
+            });
+        }
         let mut solver = LcpSolver::new(resolvent_matrix(kernel, v, h));
         if let Some(f) = kernel.factors() {
             solver = solver.with_product(separable_product(f.clone(), v, 2.0 * h / kernel.eps()));

@@ -73,6 +73,11 @@ pub struct LcpParams {
     pub max_fb: usize,
     /// Maximal interior-point iterations, all stages together (default 100).
     pub max_ip: usize,
+    /// An active-set iterate changes only the indices whose violation ($-a_i/\lVert a\rVert_\infty$
+    /// in the support, $-w_i$ over the scale of $w$ outside it) is at least this fraction of the
+    /// largest; `0` is the plain semismooth Newton step, which changes all of them. Default
+    /// `1e-3` (theory/finite_flow.md §8g); must lie in $[0,1]$.
+    pub change_ratio: f64,
     /// From this size $N$ on, a support $S$ that misses at most half of the indices
     /// ($\lvert R\rvert\le\lvert S\rvert$, $R$ the complement) is solved through the inverse
     /// $W=M^{-1}$ (formed once, $M$ being fixed) and an LU of the $\lvert R\rvert\times\lvert R\rvert$ block
@@ -89,6 +94,7 @@ impl Default for LcpParams {
             max_active_set: 60,
             max_fb: 200,
             max_ip: 100,
+            change_ratio: 1e-3,
             complement_min: 1000,
         }
     }
@@ -178,6 +184,8 @@ pub struct LcpSolver {
     complement_fallbacks: usize,
     /// [`LcpParams::complement_min`] of the current call.
     complement_min: usize,
+    /// [`LcpParams::change_ratio`] of the current call.
+    change_ratio: f64,
     /// Whether the last support solve went through $W$.
     last_complement: bool,
 }
@@ -229,6 +237,7 @@ impl LcpSolver {
             complement_factorisations: 0,
             complement_fallbacks: 0,
             complement_min: usize::MAX,
+            change_ratio: 0.0,
             last_complement: false,
         }
     }
@@ -523,6 +532,7 @@ impl LcpSolver {
         b: &[f64],
         max_iter: usize,
     ) -> (Vec<f64>, Vec<f64>, f64, usize, bool) {
+        let change_ratio = self.change_ratio;
         let mut seen: HashSet<Vec<usize>> = HashSet::new();
         let mut best: Option<(Vec<f64>, Vec<f64>, f64)> = None;
         let mut it = 0;
@@ -540,16 +550,39 @@ impl LcpSolver {
             // N u of the solve (theory/finite_flow.md §8c): below it, which indices w < 0
             // picks is decided by rounding errors, and chasing them costs a factorisation
             // per iterate on scattered supports.
+            //
+            // Only the indices whose violation is at least `change_ratio` times the largest change
+            // (theory/finite_flow.md §8g): the smaller ones mostly follow the large ones, and
+            // flipping them now makes changes that later iterates undo. A fixed point is still
+            // an iterate without any violation.
             let norm_inf = self.norm_inf;
             let next_support = |a: &[f64], w: &[f64]| -> Vec<usize> {
                 let add_below = -(b.len() as f64) * 0.5 * f64::EPSILON * w_scale(a, b, norm_inf);
+                // violations on the scales of the KKT residual: a_i <= 0 in S (an exact 0 is a
+                // violation too), w_i below the round-off level off S
+                let (sa, sw) = (
+                    amax(a).max(f64::MIN_POSITIVE),
+                    w_scale(a, b, norm_inf).max(f64::MIN_POSITIVE),
+                );
+                let viol = |i: usize| {
+                    if in_s[i] {
+                        if a[i] > 0.0 {
+                            0.0
+                        } else {
+                            -a[i] / sa + f64::MIN_POSITIVE
+                        }
+                    } else if w[i] < add_below {
+                        -w[i] / sw
+                    } else {
+                        0.0
+                    }
+                };
+                let vmax = (0..b.len()).map(viol).fold(0.0, f64::max);
                 (0..b.len())
                     .filter(|&i| {
-                        if in_s[i] {
-                            a[i] > 0.0
-                        } else {
-                            w[i] < add_below
-                        }
+                        let v = viol(i);
+                        let change = v > 0.0 && v >= change_ratio * vmax;
+                        in_s[i] != change
                     })
                     .collect()
             };
@@ -607,6 +640,12 @@ impl LcpSolver {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
         self.complement_min = params.complement_min;
+        // out of [0, 1] (a caller that skipped the checks of `Resolvent::new`): the plain step
+        self.change_ratio = if (0.0..=1.0).contains(&params.change_ratio) {
+            params.change_ratio
+        } else {
+            0.0
+        };
         let start: Vec<usize> = match warm {
             Some(s) => s.to_vec(),
             None => (0..n).collect(),
@@ -674,6 +713,12 @@ impl LcpSolver {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
         self.complement_min = params.complement_min;
+        // out of [0, 1] (a caller that skipped the checks of `Resolvent::new`): the plain step
+        self.change_ratio = if (0.0..=1.0).contains(&params.change_ratio) {
+            params.change_ratio
+        } else {
+            0.0
+        };
         let approx = match method {
             LcpMethod::ActiveSet => {
                 let (a, w, r, it, _) = self.active_set((0..n).collect(), b, params.max_active_set);
@@ -890,13 +935,13 @@ impl LcpSolver {
             let r: Vec<f64> = s.iter().zip(&w).map(|(si, wi)| si - wi).collect();
             let mu = dot(x, s) / n as f64;
             let scale = w_scale(x, b, self.norm_inf);
-            let amax = x.iter().fold(0.0f64, |m, t| m.max(*t));
-            let rmax = r.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-            if mu <= target * amax * scale && rmax <= 1e-15 * scale {
+            let xmax = amax(x);
+            let rmax = amax(&r);
+            if mu <= target * xmax * scale && rmax <= 1e-15 * scale {
                 return;
             }
             // progress of the larger of the scale-free complementarity gap and residual
-            history.push((mu / (amax * scale)).max(rmax / scale));
+            history.push((mu / (xmax * scale)).max(rmax / scale));
             let h = history.len();
             if h > 15 && history[h - 1] > 0.5 * history[h - 16] {
                 st.stalled = true;
@@ -1032,15 +1077,20 @@ impl LcpSolver {
 /// $\lVert M\rVert_\infty\lVert a\rVert_\infty+\lVert b\rVert_\infty$ (with
 /// $\lVert M\rVert_\infty$ = `norm_m`), the scale of $w=Ma-b$.
 fn w_scale(a: &[f64], b: &[f64], norm_m: f64) -> f64 {
-    let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    norm_m * amax + bmax
+    norm_m * amax(a) + amax(b)
+}
+
+/// $\lVert x\rVert_\infty$.
+fn amax(x: &[f64]) -> f64 {
+    x.iter().fold(0.0f64, |m, t| m.max(t.abs()))
 }
 
 /// The scale-free KKT residual (module docs).
 pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
-    let amax = a.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    let sa = if amax > 0.0 { amax } else { 1.0 };
+    let sa = match amax(a) {
+        m if m > 0.0 => m,
+        _ => 1.0,
+    };
     let sw = w_scale(a, b, norm_m);
     let sw = if sw > 0.0 { sw } else { 1.0 };
     let r = a
