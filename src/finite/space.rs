@@ -289,9 +289,30 @@ impl KernelFactors {
     /// $Kz$ as $K_xZK_y$ ($K_y$ is symmetric).
     pub(crate) fn apply(&self, z: &[f64]) -> Vec<f64> {
         let (nx, ny) = (self.kx.nrows(), self.ky.nrows());
+        use faer::linalg::matmul::matmul;
+        use faer::{Accum, Par};
         let zm = faer::MatRef::from_column_major_slice(z, nx, ny);
-        let p = &self.kx * zm * &self.ky;
-        (0..ny).flat_map(|j| col_slice(&p, j).to_vec()).collect()
+        // small products: on the calling thread (a parallel split costs more than it saves)
+        let mut t = Mat::<f64>::zeros(nx, ny);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            self.kx.as_ref(),
+            zm,
+            1.0,
+            Par::Seq,
+        );
+        let mut out = vec![0.0; nx * ny];
+        let om = faer::MatMut::from_column_major_slice_mut(&mut out, nx, ny);
+        matmul(
+            om,
+            Accum::Replace,
+            t.as_ref(),
+            self.ky.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        out
     }
 }
 
