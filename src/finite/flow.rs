@@ -35,8 +35,10 @@ pub fn resolvent_matrix(kernel: &Kernel, v: &[f64], h: f64) -> Mat<f64> {
 
 /// $a\mapsto Ma=Ka+c\,(V'\odot Ka-K(V'\odot a))$, $c=2h/\varepsilon$, by the tensor factors of
 /// $K$ (theory/finite_flow.md §8e). $V'=V-(\max V+\min V)/2$ gives the same $M$ (a constant
-/// shift of $V$ cancels in the commutator) and halves the terms whose difference is taken, so
-/// the rounding error stays at the dense product's bound $u\,(1+c\operatorname{ptp}V)\,\lvert K\rvert\lvert a\rvert$.
+/// shift of $V$ cancels in the commutator) and halves the terms whose difference is taken. The
+/// rounding error, about $u\,c\max\lvert V'\rvert\,(K\lvert a\rvert)_i$, is still larger than the
+/// dense product's, whose factors $1+c(V_i-V_j)$ only involve nearby points: the solver uses this
+/// product for intermediate iterates only.
 fn separable_product(f: KernelFactors, v: &[f64], c: f64) -> Product {
     let (lo, hi) = v
         .iter()

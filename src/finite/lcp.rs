@@ -369,6 +369,17 @@ impl LcpSolver {
         s.iter().map(|&i| y[i]).collect()
     }
 
+    /// Keep the parameters of the current call that the iteration reads.
+    fn take_params(&mut self, params: &LcpParams) {
+        self.complement_min = params.complement_min;
+        // out of [0, 1] (a caller that skipped the checks of `Resolvent::new`): the plain step
+        self.change_ratio = if (0.0..=1.0).contains(&params.change_ratio) {
+            params.change_ratio
+        } else {
+            0.0
+        };
+    }
+
     /// The scale-free KKT residual of `(a, w)` for right-hand side `b` (module docs).
     pub fn residual(&self, a: &[f64], w: &[f64], b: &[f64]) -> f64 {
         kkt_residual(a, w, b, self.norm_inf)
@@ -639,13 +650,7 @@ impl LcpSolver {
     ) -> Result<LcpSolution, LcpFailure> {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
-        self.complement_min = params.complement_min;
-        // out of [0, 1] (a caller that skipped the checks of `Resolvent::new`): the plain step
-        self.change_ratio = if (0.0..=1.0).contains(&params.change_ratio) {
-            params.change_ratio
-        } else {
-            0.0
-        };
+        self.take_params(params);
         let start: Vec<usize> = match warm {
             Some(s) => s.to_vec(),
             None => (0..n).collect(),
@@ -712,13 +717,7 @@ impl LcpSolver {
     ) -> Result<LcpSolution, LcpFailure> {
         let n = self.m.nrows();
         assert_eq!(b.len(), n, "LCP right-hand side of the wrong length");
-        self.complement_min = params.complement_min;
-        // out of [0, 1] (a caller that skipped the checks of `Resolvent::new`): the plain step
-        self.change_ratio = if (0.0..=1.0).contains(&params.change_ratio) {
-            params.change_ratio
-        } else {
-            0.0
-        };
+        self.take_params(params);
         let approx = match method {
             LcpMethod::ActiveSet => {
                 let (a, w, r, it, _) = self.active_set((0..n).collect(), b, params.max_active_set);
@@ -897,7 +896,7 @@ impl LcpSolver {
     /// The interior-point start: $x$ of the size $M^{-1}b$ has row by row, $s$ of the size of $b$.
     fn ip_start(&self, b: &[f64]) -> IpState {
         let n = b.len();
-        let bmax = b.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let bmax = amax(b);
         let (x0, s0) = if bmax > 0.0 && self.norm_inf > 0.0 {
             (bmax / self.norm_inf, bmax)
         } else {
