@@ -242,9 +242,10 @@ impl LcpSolver {
         }
     }
 
-    /// Compute the products $Ma$ of the residuals $w=Ma-b$ by `product`, which must be a product
-    /// by the same matrix up to rounding (the factorisations still use the dense $M$, so
-    /// iterative refinement converges to the solution of the product's matrix).
+    /// Compute the residuals $w=Ma-b$ of intermediate active-set iterates by `product`, which
+    /// must be a product by the same matrix up to rounding. Candidates, refinement, acceptance
+    /// and the fallbacks keep the dense $M$, so the accepted solution is that of the dense $M$
+    /// (theory/finite_flow.md §8e).
     pub(crate) fn with_product(mut self, product: Product) -> LcpSolver {
         self.product = Some(product);
         self
