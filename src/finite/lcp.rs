@@ -76,7 +76,7 @@ pub struct LcpParams {
     /// An active-set iterate changes only the indices whose violation ($-a_i/\lVert a\rVert_\infty$
     /// in the support, $-w_i$ over the scale of $w$ outside it) is at least this fraction of the
     /// largest; `0` is the plain semismooth Newton step, which changes all of them. Default
-    /// `1e-3` (theory/finite_flow.md §8g); must lie in $[0,1]$.
+    /// `1e-3` (theory/finite_flow.md §8g); must lie in 0..=1.
     pub change_ratio: f64,
     /// From this size $N$ on, a support $S$ that misses at most half of the indices
     /// ($\lvert R\rvert\le\lvert S\rvert$, $R$ the complement) is solved through the inverse
