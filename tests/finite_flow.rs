@@ -151,6 +151,23 @@ fn b_map_round_trip_and_rkhs_identities() {
     for j in 0..20 {
         assert!((bd.b[j] - kernel.get(j, i)).abs() <= 1e-13 * kernel.get(j, i) + 1e-300);
     }
+    // a Dirac far from most points at small eps (41 points on [-2, 2], x0 = 1.5, eps = 0.01:
+    // C/eps up to 1225): f = c(., x0) to the rounding of one transform, f(x0) = 0, a = e_i.
+    // Iterated on all points, the stop rule could not pass: |T(f) - f|/eps stays at one ulp of
+    // C over eps = 1.8e-13 > 1e-13 (theory/finite_flow.md §2).
+    let far = FiniteSpace::grid_1d(-2.0, 2.0, 41, Cost::SqEuclidean).unwrap();
+    let d = dirac_near(&far, &[1.5]).unwrap();
+    let i = d.iter().position(|&x| x == 1.0).unwrap();
+    let bd = b_map(&far, 0.01, &d, &Default::default()).unwrap();
+    assert_eq!(bd.f[i], 0.0);
+    assert_eq!(bd.a[i], 1.0);
+    for j in 0..41 {
+        let c = far.c(j, i);
+        assert!((bd.f[j] - c).abs() <= 4.0 * U * c, "f at {j}");
+        if j != i {
+            assert_eq!(bd.a[j], 0.0);
+        }
+    }
 }
 
 #[test]
