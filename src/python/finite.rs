@@ -128,6 +128,7 @@ fn sjko<'py>(
         tol,
         max_newton,
         sinkhorn_tol,
+        strict: true,
     };
     let out = run(py, move || {
         let space = FiniteSpace::new(x, d, c)?;
