@@ -11,7 +11,7 @@ use faer::{Mat, MatRef};
 
 use super::error::{check_measure, FiniteError};
 use super::space::{check_eps, dot, FiniteSpace, Kernel};
-use crate::sinkhorn::{c_transforms, solve_symmetric, Mode, PointCloud, SinkhornParams};
+use crate::sinkhorn::{c_transforms, solve_symmetric_warm, Mode, PointCloud, SinkhornParams};
 
 /// Parameters of the b-map.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,12 +62,6 @@ pub fn b_map(
 ) -> Result<BMap, FiniteError> {
     check_eps(eps)?;
     let m = check_measure(mu, space.len(), "mu")?;
-    // The fixed point f = T(f, μ) on the support does not see the points of zero mass, and
-    // off the support f is one transform of the support values (theory/finite_flow.md §2).
-    // Iterating on the support only keeps the stop rule off the points where f is the large
-    // cost to a distant support: there |T(f) - f| / eps cannot fall below ulp(max C) / eps
-    // (1.8e-13 at max C = 16, eps = 0.01), whatever the iterations.
-    let support: Vec<usize> = (0..mu.len()).filter(|&i| mu[i] > 0.0).collect();
     let sp = SinkhornParams {
         eps,
         cost: space.cost(),
@@ -78,25 +72,8 @@ pub fn b_map(
         record_history: false,
         ..SinkhornParams::default()
     };
-    let (f, residual, iterations) = if support.len() == mu.len() {
-        let out = solve_symmetric(&space.weighted_cloud(mu)?, &sp)?;
-        (out.f, out.residual, out.iterations)
-    } else {
-        let d = space.dim();
-        let flat: Vec<f64> = support
-            .iter()
-            .flat_map(|&i| space.point(i).iter().copied())
-            .collect();
-        let w: Vec<f64> = support.iter().map(|&i| mu[i]).collect();
-        let cloud = PointCloud::from_flat(flat, d, Some(w), true)?;
-        let out = solve_symmetric(&cloud, &sp)?;
-        let all = space.weighted_cloud(&vec![1.0; mu.len()])?;
-        let mut f = c_transforms(&out.f, &cloud, &all, eps, space.cost());
-        for (k, &i) in support.iter().enumerate() {
-            f[i] = out.f[k];
-        }
-        (f, out.residual, out.iterations)
-    };
+    let sym = symmetric_potential(space, mu, &sp, None)?;
+    let (f, residual, iterations) = (sym.f, sym.residual, sym.iterations);
     let sq = m.sqrt();
     let b: Vec<f64> = f.iter().map(|&f| sq * (-f / eps).exp()).collect();
     let a: Vec<f64> = mu
@@ -115,6 +92,69 @@ pub fn b_map(
         a,
         residual,
         iterations,
+    })
+}
+
+/// The symmetric potential $f_{\hat\mu,\hat\mu}$ of the normalised measure at every point of the
+/// space, with $\mathrm{OT}_\varepsilon(\hat\mu,\hat\mu)$, from the engine's symmetric solve
+/// (`params`; warm start `f0` of full length, optional).
+pub(crate) struct SymmetricPotential {
+    pub(crate) f: Vec<f64>,
+    pub(crate) ot: f64,
+    pub(crate) residual: f64,
+    pub(crate) iterations: usize,
+}
+
+/// [`SymmetricPotential`]: the fixed point $f=T(f,\mu)$ is iterated on the support of $\mu$
+/// only and extended to the other points by one transform (exact: points of zero mass do not
+/// enter $T$). Iterated on all points, the stop rule
+/// $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon\le$ `tol` cannot pass for a measure of small
+/// support: far from it $f_i$ is about the cost to the support, and the residual does not fall
+/// below one ulp of that cost over eps (1.8e-13 at $C=16$, $\varepsilon=0.01$), whatever the
+/// iterations (theory/finite_flow.md §2).
+pub(crate) fn symmetric_potential(
+    space: &FiniteSpace,
+    mu: &[f64],
+    params: &SinkhornParams,
+    f0: Option<&[f64]>,
+) -> Result<SymmetricPotential, FiniteError> {
+    let n = mu.len();
+    let support: Vec<usize> = (0..n).filter(|&i| mu[i] > 0.0).collect();
+    let zeros;
+    let f0 = match f0 {
+        Some(f0) => f0,
+        None => {
+            zeros = vec![0.0; n];
+            &zeros
+        }
+    };
+    if support.len() == n {
+        let out = solve_symmetric_warm(&space.weighted_cloud(mu)?, params, f0)?;
+        return Ok(SymmetricPotential {
+            f: out.f,
+            ot: out.ot,
+            residual: out.residual,
+            iterations: out.iterations,
+        });
+    }
+    let flat: Vec<f64> = support
+        .iter()
+        .flat_map(|&i| space.point(i).iter().copied())
+        .collect();
+    let w: Vec<f64> = support.iter().map(|&i| mu[i]).collect();
+    let cloud = PointCloud::from_flat(flat, space.dim(), Some(w), true)?;
+    let warm: Vec<f64> = support.iter().map(|&i| f0[i]).collect();
+    let out = solve_symmetric_warm(&cloud, params, &warm)?;
+    let all = space.weighted_cloud(&vec![1.0; n])?;
+    let mut f = c_transforms(&out.f, &cloud, &all, params.eps, space.cost());
+    for (k, &i) in support.iter().enumerate() {
+        f[i] = out.f[k];
+    }
+    Ok(SymmetricPotential {
+        f,
+        ot: out.ot,
+        residual: out.residual,
+        iterations: out.iterations,
     })
 }
 

@@ -32,10 +32,9 @@ use faer::{Col, Mat, Side};
 
 use super::error::{check_finite, check_len, check_probability, FiniteError};
 use super::flow::check_trajectory_size;
+use super::rkhs::symmetric_potential;
 use super::space::{dot, FiniteSpace};
-use crate::sinkhorn::{
-    c_transforms, solve_symmetric_warm, solve_warm, Mode, PointCloud, SinkhornError, SinkhornParams,
-};
+use crate::sinkhorn::{c_transforms, solve_warm, Mode, PointCloud, SinkhornError, SinkhornParams};
 
 /// Iterations of the polish of the cross potentials ([`Problem::polish`]).
 const MAX_POLISH: usize = 100_000;
@@ -149,7 +148,7 @@ impl Problem<'_> {
         let mut cross = solve_warm(&x, &self.nu_cloud, &self.sp, f0, g0)?;
         self.polish(&x, &mut cross.f, &mut cross.g)?;
         cross.ot = dot(mu, &cross.f) + dot(self.nu, &cross.g);
-        let sym = solve_symmetric_warm(&x, &self.sp, fs0)?;
+        let sym = symmetric_potential(self.space, mu, &self.sp, Some(fs0))?;
         let s = cross.ot - 0.5 * sym.ot - 0.5 * self.ot_nu;
         let obj = dot(self.v, mu) + s / (2.0 * self.tau);
         let grad = (0..n)
@@ -358,7 +357,7 @@ pub fn sjko_step(
         ..SinkhornParams::default()
     };
     let nu_cloud = space.weighted_cloud(nu)?;
-    let ot_nu = solve_symmetric_warm(&nu_cloud, &sp, &vec![0.0; n])?.ot;
+    let ot_nu = symmetric_potential(space, nu, &sp, None)?.ot;
     let pb = Problem {
         space,
         eps,
