@@ -25,7 +25,11 @@
 //!   right at points of small mass (theory/finite_flow.md §5).
 //! * Scale-free KKT residual:
 //!   $r=\max_i\lvert\min(\mu_i/\lVert\mu\rVert_\infty,(G_i-\lambda)/\gamma)\rvert$ with $\lambda$
-//!   the $\mu$-mean of $G$ and $\gamma=\max(\mathrm{ptp}\,V,\varepsilon/(2\tau))$ the scale of $G$.
+//!   the $\mu$-mean of $G$ and $\gamma=\max(\mathrm{ptp}\,V,\varepsilon/(2\tau))$ the scale of $G$;
+//!   for a zero mass with $G_i<\lambda$ the term is the smaller of the gap and the mass that
+//!   would close it (relative to $\max\mu$; computed from the potentials, `kkt_terms`), which is
+//!   below double precision far from the mass at small $\varepsilon$. The index released onto the
+//!   face is the one of largest term; the Hessian is computed on the face only.
 
 use faer::linalg::solvers::Solve;
 use faer::{Col, Mat, Side};
@@ -212,29 +216,44 @@ impl Problem<'_> {
         Ok(())
     }
 
-    /// The Hessian (module docs), symmetrised.
-    fn hessian(&self, mu: &[f64], e: &Eval) -> Mat<f64> {
+    /// The Hessian (module docs), symmetrised, on the indices `face` (a superset of the support
+    /// of $\mu$; zero elsewhere). Restricting is exact: the columns of $I-PQ+\mathbb1\mu^\top$ and
+    /// of $I+K_\mu$ outside the support are those of the identity, so the rows of the face form
+    /// a closed system. It also keeps out the entries $e^{(f_i+f_j-C_{ij})/\varepsilon}$ of two
+    /// points far from the mass, which overflow ($e^{2C/\varepsilon}$) and turned the whole
+    /// Hessian into NaN from a Dirac start at small $\varepsilon$.
+    fn hessian(&self, mu: &[f64], e: &Eval, face: &[usize]) -> Mat<f64> {
         let n = mu.len();
+        let m = face.len();
         let inv = 1.0 / self.eps;
         let c = |i: usize, j: usize| self.space.c(i, j);
-        let k = Mat::from_fn(n, n, |i, j| ((e.f[i] + e.g[j] - c(i, j)) * inv).exp());
-        let ks = Mat::from_fn(n, n, |i, j| ((e.fs[i] + e.fs[j] - c(i, j)) * inv).exp());
-        let p = Mat::from_fn(n, n, |i, j| k[(i, j)] * self.nu[j]);
-        let q = Mat::from_fn(n, n, |i, j| k[(j, i)] * mu[j]);
+        let k = Mat::from_fn(m, n, |a, j| {
+            ((e.f[face[a]] + e.g[j] - c(face[a], j)) * inv).exp()
+        });
+        let ks = Mat::from_fn(m, m, |a, b| {
+            ((e.fs[face[a]] + e.fs[face[b]] - c(face[a], face[b])) * inv).exp()
+        });
+        let p = Mat::from_fn(m, n, |a, j| k[(a, j)] * self.nu[j]);
+        let q = Mat::from_fn(n, m, |j, b| k[(b, j)] * mu[face[b]]);
         let pq = &p * &q;
-        let a1 = Mat::from_fn(n, n, |i, j| {
-            (if i == j { 1.0 } else { 0.0 }) - pq[(i, j)] + mu[j]
+        let a1 = Mat::from_fn(m, m, |a, b| {
+            (if a == b { 1.0 } else { 0.0 }) - pq[(a, b)] + mu[face[b]]
         });
         let pkt = &p * k.transpose();
         let x1 = a1.partial_piv_lu().solve(&pkt);
-        let a2 = Mat::from_fn(n, n, |i, j| {
-            (if i == j { 1.0 } else { 0.0 }) + ks[(i, j)] * mu[j]
+        let a2 = Mat::from_fn(m, m, |a, b| {
+            (if a == b { 1.0 } else { 0.0 }) + ks[(a, b)] * mu[face[b]]
         });
         let x2 = a2.partial_piv_lu().solve(&ks);
         let s = self.eps / (2.0 * self.tau);
-        Mat::from_fn(n, n, |i, j| {
-            s * (x1[(i, j)] + x2[(i, j)] + x1[(j, i)] + x2[(j, i)]) * 0.5
-        })
+        let mut h = Mat::zeros(n, n);
+        for a in 0..m {
+            for b in 0..m {
+                h[(face[a], face[b])] =
+                    s * (x1[(a, b)] + x2[(a, b)] + x1[(b, a)] + x2[(b, a)]) * 0.5;
+            }
+        }
+        h
     }
 }
 
@@ -247,17 +266,36 @@ fn scale_of(v: &[f64], eps: f64, tau: f64) -> f64 {
     (hi - lo).max(eps / (2.0 * tau))
 }
 
-/// $\lambda$ ($\mu$-mean of $G$) and the scale-free KKT residual.
-fn kkt(mu: &[f64], grad: &[f64], scale: f64) -> (f64, f64) {
+/// $\lambda$ ($\mu$-mean of $G$) and the scale-free KKT term of every index:
+/// $\lvert\min(\mu_i/\lVert\mu\rVert_\infty,(G_i-\lambda)/\gamma)\rvert$, except that a zero mass with
+/// $G_i<\lambda$ counts $\min((\lambda-G_i)/\gamma,\,t^*_i/\lVert\mu\rVert_\infty)$, with $t^*_i$ the mass
+/// that brings $G_i$ up to $\lambda$ (theory/finite_flow.md §5). Adding a mass $t$ at $x_i$
+/// changes $f_{\mu,\mu}(x_i)$ through its own term: $y=e^{-f_i/\varepsilon}$ solves $y=t/y+Z_i$ with
+/// $Z_i=e^{-f_i(0)/\varepsilon}$, while the other potentials move by $O(t)$; so
+/// $G_i(t)=G_i(0)+\frac{\varepsilon}{2\tau}\log(y/Z_i)$ and
+/// $t^*_i=Z_i^2e^{L}(e^{L}-1)$, $L=2\tau(\lambda-G_i)/\varepsilon$. Far from the mass
+/// ($f_i\approx C$) $t^*_i\sim e^{-2C/\varepsilon}$ is below any representable mass: such an index
+/// satisfies the KKT conditions to the tolerance although its gradient gap is of order $\gamma$.
+fn kkt_terms(mu: &[f64], e: &Eval, scale: f64, eps: f64, tau: f64) -> (f64, Vec<f64>) {
     let m: f64 = mu.iter().sum();
-    let lambda = dot(mu, grad) / m;
+    let lambda = dot(mu, &e.grad) / m;
     let mmax = mu.iter().cloned().fold(0.0, f64::max);
-    let r = mu
+    let terms = mu
         .iter()
-        .zip(grad)
-        .map(|(&x, &g)| (x / mmax).min((g - lambda) / scale).abs())
-        .fold(0.0, f64::max);
-    (lambda, r)
+        .zip(&e.grad)
+        .zip(&e.fs)
+        .map(|((&x, &g), &fs)| {
+            let gap = (g - lambda) / scale;
+            if x > 0.0 || gap >= 0.0 {
+                return (x / mmax).min(gap).abs();
+            }
+            let l = 2.0 * tau * (lambda - g) / eps;
+            let ln_expm1 = if l > 30.0 { l } else { l.exp_m1().ln() };
+            let ln_t = -2.0 * fs / eps + l + ln_expm1 - mmax.ln();
+            (-gap).min(ln_t.min(0.0).exp())
+        })
+        .collect();
+    (lambda, terms)
 }
 
 /// The regularised Newton direction on the face `fidx`: the KKT system
@@ -373,17 +411,22 @@ pub fn sjko_step(
     let mut e = pb.eval(&mu, None)?;
     let mut free: Vec<bool> = mu.iter().map(|&x| x > 0.0).collect();
     let mut rho = 1e-8 * scale;
-    let mut last_h: Option<Mat<f64>> = None;
+    // the Hessian and the face it was computed on
+    let mut last_h: Option<(Mat<f64>, Vec<usize>)> = None;
+    let face_of = |mu: &[f64], free: &[bool]| -> Vec<usize> {
+        (0..n).filter(|&i| mu[i] > 0.0 || free[i]).collect()
+    };
     let mut it = 0;
     // the iterate of smallest residual (returned by a non-strict step that stalls)
     let mut best: Option<(f64, Vec<f64>, f64)> = None;
     loop {
-        let (lambda, r) = kkt(&mu, &e.grad, scale);
+        let (lambda, terms) = kkt_terms(&mu, &e, scale, eps, params.tau);
+        let r = terms.iter().cloned().fold(0.0, f64::max);
         if r <= params.tol {
             let fidx: Vec<usize> = (0..n).filter(|&i| mu[i] > 0.0).collect();
             let h = match last_h {
-                Some(h) => h,
-                None => pb.hessian(&mu, &e),
+                Some((h, _)) => h,
+                None => pb.hessian(&mu, &e, &fidx),
             };
             return Ok(SjkoStep {
                 hessian_cond: tangent_cond(&h, &fidx),
@@ -409,7 +452,7 @@ pub fn sjko_step(
             }
             let fidx: Vec<usize> = (0..n).filter(|&i| mb[i] > 0.0).collect();
             let eb = pb.eval(&mb, Some(&e))?;
-            let h = pb.hessian(&mb, &eb);
+            let h = pb.hessian(&mb, &eb, &fidx);
             return Ok(SjkoStep {
                 hessian_cond: tangent_cond(&h, &fidx),
                 mu: mb,
@@ -437,15 +480,17 @@ pub fn sjko_step(
         // release the most violating index outside the face
         let worst_out = (0..n)
             .filter(|&i| !free[i])
-            .map(|i| (i, e.grad[i] - lambda))
-            .filter(|&(_, d)| d < -params.tol * scale)
-            .min_by(|a, b| a.1.total_cmp(&b.1));
+            .filter(|&i| terms[i] > params.tol && e.grad[i] - lambda < 0.0)
+            .map(|i| (i, terms[i]))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((i, _)) = worst_out {
             free[i] = true;
         }
+        let face = face_of(&mu, &free);
         let h = match last_h.take() {
-            Some(h) => h,
-            None => pb.hessian(&mu, &e),
+            // a Hessian on a larger face is exact on this one (see `Problem::hessian`)
+            Some((h, f)) if face.iter().all(|i| f.binary_search(i).is_ok()) => h,
+            _ => pb.hessian(&mu, &e, &face),
         };
         // Newton direction on the face; an index at zero whose direction points outwards
         // leaves the face and the system is solved again (at most n times)
@@ -463,7 +508,7 @@ pub fn sjko_step(
             outward.iter().for_each(|&i| free[i] = false);
         };
         let fidx: Vec<usize> = (0..n).filter(|&i| free[i]).collect();
-        last_h = Some(h);
+        last_h = Some((h, face));
         if d.iter().any(|x| !x.is_finite()) {
             rho = (rho * 16.0).max(1e-12 * scale);
             continue;
