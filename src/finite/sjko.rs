@@ -38,7 +38,7 @@ use super::error::{check_finite, check_len, check_probability, FiniteError};
 use super::flow::check_trajectory_size;
 use super::rkhs::symmetric_potential;
 use super::space::{dot, FiniteSpace};
-use crate::sinkhorn::{c_transforms, solve_warm, Mode, PointCloud, SinkhornError, SinkhornParams};
+use crate::sinkhorn::{c_transforms, solve_warm, Mode, PointCloud, SinkhornParams};
 
 /// Iterations of the polish of the cross potentials ([`Problem::polish`]).
 const MAX_POLISH: usize = 100_000;
@@ -206,11 +206,12 @@ impl Problem<'_> {
                 return Ok(());
             }
             if k == MAX_POLISH {
-                return Err(SinkhornError::NotConverged {
-                    iterations: k,
-                    marginal_error: r,
-                }
-                .into());
+                return Err(FiniteError::Breakdown {
+                    what: format!(
+                        "SJKO: the polish of the cross potentials stopped at a change of {r:.3e} \
+                         (modulo a constant, over eps) after {k} rounds"
+                    ),
+                });
             }
         }
         Ok(())

@@ -72,10 +72,11 @@ pub enum SinkhornError {
         /// What is wrong with it.
         message: String,
     },
-    /// The iteration hit `max_iters` before the marginal violation fell below `tol`
-    /// (strict mode only; otherwise the output says `converged = false`).
+    /// The iteration hit `max_iters` before the residual (the L1 marginal violation; for the
+    /// symmetric solver $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon$) fell below `tol` (strict mode
+    /// only; otherwise the output says `converged = false`).
     #[error(
-        "Sinkhorn did not converge: L1 marginal violation {marginal_error:.3e} after {iterations} iterations"
+        "Sinkhorn did not converge: residual {marginal_error:.3e} after {iterations} iterations (L1 marginal violation; for the symmetric solver max|T(f) - f|/eps)"
     )]
     NotConverged {
         /// Iterations performed.
