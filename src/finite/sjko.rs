@@ -38,7 +38,7 @@ use super::error::{check_finite, check_len, check_probability, FiniteError};
 use super::flow::check_trajectory_size;
 use super::rkhs::symmetric_potential;
 use super::space::{dot, FiniteSpace};
-use crate::sinkhorn::{c_transforms, solve_warm, Mode, PointCloud, SinkhornParams};
+use crate::sinkhorn::{solve_warm, Geometry, Mode, PointCloud, SinkhornParams, Stepper};
 
 /// Iterations of the polish of the cross potentials ([`Problem::polish`]).
 const MAX_POLISH: usize = 100_000;
@@ -167,7 +167,7 @@ impl Problem<'_> {
         })
     }
 
-    /// Alternate the two c-transforms of the cross problem until
+    /// Alternate the two c-transforms of the cross problem (the engine's [`Stepper`]) until
     /// $\max_i\lvert\Delta f_i\rvert/\varepsilon$ and $\max_j\lvert\Delta g_j\rvert/\varepsilon$ are at most
     /// `sinkhorn_tol` (or the rounding floor of a transform, four ulps of the largest
     /// $\lvert h\rvert+C$ over $\varepsilon$). The engine stops on the L1 marginal error, which
@@ -183,20 +183,27 @@ impl Problem<'_> {
         g: &mut Vec<f64>,
     ) -> Result<(), FiniteError> {
         let cmax = self.space.costs().iter().cloned().fold(0.0, f64::max);
-        for k in 1..=MAX_POLISH {
-            let gn = c_transforms(f, x, &self.nu_cloud, self.eps, self.sp.cost);
-            let fn_ = c_transforms(&gn, &self.nu_cloud, x, self.eps, self.sp.cost);
-            let amax = |v: &[f64]| v.iter().fold(0.0_f64, |m, t| m.max(t.abs()));
-            let floor = 4.0 * f64::EPSILON * (amax(&gn).max(amax(&fn_)) + cmax) / self.eps;
-            let r = gn
-                .iter()
-                .zip(g.iter())
-                .chain(fn_.iter().zip(f.iter()))
+        let geom = Geometry::Clouds {
+            x,
+            y: &self.nu_cloud,
+        };
+        let mut st = Stepper::from_geometry(geom, &self.sp, f, g)?;
+        let amax = |v: &[f64]| v.iter().fold(0.0_f64, |m, t| m.max(t.abs()));
+        let change = |new: &[f64], old: &[f64]| {
+            new.iter()
+                .zip(old)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f64::max)
-                / self.eps;
-            *f = fn_;
-            *g = gn;
+        };
+        for k in 1..=MAX_POLISH {
+            // g <- T(f, mu), then f <- T(g, nu): one round of the engine's alternation
+            st.step_g();
+            st.step_f();
+            let (fn_, gn) = (st.f(), st.g());
+            let floor = 4.0 * f64::EPSILON * (amax(gn).max(amax(fn_)) + cmax) / self.eps;
+            let r = change(gn, g).max(change(fn_, f)) / self.eps;
+            f.copy_from_slice(fn_);
+            g.copy_from_slice(gn);
             if !r.is_finite() {
                 return Err(FiniteError::Breakdown {
                     what: "SJKO: non-finite potential in the polish of the cross solve".into(),
@@ -208,8 +215,8 @@ impl Problem<'_> {
             if k == MAX_POLISH {
                 return Err(FiniteError::Breakdown {
                     what: format!(
-                        "SJKO: the polish of the cross potentials stopped at a change of {r:.3e} \
-                         (modulo a constant, over eps) after {k} rounds"
+                        "SJKO: the polish of the cross potentials stopped at a change of \
+                         {r:.3e} (max |change| / eps) after {k} rounds"
                     ),
                 });
             }
