@@ -176,12 +176,7 @@ impl Problem<'_> {
     /// $s=16$, $\tau=2.8\cdot10^{-4}$: the same $\mu$ solved cold and warm gave scale-free
     /// gradients differing by $1.5\cdot10^{-7}$, above the KKT tolerance. The polish makes $G$
     /// right to about `sinkhorn_tol`$\cdot\varepsilon/(2\tau)$ at every point (theory/finite_flow.md §5).
-    fn polish(
-        &self,
-        x: &PointCloud,
-        f: &mut Vec<f64>,
-        g: &mut Vec<f64>,
-    ) -> Result<(), FiniteError> {
+    fn polish(&self, x: &PointCloud, f: &mut [f64], g: &mut [f64]) -> Result<(), FiniteError> {
         let cmax = self.space.costs().iter().cloned().fold(0.0, f64::max);
         let geom = Geometry::Clouds {
             x,
