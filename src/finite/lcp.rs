@@ -188,6 +188,21 @@ pub struct LcpSolver {
     change_ratio: f64,
     /// Whether the last support solve went through $W$.
     last_complement: bool,
+    /// $Wb$ and $W_{:R}b_R$ for the right-hand side of the current step ([`RhsProducts`]).
+    rhs_products: Option<RhsProducts>,
+}
+
+/// Products by $W$ kept across the complement solves of one right-hand side $b$ (every iterate
+/// of a step solves for the same $b$): $Wb$, and $u=W_{:R}b_R$ for the last complement $R$,
+/// updated by the columns of the indices that join or leave $R$.
+struct RhsProducts {
+    b: Vec<f64>,
+    wb: Vec<f64>,
+    /// Membership of the last complement $R$.
+    in_r: Vec<bool>,
+    u: Vec<f64>,
+    /// Columns added to or removed from `u` since it was formed in one pass.
+    updates: usize,
 }
 
 /// The iterates of the interior-point method ([`LcpSolver::interior_point`]).
@@ -239,6 +254,7 @@ impl LcpSolver {
             complement_min: usize::MAX,
             change_ratio: 0.0,
             last_complement: false,
+            rhs_products: None,
         }
     }
 
@@ -370,6 +386,66 @@ impl LcpSolver {
         s.iter().map(|&i| y[i]).collect()
     }
 
+    /// [`LcpSolver::complement_solve`] for the step's right-hand side $b$, with the products of
+    /// [`RhsProducts`]: $y=W\tilde b=Wb-W_{:R}b_R$ and $x=y-W_{:R}\lambda$, so that a solve costs
+    /// $O(N\lvert R\rvert)$ plus $O(N)$ per index that joined or left $R$, instead of $O(N^2)$
+    /// (theory/finite_flow.md §8h).
+    fn complement_solve_rhs(&mut self, s: &[usize], b: &[f64]) -> Vec<f64> {
+        let Inverse::Ready(w) = &self.inverse else {
+            unreachable!("complement path without an inverse")
+        };
+        let comp = self.comp.as_ref().expect("complement prepared");
+        let n = self.m.nrows();
+        let mut in_r = vec![false; n];
+        comp.removed.iter().for_each(|&j| in_r[j] = true);
+        let columns =
+            |set: &mut dyn Iterator<Item = (usize, f64)>| -> Vec<(&[f64], f64, usize, usize)> {
+                set.filter(|&(_, c)| c != 0.0)
+                    .map(|(j, c)| (col_slice(w, j), c, 0, n))
+                    .collect()
+            };
+        let fresh = match &self.rhs_products {
+            Some(p) => p.b.as_slice() != b || p.updates > n / 2,
+            None => true,
+        };
+        if fresh {
+            let mut wb = vec![0.0; n];
+            axpy_columns(&mut wb, &columns(&mut (0..n).map(|j| (j, b[j]))));
+            let mut u = vec![0.0; n];
+            axpy_columns(
+                &mut u,
+                &columns(&mut comp.removed.iter().map(|&j| (j, b[j]))),
+            );
+            self.rhs_products = Some(RhsProducts {
+                b: b.to_vec(),
+                wb,
+                in_r,
+                u,
+                updates: 0,
+            });
+        } else {
+            let p = self.rhs_products.as_mut().expect("checked above");
+            let changed: Vec<(usize, f64)> = (0..n)
+                .filter(|&j| p.in_r[j] != in_r[j])
+                .map(|j| (j, if in_r[j] { b[j] } else { -b[j] }))
+                .collect();
+            p.updates += changed.len();
+            axpy_columns(&mut p.u, &columns(&mut changed.into_iter()));
+            p.in_r = in_r;
+        }
+        let p = self.rhs_products.as_ref().expect("formed above");
+        let mut y: Vec<f64> = p.wb.iter().zip(&p.u).map(|(a, c)| a - c).collect();
+        if !comp.removed.is_empty() {
+            let lu = comp.lu.as_ref().expect("complement prepared");
+            let lam = lu.solve(&comp.removed, &y);
+            axpy_columns(
+                &mut y,
+                &columns(&mut comp.removed.iter().zip(&lam).map(|(&j, &l)| (j, -l))),
+            );
+        }
+        s.iter().map(|&i| y[i]).collect()
+    }
+
     /// Keep the parameters of the current call that the iteration reads.
     fn take_params(&mut self, params: &LcpParams) {
         self.complement_min = params.complement_min;
@@ -393,7 +469,7 @@ impl LcpSolver {
         if allow_complement && self.use_complement(s) {
             self.prepare_complement(s);
             self.last_complement = true;
-            return self.complement_solve(s, b);
+            return self.complement_solve_rhs(s, b);
         }
         self.last_complement = false;
         let usable = match &mut self.cache {
@@ -1105,6 +1181,16 @@ pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
     }
 }
 
+/// The most indices a base's universe holds ([`SupportLu`]): $\max(8,\lvert B\rvert)$, so that $G$
+/// and $Z$ take at most about the memory of the LU.
+fn universe_cap(nb: usize) -> usize {
+    8usize.max(nb)
+}
+
+/// From this size $k$ of the Schur block on, it is solved by nested bordering
+/// ([`SupportLu::inner`]) rather than factorised afresh.
+const NESTED_MIN: usize = 128;
+
 /// The LU of $M_{BB}$ for a base support $B$ and, for a support $S=B\setminus R\cup A$ near it,
 /// the bordered system
 /// $$\begin{pmatrix}M_{BB}&M_{BA}&E_R\\M_{AB}&M_{AA}&0\\E_R^\top&0&0\end{pmatrix}
@@ -1121,14 +1207,11 @@ pub fn kkt_residual(a: &[f64], w: &[f64], b: &[f64], norm_m: f64) -> f64 {
 /// indices involved: they are computed once per index, for all the indices met so far
 /// ([`Universe`]), by blocked solves and products (BLAS-3), and every later support of the same
 /// base (the next active-set iterate, the next step) costs only the LU of its $k\times k$ block
-/// of $Z$. Used while $k\le\max(4,\lvert B\rvert/2)$ and at most $\max(8,\lvert B\rvert)$ indices
+/// of $Z$ — or, from $k\ge$ [`NESTED_MIN`] on, a bordered solve of that block on the LU of an
+/// earlier Schur block $Z_{P_0P_0}$ of the same base ([`SupportLu::inner`], the same structure one
+/// level down; consecutive iterates change $P$ by a few dozen of its hundreds of indices,
+/// theory/finite_flow.md §8h). Used while $k\le\max(4,\lvert B\rvert/2)$ and at most $\max(8,\lvert B\rvert)$ indices
 /// have been met; beyond, $M_{SS}$ is factorised afresh and becomes the base.
-/// The most indices a base's universe holds ([`SupportLu`]): $\max(8,\lvert B\rvert)$, so that $G$
-/// and $Z$ take at most about the memory of the LU.
-fn universe_cap(nb: usize) -> usize {
-    8usize.max(nb)
-}
-
 struct SupportLu {
     base: Vec<usize>,
     lu: BandedLu,
@@ -1136,6 +1219,9 @@ struct SupportLu {
     pos: Vec<usize>,
     uni: Universe,
     bord: Option<Bordered>,
+    /// The bordered factorisation of the Schur blocks $Z_{PP}$: a [`SupportLu`] over the members'
+    /// $Z$, whose base is an earlier Schur set $P_0$ (nested bordering, for large $k$).
+    inner: Option<Box<SupportLu>>,
     /// The last right-hand side on $B$ of a bordered solve and $M_{BB}^{-1}$ of it.
     last: std::cell::RefCell<Option<(Vec<f64>, Vec<f64>)>>,
 }
@@ -1168,7 +1254,19 @@ struct Bordered {
     slots: Vec<usize>,
     /// Positions in $B$ of $R$.
     removed: Vec<usize>,
-    zlu: faer::linalg::solvers::PartialPivLu<f64>,
+    schur: SchurLu,
+}
+
+/// How a bordered solve solves its Schur block $Z_{PP}$ ([`SupportLu`]).
+enum SchurLu {
+    /// An LU of $Z_{PP}$.
+    Direct(faer::linalg::solvers::PartialPivLu<f64>),
+    /// Through [`SupportLu::inner`], prepared for the sorted slots `sorted`; `order[c]` is the
+    /// position in `sorted` of the `c`-th slot of [`Bordered::slots`].
+    Nested {
+        sorted: Vec<usize>,
+        order: Vec<usize>,
+    },
 }
 
 impl SupportLu {
@@ -1197,6 +1295,7 @@ impl SupportLu {
                 },
             },
             bord: None,
+            inner: None,
             last: std::cell::RefCell::new(None),
         }
     }
@@ -1245,22 +1344,53 @@ impl SupportLu {
             .chain(removed.iter().map(|&p| &self.base[p]))
             .map(|&j| uni.slot[j])
             .collect();
-        let mut z = Mat::<f64>::zeros(k, k);
-        for (c, &tc) in slots.iter().enumerate() {
-            let src = col_slice(&uni.z, tc);
-            let dst = z.col_mut(c).try_as_col_major_mut().expect("column-major");
-            for (d, &tr) in dst.as_slice_mut().iter_mut().zip(&slots) {
-                *d = src[tr];
+        let schur = if k >= NESTED_MIN {
+            let mut sorted = slots.clone();
+            sorted.sort_unstable();
+            let order = slots
+                .iter()
+                .map(|t| sorted.binary_search(t).expect("a member slot"))
+                .collect();
+            let members = uni.z.nrows();
+            let usable = match &mut self.inner {
+                Some(inner) => {
+                    inner.grow(members);
+                    inner.prepare(&uni.z, &sorted)
+                }
+                None => false,
+            };
+            if !usable {
+                self.inner = Some(Box::new(SupportLu::new(&uni.z, &sorted)));
             }
-        }
+            SchurLu::Nested { sorted, order }
+        } else {
+            let mut z = Mat::<f64>::zeros(k, k);
+            for (c, &tc) in slots.iter().enumerate() {
+                let src = col_slice(&uni.z, tc);
+                let dst = z.col_mut(c).try_as_col_major_mut().expect("column-major");
+                for (d, &tr) in dst.as_slice_mut().iter_mut().zip(&slots) {
+                    *d = src[tr];
+                }
+            }
+            SchurLu::Direct(z.partial_piv_lu())
+        };
         self.bord = Some(Bordered {
             support: s.to_vec(),
             added,
             slots,
             removed,
-            zlu: z.partial_piv_lu(),
+            schur,
         });
         true
+    }
+
+    /// Widen the index maps to a full set of `n` indices (the members' $Z$ of an outer
+    /// [`SupportLu`] grows as its universe does; earlier entries are unchanged).
+    fn grow(&mut self, n: usize) {
+        if self.pos.len() < n {
+            self.pos.resize(n, usize::MAX);
+            self.uni.slot.resize(n, usize::MAX);
+        }
     }
 
     /// Add the indices `fresh` (not yet members) to the universe: their columns of $G$ by one
@@ -1378,7 +1508,18 @@ impl SupportLu {
             })
             .chain(bd.removed.iter().map(|&p| -y0[p]))
             .collect();
-        let z = solve_lu(&bd.zlu, &r);
+        let z = match &bd.schur {
+            SchurLu::Direct(lu) => solve_lu(lu, &r),
+            SchurLu::Nested { sorted, order } => {
+                let mut full = vec![0.0; uni.z.nrows()];
+                for (&t, &rc) in bd.slots.iter().zip(&r) {
+                    full[t] = rc;
+                }
+                let inner = self.inner.as_ref().expect("nested Schur prepared");
+                let x = inner.solve(sorted, &full);
+                order.iter().map(|&o| x[o]).collect()
+            }
+        };
         let mut xb = y0;
         let terms: Vec<(&[f64], f64, usize, usize)> = bd
             .slots
@@ -1472,5 +1613,54 @@ mod bordered_tests {
         let far: Vec<usize> = (0..30).collect();
         solver.solve_support(&far, &b, true);
         assert_eq!(solver.factorisations(), 2);
+    }
+
+    #[test]
+    fn nested_bordering_matches_a_direct_factorisation() {
+        // the matrix type of the test above at n = 600, base |B| = 400: supports with
+        // k >= NESTED_MIN changes solve their Schur block by a bordered solve of its own
+        let n = 600;
+        let m = Mat::from_fn(n, n, |i, j| {
+            let d = (i as f64 - j as f64) / 1.5;
+            let (vi, vj) = ((i as f64 * 0.03).sin(), (j as f64 * 0.03).sin());
+            (-d * d).exp() * (1.0 + 0.8 * (vi - vj))
+        });
+        let b: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 * 0.1).cos()).collect();
+        let mut solver = LcpSolver::new(m.clone());
+        let base: Vec<usize> = (0..400).collect();
+        solver.solve_support(&base, &b, true);
+        let check = |s: &[usize], x: &[f64]| {
+            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
+            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
+            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
+            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
+            let err = x
+                .iter()
+                .zip(&x0)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            // backward-stable solves of a matrix with cond ~ 1e2, bordered twice
+            assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
+        };
+        // k = 134 removed + 20 added = 154 >= NESTED_MIN: the inner base is this Schur set
+        let s1: Vec<usize> = (0..400).filter(|i| i % 3 != 0).chain(400..420).collect();
+        // then 12 more removals (i = 22 mod 33), 10 more additions (420..430), and 5 of the first
+        // additions (400..405) back out: a bordered solve on the inner base
+        let s2: Vec<usize> = (0..400)
+            .filter(|i| i % 3 != 0 && (i % 3 != 1 || i % 11 != 0))
+            .chain(405..430)
+            .collect();
+        for (q, s) in [s1, s2].iter().enumerate() {
+            let x = solver.solve_support(s, &b, true);
+            assert_eq!(solver.factorisations(), 1, "support {q} factorised M_SS");
+            let lu = solver.cache.as_ref().unwrap();
+            assert!(matches!(
+                lu.bord.as_ref().unwrap().schur,
+                SchurLu::Nested { .. }
+            ));
+            let inner = lu.inner.as_ref().expect("nested Schur");
+            assert_eq!(inner.bord.is_some(), q == 1, "support {q}");
+            check(s, &x);
+        }
     }
 }

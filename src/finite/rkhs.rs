@@ -400,6 +400,25 @@ impl BandedLu {
         y
     }
 
+    /// $A^{-1}R$ in place on the calling thread.
+    fn solve_seq(&self, r: faer::MatMut<'_, f64>) {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::lu::partial_pivoting::solve::{
+            solve_in_place_scratch, solve_in_place_with_conj,
+        };
+        let (n, q) = (r.nrows(), r.ncols());
+        let mut buf = MemBuffer::new(solve_in_place_scratch::<usize, f64>(n, q, faer::Par::Seq));
+        solve_in_place_with_conj(
+            self.lu.L(),
+            self.lu.U(),
+            self.lu.P(),
+            faer::Conj::No,
+            r,
+            faer::Par::Seq,
+            MemStack::new(&mut buf),
+        );
+    }
+
     /// $A^{-1}R$ for the columns of `r`, in place: the blocked triangular solves of faer (BLAS-3,
     /// parallel) when the factors have no band of exact zeros, else [`BandedLu::solve`] per column.
     pub(crate) fn solve_many(&self, r: &mut faer::Mat<f64>) {
@@ -409,7 +428,16 @@ impl BandedLu {
             .map(|j| (self.l_hi[j] - j - 1) + (j - self.u_lo[j] + 1))
             .sum();
         if 2 * nnz >= n * n {
-            self.lu.solve_in_place_with_conj(faer::Conj::No, r.as_mut());
+            // two halves of the columns on the two threads of the pool, each solved
+            // sequentially: faster than faer's parallel solve for the few dozen columns of a
+            // universe extension (measured at n = 260–1500, theory/finite_flow.md §8h)
+            let q = r.ncols();
+            if q >= 2 && rayon::current_num_threads() >= 2 {
+                let (left, right) = r.as_mut().split_at_col_mut(q / 2);
+                rayon::join(|| self.solve_seq(left), || self.solve_seq(right));
+            } else {
+                self.lu.solve_in_place_with_conj(faer::Conj::No, r.as_mut());
+            }
         } else {
             for c in 0..r.ncols() {
                 let col: Vec<f64> = (0..n).map(|i| r[(i, c)]).collect();
