@@ -252,6 +252,33 @@ fn eps_scaling_same_solution_and_small_eps() {
 }
 
 #[test]
+fn symmetric_solve_with_far_zero_weights_converges() {
+    // A Dirac at 1.5 among 41 points of [-2, 2], eps = 0.01, tol 1e-13. The symmetric
+    // potential is exact: f(x0) = 0 (f0 = -f0 at the fixed point) and f = C(., x0) elsewhere
+    // (T at a zero-weight point sees the Dirac alone). The stop rule over all points could
+    // not pass: at x = -2, T(f) and f are ~12.25 and differ by an ulp of it, 2^-49 / 0.01 >
+    // 1e-13. Asserted: convergence, f(x0) = 0 to 1e-15, f = C(., x0) to 4 ulps of C.
+    let n = 41;
+    let flat: Vec<f64> = (0..n).map(|i| -2.0 + 4.0 * i as f64 / 40.0).collect();
+    let i0 = 35; // x = 1.5
+    let w: Vec<f64> = (0..n).map(|i| if i == i0 { 1.0 } else { 0.0 }).collect();
+    let x = PointCloud::from_flat(flat.clone(), 1, Some(w), false).unwrap();
+    for cost in [Cost::SqEuclidean, Cost::HalfSqEuclidean] {
+        let p = SinkhornParams::new(0.01).with_tol(1e-13);
+        let out = solve_symmetric(&x, &p.with_cost(cost)).unwrap();
+        assert!(out.converged && out.residual <= 1e-13, "{}", out.residual);
+        assert!(out.f[i0].abs() <= 1e-15, "f(x0) = {:e}", out.f[i0]);
+        for (i, &fi) in out.f.iter().enumerate() {
+            let c = cost.eval(&[flat[i]], &[flat[i0]]);
+            assert!(
+                (fi - c).abs() <= 4.0 * f64::EPSILON * c.max(1.0),
+                "point {i}: f = {fi}, C = {c}"
+            );
+        }
+    }
+}
+
+#[test]
 fn nonconvergence_is_reported() {
     let x = cloud(15, 50, 2, 0.0, false);
     let y = cloud(16, 50, 2, 1.0, false);

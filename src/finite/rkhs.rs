@@ -107,11 +107,12 @@ pub(crate) struct SymmetricPotential {
 
 /// [`SymmetricPotential`]: the fixed point $f=T(f,\mu)$ is iterated on the support of $\mu$
 /// only and extended to the other points by one transform (exact: points of zero mass do not
-/// enter $T$). Iterated on all points, the stop rule
+/// enter $T$), so each iteration costs transforms at the support's points only. (The engine's
+/// symmetric solve also stops on the support: over all points the stop rule
 /// $\max_i\lvert T(f)_i-f_i\rvert/\varepsilon\le$ `tol` cannot pass for a measure of small
-/// support: far from it $f_i$ is about the cost to the support, and the residual does not fall
-/// below one ulp of that cost over eps (1.8e-13 at $C=16$, $\varepsilon=0.01$), whatever the
-/// iterations (theory/finite_flow.md §2).
+/// support, since far from it $f_i$ is about the cost to the support and the residual does not
+/// fall below one ulp of that cost over eps — 1.8e-13 at $C=16$, $\varepsilon=0.01$ —
+/// theory/finite_flow.md §2.)
 pub(crate) fn symmetric_potential(
     space: &FiniteSpace,
     mu: &[f64],

@@ -8,6 +8,12 @@
 //! contracts with factor $\le\tfrac12$ near the fixed point for every $\varepsilon$. Stop on
 //! $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon\le$ `tol` ($e^{-f/\varepsilon}$ carries the
 //! error of $f$ divided by $\varepsilon$). Then $\mathrm{OT}_\varepsilon(\mu,\mu)=2\int f\,d\mu$.
+//!
+//! Points of zero weight do not enter $T$: the maximum runs over the support of $\mu$, and $f$
+//! at the other points is returned as $T(f,\mu)$ there, the exact extension of the potential.
+//! (Over all points the stop rule could not pass at small $\varepsilon$: at a zero-weight point
+//! far from the mass, $T(f,\mu)$ and $f$ are of the size of $C$ and differ by at least an ulp of
+//! it, e.g. $2^{-49}/0.01=1.8\cdot10^{-13}$ for $C\approx9$, $\varepsilon=0.01$.)
 
 use super::engine::dot;
 use super::engine::{Engine, Side};
@@ -21,14 +27,16 @@ use crate::Cost;
 /// The result of [`solve_symmetric`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SymmetricOutput {
-    /// The symmetric potential $f=f_{\mu,\mu}$ at the support of $\mu$ (the iterate whose
-    /// residual is reported).
+    /// The symmetric potential $f=f_{\mu,\mu}$ at every point: on the support of $\mu$ the
+    /// iterate whose residual is reported, at points of zero weight its transform $T(f,\mu)$
+    /// (module docs).
     pub f: Vec<f64>,
     /// $\mathrm{OT}_\varepsilon(\mu,\mu)=2\int f\,d\mu$.
     pub ot: f64,
     /// Averaged iterations done (annealing ones included).
     pub iterations: usize,
-    /// $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon$ at the returned $f$.
+    /// $\max_i\lvert T(f,\mu)_i-f_i\rvert/\varepsilon$ over the support of $\mu$ at the returned
+    /// $f$.
     pub residual: f64,
     /// $\lVert P\mathbb1-a\rVert_1$ of the plan $a_ia_je^{(f_i+f_j-C_{ij})/\varepsilon}$.
     pub marginal_error: f64,
@@ -92,6 +100,8 @@ pub(crate) fn symmetric_impl(
     let total_max = annealing + params.max_iters;
     let tol = effective_tol(params.tol, eps, engine.cost_spread);
     let mut tf = vec![0.0; n];
+    // the stop rule looks at the support only (module docs)
+    let support: Vec<bool> = x.weights().iter().map(|&w| w > 0.0).collect();
     let mut history = Vec::new();
     let mut k = 0;
     let (residual, converged) = loop {
@@ -99,8 +109,10 @@ pub(crate) fn symmetric_impl(
         engine.transform(Side::Rows, &f, e, &mut tf);
         let inv_e = 1.0 / e;
         let mut r: f64 = 0.0;
-        for (&a, &b) in tf.iter().zip(&f) {
-            r = r.max((a - b).abs() * inv_e);
+        for ((&a, &b), &on) in tf.iter().zip(&f).zip(&support) {
+            if on {
+                r = r.max((a - b).abs() * inv_e);
+            }
         }
         k += 1;
         if let Some(converged) = stop_rule(k, r, tol, annealing, total_max, params, &mut history)? {
@@ -115,6 +127,12 @@ pub(crate) fn symmetric_impl(
             iterations: k,
             marginal_error: residual,
         });
+    }
+    // zero-weight points: the transform of the returned f (exact, they do not enter T)
+    for ((fi, &ti), &on) in f.iter_mut().zip(&tf).zip(&support) {
+        if !on {
+            *fi = ti;
+        }
     }
     let inv_eps = 1.0 / eps;
     let marginal_error = x
