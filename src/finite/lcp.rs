@@ -1545,16 +1545,34 @@ impl SupportLu {
 mod bordered_tests {
     use super::*;
 
+    /// A non-symmetric positive definite (P-) matrix of the resolvent type:
+    /// $M_{ij}=K_{ij}(1+0.8(V_i-V_j))$, $K$ a Gaussian kernel on a 1-D grid, $V_i=\sin(\omega i)$.
+    fn resolvent_type(n: usize, omega: f64) -> Mat<f64> {
+        Mat::from_fn(n, n, |i, j| {
+            let d = (i as f64 - j as f64) / 1.5;
+            let (vi, vj) = ((i as f64 * omega).sin(), (j as f64 * omega).sin());
+            (-d * d).exp() * (1.0 + 0.8 * (vi - vj))
+        })
+    }
+
+    /// The largest deviation of `x` from a direct solve of $M_{SS}x=b_S$, and the solution's scale.
+    fn deviation(m: &Mat<f64>, b: &[f64], s: &[usize], x: &[f64]) -> (f64, f64) {
+        let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
+        let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
+        let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
+        let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
+        let err = x
+            .iter()
+            .zip(&x0)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max);
+        (err, scale)
+    }
+
     #[test]
     fn bordered_solve_matches_a_direct_factorisation() {
-        // a non-symmetric positive definite (P-) matrix of the resolvent type:
-        // M_ij = K_ij (1 + c (V_i - V_j)), K a Gaussian kernel on a 1-D grid
         let n = 60;
-        let m = Mat::from_fn(n, n, |i, j| {
-            let d = (i as f64 - j as f64) / 1.5;
-            let (vi, vj) = ((i as f64 * 0.1).sin(), (j as f64 * 0.1).sin());
-            (-d * d).exp() * (1.0 + 0.8 * (vi - vj))
-        });
+        let m = resolvent_type(n, 0.1);
         let mut solver = LcpSolver::new(m.clone());
         let b: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 * 0.3).cos()).collect();
         let base: Vec<usize> = (5..55).collect();
@@ -1565,22 +1583,9 @@ mod bordered_tests {
             .chain((5..55).filter(|&i| i != 10 && i != 30))
             .chain(57..59)
             .collect();
-        // the largest deviation of `x` from a direct solve of M_SS, and the solution's scale
-        let deviation = |s: &[usize], x: &[f64]| {
-            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
-            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
-            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
-            let err = x
-                .iter()
-                .zip(&x0)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f64::max);
-            (err, scale)
-        };
         let x = solver.solve_support(&s, &b, true);
         assert_eq!(solver.factorisations(), 1, "the bordered path factorised");
-        let (err, scale) = deviation(&s, &x);
+        let (err, scale) = deviation(&m, &b, &s, &x);
         // two backward-stable solves of a matrix with cond ~ 1e3: agreement to ~cond u
         assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
         // a sequence of supports with up to |B|/2 = 25 changes, sharing indices: all bordered on
@@ -1600,7 +1605,7 @@ mod bordered_tests {
         for (q, s) in seq.iter().enumerate() {
             let x = solver.solve_support(s, &b, true);
             assert_eq!(solver.factorisations(), 1, "support {q} factorised");
-            let (err, scale) = deviation(s, &x);
+            let (err, scale) = deviation(&m, &b, s, &x);
             assert!(err <= 1e-11 * scale, "support {q}: {err:e} vs {scale:e}");
             let now = solver.cache.as_ref().unwrap().uni.idx.len();
             assert!(now >= members);
@@ -1620,28 +1625,11 @@ mod bordered_tests {
         // the matrix type of the test above at n = 600, base |B| = 400: supports with
         // k >= NESTED_MIN changes solve their Schur block by a bordered solve of its own
         let n = 600;
-        let m = Mat::from_fn(n, n, |i, j| {
-            let d = (i as f64 - j as f64) / 1.5;
-            let (vi, vj) = ((i as f64 * 0.03).sin(), (j as f64 * 0.03).sin());
-            (-d * d).exp() * (1.0 + 0.8 * (vi - vj))
-        });
+        let m = resolvent_type(n, 0.03);
         let b: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 * 0.1).cos()).collect();
         let mut solver = LcpSolver::new(m.clone());
         let base: Vec<usize> = (0..400).collect();
         solver.solve_support(&base, &b, true);
-        let check = |s: &[usize], x: &[f64]| {
-            let sub = Mat::from_fn(s.len(), s.len(), |i, j| m[(s[i], s[j])]);
-            let rhs: Vec<f64> = s.iter().map(|&i| b[i]).collect();
-            let x0 = solve_lu(&sub.partial_piv_lu(), &rhs);
-            let scale = x0.iter().fold(0.0f64, |a, t| a.max(t.abs()));
-            let err = x
-                .iter()
-                .zip(&x0)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f64::max);
-            // backward-stable solves of a matrix with cond ~ 1e2, bordered twice
-            assert!(err <= 1e-11 * scale, "{err:e} vs {scale:e}");
-        };
         // k = 134 removed + 20 added = 154 >= NESTED_MIN: the inner base is this Schur set
         let s1: Vec<usize> = (0..400).filter(|i| i % 3 != 0).chain(400..420).collect();
         // then 12 more removals (i = 22 mod 33), 10 more additions (420..430), and 5 of the first
@@ -1660,7 +1648,9 @@ mod bordered_tests {
             ));
             let inner = lu.inner.as_ref().expect("nested Schur");
             assert_eq!(inner.bord.is_some(), q == 1, "support {q}");
-            check(s, &x);
+            let (err, scale) = deviation(&m, &b, s, &x);
+            // backward-stable solves of a matrix with cond ~ 1e2, bordered twice
+            assert!(err <= 1e-11 * scale, "support {q}: {err:e} vs {scale:e}");
         }
     }
 }
