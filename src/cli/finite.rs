@@ -122,7 +122,9 @@ pub struct SjkoArgs {
     /// SJKO step tau > 0.
     #[arg(long, allow_hyphen_values = true)]
     pub tau: String,
-    /// Accepted scale-free KKT residual per step (default 1e-10).
+    /// Accepted scale-free KKT residual per step (default 1e-10): max over points of
+    /// |min(mu_i/max mu, (G_i - lambda)/scale of G)|, a zero mass far from the support counted
+    /// by the mass that would close its gap (theory/finite_flow.md §5).
     #[arg(long, default_value = "1e-10", allow_hyphen_values = true)]
     pub tol: String,
     /// Accepted for symmetry with `flow`: SJKO iterates are probabilities already.
