@@ -420,8 +420,9 @@ impl BandedLu {
         );
     }
 
-    /// $A^{-1}R$ for the columns of `r`, in place: the blocked triangular solves of faer (BLAS-3,
-    /// parallel) when the factors have no band of exact zeros, else [`BandedLu::solve`] per column.
+    /// $A^{-1}R$ for the columns of `r`, in place: the blocked triangular solves of faer (BLAS-3;
+    /// two halves of the columns on two threads) when the factors have no band of exact zeros,
+    /// else [`BandedLu::solve`] per column.
     pub(crate) fn solve_many(&self, r: &mut faer::Mat<f64>) {
         use faer::linalg::solvers::SolveCore;
         let n = self.l_hi.len();

@@ -13,7 +13,7 @@
 //! at the other points is returned as $T(f,\mu)$ there, the exact extension of the potential.
 //! (Over all points the stop rule could not pass at small $\varepsilon$: at a zero-weight point
 //! far from the mass, $T(f,\mu)$ and $f$ are of the size of $C$ and differ by at least an ulp of
-//! it, e.g. $2^{-49}/0.01=1.8\cdot10^{-13}$ for $C\approx9$, $\varepsilon=0.01$.)
+//! it, e.g. $2^{-49}/0.01=1.8\cdot10^{-13}$ for $C$ in $[8,16)$, $\varepsilon=0.01$.)
 
 use super::engine::dot;
 use super::engine::{Engine, Side};
